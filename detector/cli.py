@@ -1,0 +1,143 @@
+"""Command line: ``python -m detector list|scan|explain``.
+
+Exit codes: 0 success (bad image files are rows with an error, not failures), 2 bad arguments or
+no usable model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import detector
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    infos = detector.list_models(args.models_dir)
+    json.dump([info.to_dict() for info in infos], sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _select_models(names: list[str] | None, models_dir: str | None) -> list[str]:
+    infos = detector.list_models(models_dir)
+    trained = [info.name for info in infos if info.trained]
+    if not names:
+        if not trained:
+            raise detector.ModelNotTrainedError(
+                "no trained models found; train one (see README, 'Training') or point "
+                "--models-dir / FAKEDETECT_MODELS_DIR at a folder of trained models"
+            )
+        return trained[:1]
+    if names == ["all"]:
+        if not trained:
+            raise detector.ModelNotTrainedError("no trained models found (see README, 'Training')")
+        return trained
+    return names
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    names = _select_models(args.model, args.models_dir)
+    detectors = [detector.load_model(name, args.models_dir) for name in names]
+    files = detector.expand_paths(args.paths)
+    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        bar = None
+        if not args.quiet and len(files) > 1:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(files), unit="file", file=sys.stderr, desc="scanning")
+        rows = detector.scan(
+            files, detectors, batch_size=args.batch_size, progress=bar.update if bar else None
+        )
+        if args.format == "csv":
+            writer = csv.DictWriter(out, fieldnames=list(detector.SCAN_FIELDS))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(row.to_dict())
+        elif args.format == "jsonl":
+            for row in rows:
+                out.write(json.dumps(row.to_dict()) + "\n")
+        else:
+            json.dump([row.to_dict() for row in rows], out, indent=2)
+            out.write("\n")
+        if bar:
+            bar.close()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    det = detector.load_model(args.model, args.models_dir)
+    result = det.explain(args.image, args.method, alpha=args.alpha)
+    Image.fromarray(result.overlay).save(args.output)
+    json.dump(
+        {**result.prediction.to_dict(), "method": result.method, "overlay": str(args.output)},
+        sys.stdout,
+        indent=2,
+    )
+    sys.stdout.write("\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m detector", description="Detect AI-generated images with explainable models."
+    )
+    parser.add_argument("--models-dir", help="folder of trained models (default: assets/models)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="list models as JSON (trained or recipe only)")
+    p_list.set_defaults(func=_cmd_list)
+
+    p_scan = sub.add_parser("scan", help="score files and folders; one row per (file, model)")
+    p_scan.add_argument("paths", nargs="+", help="image files and/or folders (recursive)")
+    p_scan.add_argument(
+        "--model", action="append", help="model name, repeatable, or 'all' (default: the best)"
+    )
+    p_scan.add_argument("--format", choices=("csv", "json", "jsonl"), default="csv")
+    p_scan.add_argument("--output", "-o", help="write here instead of stdout")
+    p_scan.add_argument("--batch-size", type=int, default=32)
+    p_scan.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p_scan.set_defaults(func=_cmd_scan)
+
+    p_exp = sub.add_parser("explain", help="save a heatmap overlay for one image")
+    p_exp.add_argument("image")
+    p_exp.add_argument("--model", default=None)
+    p_exp.add_argument("--method", default="gradcam", choices=("gradcam", "gradcam++", "attention"))
+    p_exp.add_argument("--alpha", type=float, default=0.45)
+    p_exp.add_argument("--output", "-o", required=True, help="PNG file to write")
+    p_exp.set_defaults(func=_cmd_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "batch_size", 1) < 1:
+        parser.error("--batch-size must be at least 1")
+    try:
+        return args.func(args)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except detector.DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

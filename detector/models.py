@@ -1,0 +1,335 @@
+"""Finding, verifying and loading trained models (cards + ``.keras`` weights)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detector.card import ModelCard, sha256_file
+from detector.errors import (
+    ChecksumError,
+    DetectorError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelNotTrainedError,
+    UnsafeModelError,
+)
+from detector.recipes import get_recipe, recipes
+
+log = logging.getLogger(__name__)
+
+#: Environment variable that points the package at another folder of trained models.
+MODELS_DIR_ENV = "FAKEDETECT_MODELS_DIR"
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+
+
+def models_dir(override: str | Path | None = None) -> Path:
+    """The folder holding one sub-folder per trained model."""
+    if override is not None:
+        return Path(override)
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env) if env else DEFAULT_MODELS_DIR
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the tool knows: trained (weights + card present) or a recipe without weights.
+
+    Attributes:
+        name: Name to load it by.
+        recipe: Recipe it was built from.
+        trained: True when trained weights and a card are present.
+        title: Human-readable name.
+        summary: One line for the UIs.
+        methods: Explanation methods it supports.
+        input_size: Model input side in pixels.
+        metrics: Headline test metrics from the card (empty for untrained recipes).
+        note: For untrained recipes, how to get weights.
+    """
+
+    name: str
+    recipe: str
+    trained: bool
+    title: str
+    summary: str
+    methods: tuple[str, ...]
+    input_size: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "recipe": self.recipe,
+            "trained": self.trained,
+            "title": self.title,
+            "summary": self.summary,
+            "methods": list(self.methods),
+            "input_size": self.input_size,
+            "metrics": self.metrics,
+            "note": self.note,
+        }
+
+
+def _untrained_note(recipe: str) -> str:
+    return (
+        f"no trained weights ship for recipe {recipe!r}; train one with "
+        f"`python -m training train {recipe} --data DIR --out assets/models/NAME`, "
+        "or load a published checkpoint (see README, 'Models')"
+    )
+
+
+def _headline(card: ModelCard) -> dict[str, Any]:
+    test = card.metrics.get("test", {}) if isinstance(card.metrics, dict) else {}
+    keys = ("roc_auc", "accuracy", "f1", "average_precision")
+    return {k: test[k] for k in keys if k in test}
+
+
+def _scan(directory: str | Path | None) -> dict[str, tuple[ModelCard, Path]]:
+    root = models_dir(directory)
+    found: dict[str, tuple[ModelCard, Path]] = {}
+    if not root.is_dir():
+        return found
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not (folder / "card.json").is_file():
+            continue
+        try:
+            card = ModelCard.load(folder)
+        except DetectorError as exc:
+            log.warning("skipping %s: %s", folder.name, exc)
+            continue
+        found[card.name] = (card, folder)
+    return found
+
+
+def trained_cards(directory: str | Path | None = None) -> dict[str, ModelCard]:
+    """Cards of every model folder under the models directory, by name (bad cards are skipped)."""
+    return {name: card for name, (card, _) in _scan(directory).items()}
+
+
+def list_models(directory: str | Path | None = None) -> list[ModelInfo]:
+    """Every trained model (best test ROC-AUC first), then the recipes that ship no weights."""
+    cards = trained_cards(directory)
+    infos = [
+        ModelInfo(
+            name=card.name,
+            recipe=card.spec.recipe,
+            trained=True,
+            title=card.title or card.name,
+            summary=card.summary,
+            methods=card.spec.explain_methods,
+            input_size=card.spec.input_size,
+            metrics=_headline(card),
+        )
+        for card in cards.values()
+    ]
+    infos.sort(key=lambda info: -float(info.metrics.get("roc_auc", 0.0)))
+    trained_recipes = {card.spec.recipe for card in cards.values()}
+    for name, recipe in recipes().items():
+        if name in cards or name in trained_recipes:
+            continue
+        spec = recipe.spec()
+        infos.append(
+            ModelInfo(
+                name=name,
+                recipe=name,
+                trained=False,
+                title=name,
+                summary=recipe.summary,
+                methods=spec.explain_methods,
+                input_size=spec.input_size,
+                note=_untrained_note(name),
+            )
+        )
+    return infos
+
+
+def default_model_name(directory: str | Path | None = None) -> str:
+    """The best trained model's name.
+
+    Raises:
+        ModelNotTrainedError: if no trained model is present.
+    """
+    for info in list_models(directory):
+        if info.trained:
+            return info.name
+    raise ModelNotTrainedError(
+        "no trained models found in "
+        f"{models_dir(directory)}; train one with `python -m training train simple_cnn ...`"
+    )
+
+
+def check_keras_archive(path: Path) -> None:
+    """Refuse ``.keras`` archives that would need arbitrary code to load.
+
+    Looks inside the archive's config for Lambda layers and for classes outside Keras and this
+    package. Keras ``safe_mode`` also refuses Lambda layers; this gives a clearer message first.
+
+    Raises:
+        UnsafeModelError: naming what was found.
+        ModelLoadError: if the file is not a ``.keras`` archive.
+    """
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ModelLoadError(f"{path.name} is not a valid .keras archive: {exc}") from None
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            class_name = node.get("class_name")
+            module = node.get("module")
+            registered = node.get("registered_name")
+            if class_name in ("Lambda", "TFOpLambda") or (
+                class_name == "function" and module not in (None, "builtins")
+            ):
+                found.append(f"{class_name} layer {node.get('config', {}).get('name', '')!r}")
+            elif isinstance(registered, str) and ">" in registered:
+                package = registered.split(">", 1)[0]
+                if package not in ("detector", "keras"):
+                    found.append(f"custom object {registered!r}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    if found:
+        raise UnsafeModelError(
+            f"{path.name} needs code to load ({', '.join(sorted(set(found)))}); refusing. "
+            "Load it with allow_unsafe=True only if you trust its author."
+        )
+
+
+def load_keras_file(path: Path, *, allow_unsafe: bool = False):
+    """Load a ``.keras`` file with Keras safe mode and this package's layers.
+
+    Args:
+        path: The ``.keras`` archive.
+        allow_unsafe: Allow Lambda layers / custom code (logs a warning). Never for user uploads.
+
+    Raises:
+        UnsafeModelError: if the model needs code and ``allow_unsafe`` is False.
+        ModelLoadError: for any other loading failure.
+    """
+    from detector._keras import keras
+    from detector.layers import CUSTOM_OBJECTS
+
+    if path.suffix != ".keras":
+        raise ModelLoadError(
+            f"refusing {path.name}: only .keras archives load (no pickle, no SavedModel code)",
+            code="unsupported_model_format",
+        )
+    if allow_unsafe:
+        log.warning(
+            "loading %s with safe_mode=False: Lambda layers and custom code in it will run", path
+        )
+    else:
+        check_keras_archive(path)
+    try:
+        return keras.saving.load_model(
+            path, custom_objects=CUSTOM_OBJECTS, compile=False, safe_mode=not allow_unsafe
+        )
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise UnsafeModelError(f"{path.name}: {exc}") from None
+        raise ModelLoadError(f"cannot load {path.name}: {exc}") from None
+    except Exception as exc:  # keras raises many types for damaged archives
+        raise ModelLoadError(f"cannot load {path.name}: {type(exc).__name__}: {exc}") from None
+
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_model(name: str | None = None, directory: str | Path | None = None, *, cache: bool = True):
+    """Load a trained model by name, verified against its card.
+
+    Args:
+        name: Model name (see `list_models`); None for the best trained model.
+        directory: Models folder; defaults to ``assets/models`` or ``$FAKEDETECT_MODELS_DIR``.
+        cache: Reuse an already-loaded model in this process (models are never mutated).
+
+    Returns:
+        A `detector.runtime.Detector`.
+
+    Raises:
+        ModelNotFoundError: unknown name.
+        ModelNotTrainedError: the recipe exists but ships no weights.
+        ChecksumError: the weights' SHA-256 differs from the card's.
+        ModelLoadError: missing or unloadable files.
+    """
+    from detector.runtime import Detector
+
+    name = name or default_model_name(directory)
+    root = models_dir(directory)
+    key = (str(root.resolve()), name)
+    if cache:
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+    found = _scan(root)
+    if name not in found:
+        if name in recipes():
+            raise ModelNotTrainedError(_untrained_note(name))
+        known = ", ".join(sorted(set(found) | set(recipes())))
+        raise ModelNotFoundError(f"unknown model {name!r}; known: {known}")
+    card, folder = found[name]
+    get_recipe(card.spec.recipe)  # the recipe must exist in this version
+    weights = folder / card.weights_file
+    if not weights.is_file():
+        raise ModelLoadError(f"weights file missing for model {name!r}: {weights}", code="missing")
+    digest = sha256_file(weights)
+    if digest != card.sha256:
+        raise ChecksumError(
+            f"weights of model {name!r} do not match their card (sha256 {digest[:12]}... != "
+            f"{card.sha256[:12]}...); the file is damaged or was replaced"
+        )
+    model = load_keras_file(weights)
+    detector = Detector(model, card)
+    if cache:
+        with _CACHE_LOCK:
+            _CACHE.setdefault(key, detector)
+            detector = _CACHE[key]
+    return detector
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (tests, reloading after training)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def export_model(model: Any, folder: str | Path, card: ModelCard) -> ModelCard:
+    """Save a Keras model and its card into ``folder``, recording the weights' SHA-256.
+
+    Args:
+        model: The Keras model.
+        folder: Destination folder (created if needed).
+        card: The card to write; its ``sha256`` is replaced by the saved file's.
+
+    Returns:
+        The card as written.
+    """
+    from dataclasses import replace
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / card.weights_file
+    tmp = weights.with_name(weights.stem + ".tmp.keras")
+    model.save(tmp)
+    tmp.replace(weights)
+    written = replace(card, sha256=sha256_file(weights))
+    written.save(folder)
+    clear_cache()
+    return written

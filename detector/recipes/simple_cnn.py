@@ -1,0 +1,65 @@
+"""S3: the small CNN family (variant 6), trained from scratch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detector._keras import keras
+from detector.recipes import Recipe, register
+from detector.recipes._common import model_input, output_head
+from detector.spec import ModelSpec, Preprocessing
+
+layers = keras.layers
+
+
+def _spec(params: dict[str, Any]) -> ModelSpec:
+    return ModelSpec(
+        recipe="simple_cnn",
+        preprocessing=Preprocessing(
+            size=int(params["input_size"]), interpolation=params["interpolation"], scale="div127"
+        ),
+        output="sigmoid_real",
+        gradcam_layer="head_block4_conv",
+        params=params,
+    )
+
+
+def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
+    if weights not in (None, "none"):
+        raise ValueError("simple_cnn is trained from scratch; it has no pretrained weights")
+    widths = spec.params["widths"]
+    inputs, x = model_input(spec)
+    for i, width in enumerate(widths, start=1):
+        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"head_block{i}_conv")(
+            x
+        )
+        x = layers.BatchNormalization(name=f"head_block{i}_bn")(x)
+        x = layers.MaxPooling2D(2, name=f"head_block{i}_pool")(x)
+    x = layers.Flatten(name="head_flatten")(x)
+    for i, units in enumerate(spec.params["dense"], start=1):
+        x = layers.Dense(units, activation="relu", name=f"head_dense{i}")(x)
+        if i <= 2:
+            x = layers.Dropout(0.5, name=f"head_dropout{i}")(x)
+    outputs = output_head(x, spec)
+    return keras.Model(inputs, outputs, name="simple_cnn")
+
+
+RECIPE = register(
+    Recipe(
+        name="simple_cnn",
+        summary="Small 4-block CNN trained from scratch (fast, 128 px).",
+        reference=(
+            "S3 variant 6: Conv 32/64/128/256 + BN + MaxPool, Dense 512/256/128, "
+            "Rescaling(1/127), sigmoid P(real) (label 1 = real), as published."
+        ),
+        defaults={
+            "input_size": 128,
+            "interpolation": "area",
+            "widths": (32, 64, 128, 256),
+            "dense": (512, 256, 128),
+        },
+        make_spec=_spec,
+        make_model=_model,
+        tiny={"input_size": 32, "widths": (4, 8, 8, 8), "dense": (16, 8, 8)},
+    )
+)

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny models of every recipe, generated images, a folder of trained models."""
+
+from __future__ import annotations
+
+import io
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.card import ModelCard
+from detector.recipes import recipes
+
+RECIPE_NAMES = sorted(recipes())
+
+
+def make_image(height: int = 64, width: int = 80, seed: int = 0) -> np.ndarray:
+    """A deterministic, textured RGB uint8 test image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([np.sin(xx / 7.0 + seed), np.cos(yy / 5.0), np.sin((xx + yy) / 11.0)], axis=-1)
+    noise = rng.normal(0, 0.15, size=(height, width, 3))
+    return np.clip((base * 0.4 + 0.5 + noise) * 255, 0, 255).astype(np.uint8)
+
+
+def encode(image: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def tiny_card(name: str, recipe: str, **fields) -> ModelCard:
+    spec = recipes()[recipe].spec(**recipes()[recipe].tiny)
+    return ModelCard(name=name, spec=spec, sha256="", **fields)
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory) -> Path:
+    """A models folder with a tiny 'trained' simple_cnn and a tiny attention model."""
+    from detector.models import export_model
+
+    root = tmp_path_factory.mktemp("models")
+    for name, recipe, auc in (
+        ("tiny_cnn", "simple_cnn", 0.7),
+        ("tiny_attention", "efficientnet_b7_attention", 0.9),
+    ):
+        card = tiny_card(
+            name,
+            recipe,
+            threshold=0.5,
+            uncertain_band=(0.4, 0.6),
+            title=f"Tiny {recipe}",
+            metrics={"test": {"roc_auc": auc}},
+        )
+        model = recipes()[recipe].build(card.spec)
+        export_model(model, root / name, card)
+    return root

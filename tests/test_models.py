@@ -1,0 +1,120 @@
+"""Model folders: listing, loading with checksums and safe mode, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import make_image, tiny_card
+
+import detector
+from detector._keras import keras
+from detector.models import clear_cache, export_model, load_keras_file
+
+
+def test_list_models_marks_trained_and_untrained(trained_dir):
+    infos = detector.list_models(trained_dir)
+    names = [info.name for info in infos]
+    assert names[:2] == ["tiny_attention", "tiny_cnn"], "trained first, best ROC-AUC first"
+    assert all(info.trained for info in infos[:2])
+    untrained = {info.name for info in infos if not info.trained}
+    # recipes with a trained model are not listed again as untrained
+    assert untrained == {"efficientnet_b2", "efficientnet_b7_finetune"}
+    assert all("python -m training train" in i.note for i in infos if not i.trained)
+    assert infos[0].methods == ("gradcam", "gradcam++", "attention")
+
+
+def test_load_predict_and_cache(trained_dir):
+    det = detector.load_model("tiny_cnn", trained_dir)
+    assert detector.load_model("tiny_cnn", trained_dir) is det
+    result = det.predict(make_image(64, 64))
+    assert result.model == "tiny_cnn" and result.threshold == 0.5
+    assert result.uncertain_band == (0.4, 0.6)
+    expected = (
+        "uncertain" if 0.4 <= result.p_fake < 0.6 else ("fake" if result.p_fake >= 0.5 else "real")
+    )
+    assert result.label == expected
+
+
+def test_default_model_is_the_best_trained(trained_dir):
+    assert detector.default_model_name(trained_dir) == "tiny_attention"
+
+
+def test_untrained_and_unknown_models_are_clear_errors(trained_dir):
+    with pytest.raises(detector.ModelNotTrainedError, match="python -m training train"):
+        detector.load_model("efficientnet_b7_finetune", trained_dir)
+    with pytest.raises(detector.ModelNotFoundError, match="known: "):
+        detector.load_model("gpt_vision", trained_dir)
+
+
+def test_checksum_mismatch_and_missing_weights(trained_dir, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(trained_dir, root)
+    clear_cache()
+    weights = root / "tiny_cnn" / "model.keras"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(detector.ChecksumError, match="do not match their card"):
+        detector.load_model("tiny_cnn", root)
+    weights.unlink()
+    with pytest.raises(detector.ModelLoadError, match="weights file missing"):
+        detector.load_model("tiny_cnn", root)
+
+
+def test_malformed_card_is_skipped_in_listing(trained_dir, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(trained_dir, root)
+    (root / "tiny_cnn" / "card.json").write_text("{not json")
+    names = [i.name for i in detector.list_models(root) if i.trained]
+    assert names == ["tiny_attention"]
+
+
+def test_card_band_must_contain_threshold():
+    with pytest.raises(ValueError, match="threshold"):
+        tiny_card("x", "simple_cnn", threshold=0.7, uncertain_band=(0.4, 0.6))
+
+
+def test_labels_follow_threshold_and_band():
+    card = tiny_card("x", "simple_cnn", threshold=0.5, uncertain_band=(0.4, 0.6))
+    assert [card.label_for(p) for p in (0.1, 0.4, 0.59, 0.6, 0.95)] == [
+        "real",
+        "uncertain",
+        "uncertain",
+        "fake",
+        "fake",
+    ]
+
+
+def test_lambda_models_are_refused(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    path = tmp_path / "evil.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(detector.UnsafeModelError, match="Lambda"):
+        load_keras_file(path)
+
+
+def test_non_keras_files_are_refused(tmp_path):
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"\x89HDF\r\n")
+    with pytest.raises(detector.ModelLoadError, match=r"only \.keras"):
+        load_keras_file(path)
+    fake = tmp_path / "model.keras"
+    fake.write_bytes(b"not a zip")
+    with pytest.raises(detector.ModelLoadError, match=r"not a valid \.keras"):
+        load_keras_file(fake)
+
+
+def test_export_writes_card_with_sha(tmp_path):
+    card = tiny_card("exported", "simple_cnn")
+    model = detector.recipes.get_recipe("simple_cnn").build(card.spec)
+    written = export_model(model, tmp_path / "exported", card)
+    data = json.loads((tmp_path / "exported" / "card.json").read_text())
+    assert data["sha256"] == written.sha256 and len(written.sha256) == 64
+    det = detector.load_model("exported", tmp_path)
+    x = card.spec.preprocessing.apply(make_image(32, 32))[None]
+    expected = 1.0 - float(np.asarray(model(x))[0, 0])  # sigmoid_real convention
+    assert det.p_fake_batch(x)[0] == pytest.approx(expected, abs=1e-5)

@@ -1,0 +1,147 @@
+"""Every registered recipe: builds tiny, round-trips through .keras, predicts and explains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import RECIPE_NAMES, make_image, tiny_card
+from tf_keras_vis.gradcam import Gradcam
+from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+from detector import UnsupportedMethodError
+from detector._keras import keras
+from detector.models import load_keras_file
+from detector.recipes import get_recipe, is_head_layer
+from detector.runtime import Detector, fake_logit
+
+
+@pytest.fixture(scope="module", params=RECIPE_NAMES)
+def tiny(request):
+    recipe = get_recipe(request.param)
+    card = tiny_card(f"tiny_{request.param}", request.param, uncertain_band=(0.45, 0.55))
+    model = recipe.build(card.spec)
+    return recipe, card, model
+
+
+def test_registry_has_the_four_published_recipes():
+    assert {
+        "simple_cnn",
+        "efficientnet_b2",
+        "efficientnet_b7_attention",
+        "efficientnet_b7_finetune",
+    } <= set(RECIPE_NAMES)
+
+
+def test_recipe_builds_flat_with_declared_layers(tiny):
+    _, card, model = tiny
+    spec = card.spec
+    assert model.input_shape == (None, spec.input_size, spec.input_size, 3)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers), "nested sub-model"
+    assert model.get_layer("logits") is not None and model.layers[-1].name == "probs"
+    conv = model.get_layer(spec.gradcam_layer)
+    assert len(conv.output.shape) == 4
+    if spec.attention_layer:
+        assert model.get_layer(spec.attention_layer).output.shape[-1] == 1
+        assert "attention" in spec.explain_methods
+    expected_units = 2 if spec.output == "softmax_fake_real" else 1
+    assert model.output_shape == (None, expected_units)
+    assert all(is_head_layer(layer.name) for layer in model.layers[-2:])
+
+
+def test_unknown_parameter_is_a_clear_error(tiny):
+    recipe, _, _ = tiny
+    with pytest.raises(ValueError, match="has no parameter"):
+        recipe.spec(no_such_parameter=1)
+
+
+def test_save_load_round_trip_is_identical(tiny, tmp_path):
+    _, card, model = tiny
+    x = np.stack([make_image(card.spec.input_size, card.spec.input_size, s) for s in (1, 2)])
+    before = np.asarray(model(x.astype("float32"), training=False))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = load_keras_file(path)
+    after = np.asarray(loaded(x.astype("float32"), training=False))
+    np.testing.assert_array_equal(before, after)
+
+
+def test_predict_matches_the_output_convention(tiny):
+    _, card, model = tiny
+    det = Detector(model, card)
+    image = make_image(70, 50, seed=3)
+    result = det.predict(image)
+    x = card.spec.preprocessing.apply(image)[None]
+    probs = np.asarray(model(x, training=False))[0]
+    expected = {
+        "sigmoid_fake": probs[0],
+        "sigmoid_real": 1.0 - probs[0],
+        "softmax_fake_real": probs[0],
+    }[card.spec.output]
+    assert result.p_fake == pytest.approx(float(expected), abs=1e-5)
+    assert 0.0 <= result.p_fake <= 1.0
+    assert result.label == card.label_for(result.p_fake)
+    assert result.model == card.name and result.seconds > 0
+    batch = det.predict_batch([image, make_image(40, 90, seed=4)])
+    assert batch[0].p_fake == pytest.approx(result.p_fake, abs=1e-5)
+    assert len(batch) == 2
+
+
+def test_temperature_changes_confidence_not_ranking(tiny):
+    from dataclasses import replace
+
+    _, card, model = tiny
+    images = [make_image(48, 48, seed=s) for s in range(6)]
+    cold = Detector(model, card).predict_batch(images)
+    hot = Detector(model, replace(card, temperature=4.0)).predict_batch(images)
+    cold_p = np.array([r.p_fake for r in cold])
+    hot_p = np.array([r.p_fake for r in hot])
+    assert np.all(np.abs(hot_p - 0.5) <= np.abs(cold_p - 0.5) + 1e-7)
+    assert list(np.argsort(cold_p)) == list(np.argsort(hot_p))
+
+
+def test_explain_every_supported_method(tiny):
+    _, card, model = tiny
+    det = Detector(model, card)
+    image = make_image(45, 77, seed=5)
+    for method in card.spec.explain_methods:
+        result = det.explain(image, method)
+        assert result.heatmap.shape == (45, 77)
+        assert result.heatmap.dtype == np.float32
+        assert result.heatmap.min() >= 0.0 and result.heatmap.max() <= 1.0
+        assert result.heatmap.max() > 0.5, "normalised map should reach near 1"
+        assert result.overlay.shape == (45, 77, 3) and result.overlay.dtype == np.uint8
+        assert result.prediction.p_fake == pytest.approx(det.predict(image).p_fake, abs=1e-5)
+    if "attention" not in card.spec.explain_methods:
+        with pytest.raises(UnsupportedMethodError, match="no attention layer"):
+            det.explain(image, "attention")
+    with pytest.raises(UnsupportedMethodError, match="unknown explanation method"):
+        det.explain(image, "lime")
+
+
+@pytest.mark.parametrize(
+    "method, reference", [("gradcam", Gradcam), ("gradcam++", GradcamPlusPlus)]
+)
+def test_compiled_cams_agree_with_tf_keras_vis(tiny, method, reference):
+    _, card, model = tiny
+    det = Detector(model, card)
+    x = np.stack([card.spec.preprocessing.apply(make_image(60, 60, seed=s)) for s in (7, 8)])
+    explainer = reference(model, model_modifier=ReplaceToLinear(), clone=True)
+    expected = explainer(
+        lambda out: fake_logit(out, card.spec.output),
+        x,
+        penultimate_layer=card.spec.gradcam_layer,
+        seek_penultimate_conv_layer=False,
+    )
+    _, ours = det.input_maps(x, method)
+    assert ours.shape == expected.shape == (2, card.spec.input_size, card.spec.input_size)
+    assert np.abs(ours - expected).max() <= 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["efficientnet_b7_attention", "efficientnet_b7_finetune"])
+def test_real_efficientnet_b7_recipes_build(name):
+    recipe = get_recipe(name)
+    model = recipe.build(input_size=64)
+    assert 63e6 < model.count_params() < 68e6
+    assert model.get_layer("top_activation").output.shape[1:3] == (2, 2)
