@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One entry point for newcomers and CI:
+#   bash run.sh app        install (once) and launch the Gradio app on the bundled models
+#   bash run.sh streamlit  install (once) and launch the Streamlit app
+#   bash run.sh test       install (once, with dev tools) and run lint + the whole test suite
+# Extra arguments after `test` go to pytest (e.g. `bash run.sh test -m "not slow"`).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-}"
+if [[ -z "$PYTHON" ]]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
+  done
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "error: Python 3.11 is required (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+
+VENV="${VENV:-.venv}"
+install() {  # $1: requirements file
+  local req="$1" stamp
+  [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+  stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename "$req")"
+  if [[ ! -f "$stamp" ]]; then
+    echo "installing $req into $VENV (first run only, about a minute)..." >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -r "$req"
+    touch "$stamp"
+  fi
+}
+
+export MPLBACKEND=Agg GRADIO_ANALYTICS_ENABLED=False TF_CPP_MIN_LOG_LEVEL=2
+
+cmd="${1:-app}"
+shift || true
+case "$cmd" in
+  app)
+    install requirements.txt
+    exec "$VENV/bin/python" app.py "$@"
+    ;;
+  streamlit)
+    install requirements.txt
+    exec "$VENV/bin/python" -m streamlit run streamlit_app.py --browser.gatherUsageStats false "$@"
+    ;;
+  test)
+    install requirements-dev.txt
+    if ! command -v chromium >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+      echo "installing Debian chromium for the browser tests..." >&2
+      (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium not installed; browser tests will be skipped" >&2
+    fi
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash run.sh [app|streamlit|test] [args...]" >&2
+    exit 2
+    ;;
+esac
