@@ -1,0 +1,166 @@
+"""Training: each recipe trains briefly on a tiny generated set, calibrates, evaluates, exports."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import detector
+from detector.recipes import get_recipe
+from training.augment import RobustAugment, jpeg
+from training.calibration import fit_temperature, pr_threshold, sigmoid, uncertain_band
+from training.config import TrainConfig
+from training.datasets import BatchSequence, ImageSet, balanced_subset, targets
+
+
+def _tile(label: int, seed: int, size: int = 48) -> np.ndarray:
+    """Reals are noisy textures; fakes are smooth upsampled versions (learnable, like the kit)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    if label == 1:
+        small = Image.fromarray(noise).resize((size // 4, size // 4), Image.BILINEAR)
+        return np.asarray(small.resize((size, size), Image.BICUBIC))
+    return noise
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tinyset")
+    rows = []
+    for split, n in (("train", 32), ("val", 16), ("test", 16)):
+        for i in range(n):
+            label = i % 2
+            path = root / f"{split}_{i}.png"
+            Image.fromarray(_tile(label, hash((split, i)) % 10_000)).save(path)
+            rows.append({"path": str(path), "label": label, "split": split})
+    csv_path = root / "set.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["path", "label", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return csv_path
+
+
+def test_targets_follow_output_convention():
+    labels = np.array([1, 0])
+    assert targets(labels, "sigmoid_fake").tolist() == [[1.0], [0.0]]
+    assert targets(labels, "sigmoid_real").tolist() == [[0.0], [1.0]]
+    assert targets(labels, "softmax_fake_real").tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_balanced_subset_is_balanced_and_seeded():
+    labels = np.array([1] * 30 + [0] * 70)
+    chosen = balanced_subset(labels, 20, seed=3)
+    assert len(chosen) == 20 and labels[chosen].sum() == 10
+    assert chosen == balanced_subset(labels, 20, seed=3)
+    assert chosen != balanced_subset(labels, 20, seed=4)
+
+
+def test_temperature_recovers_a_known_scale():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, 4000)
+    labels = (rng.random(4000) < sigmoid(true_logits)).astype(int)
+    temperature = fit_temperature(labels, true_logits * 3.0)  # over-confident by 3x
+    assert temperature == pytest.approx(3.0, rel=0.15)
+
+
+def test_pr_threshold_and_band():
+    labels = np.array([0] * 50 + [1] * 50)
+    p = np.concatenate([np.linspace(0.0, 0.45, 50), np.linspace(0.55, 1.0, 50)])
+    assert 0.45 <= pr_threshold(labels, p) <= 0.55
+    assert uncertain_band(labels, p, 0.5) == (0.5, 0.5)  # perfectly separated: no band needed
+    noisy = np.concatenate([np.linspace(0.2, 0.7, 50), np.linspace(0.3, 0.8, 50)])
+    low, high = uncertain_band(labels, noisy, 0.5)
+    assert low < 0.5 < high
+
+
+def test_robust_augment_is_deterministic_and_keeps_images_valid():
+    image = _tile(0, 1, 64)
+    a = RobustAugment(p_jpeg=1, p_resize=1, p_blur=1, p_crop=1)
+    first = a(image, np.random.default_rng(5))
+    second = a(image, np.random.default_rng(5))
+    np.testing.assert_array_equal(first, second)
+    assert first.dtype == np.uint8 and first.ndim == 3 and min(first.shape[:2]) >= 8
+    assert np.abs(jpeg(image, 50).astype(int) - image.astype(int)).mean() > 1
+
+
+def test_batch_sequence_shapes_and_reshuffle():
+    spec = get_recipe("simple_cnn").spec(**get_recipe("simple_cnn").tiny)
+    images = [_tile(i % 2, i) for i in range(10)]
+    data = ImageSet(images, np.array([i % 2 for i in range(10)]), [""] * 10, [""] * 10, [""] * 10)
+    seq = BatchSequence(data, spec, batch_size=4, augment=None, seed=0)
+    x, y = seq[0]
+    assert len(seq) == 3 and x.shape == (4, 32, 32, 3) and y.shape == (4, 1)
+    order = seq.order.copy()
+    seq.on_epoch_end()
+    assert not np.array_equal(order, seq.order)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "recipe",
+    ["simple_cnn", "efficientnet_b2", "efficientnet_b7_attention", "efficientnet_b7_finetune"],
+)
+def test_every_recipe_trains_calibrates_evaluates_and_exports(recipe, tiny_csv, tmp_path):
+    from training.train import train
+
+    config = TrainConfig(
+        recipe=recipe,
+        data=str(tiny_csv),
+        out=str(tmp_path / "models" / f"tiny_{recipe}"),
+        epochs=1,
+        frozen_epochs=1,
+        fgsm_epochs=1,
+        finetune_epochs=1,
+        batch_size=8,
+        backbone_weights="none",
+        steps_per_epoch=2,
+        recipe_params=dict(get_recipe(recipe).tiny),
+    )
+    card = train(config, verbose=0)
+    folder = tmp_path / "models" / f"tiny_{recipe}"
+    assert (folder / "model.keras").is_file() and (folder / "config.json").is_file()
+    saved = json.loads((folder / "card.json").read_text())
+    assert saved["sha256"] == card.sha256
+    assert card.temperature > 0 and 0 < card.threshold < 1
+    test = card.metrics["test"]
+    assert test["n"] == 16 and 0.0 <= test["roc_auc"] <= 1.0
+    assert set(card.metrics["robustness"]) >= {"jpeg_q75", "downscale_x0.5"}
+    for png in ("roc.png", "pr.png", "confusion.png", "reliability.png"):
+        assert (folder / "report" / "test" / png).stat().st_size > 1000
+    if recipe == "efficientnet_b2":
+        assert {"clean", "fgsm", "mixed"} <= set(card.metrics["adversarial"])
+        assert [p["phase"] for p in card.training["phases"]] == ["frozen", "fgsm", "finetune"]
+    det = detector.load_model(card.name, folder.parent)
+    assert det.predict(_tile(1, 99)).model == card.name
+
+
+@pytest.mark.slow
+def test_simple_cnn_learns_the_tiny_task(tiny_csv, tmp_path):
+    from training.train import train
+
+    config = TrainConfig(
+        recipe="simple_cnn",
+        data=str(tiny_csv),
+        out=str(tmp_path / "m" / "cnn"),
+        epochs=12,
+        batch_size=8,
+        learning_rate=1e-3,
+        robust_augment=False,
+        recipe_params=dict(get_recipe("simple_cnn").tiny),
+    )
+    card = train(config, verbose=0)
+    assert card.metrics["test"]["roc_auc"] >= 0.9
+
+
+def test_mirrored_strategy_single_machine():
+    from training.train import get_strategy
+
+    strategy = get_strategy("mirrored")
+    assert strategy.num_replicas_in_sync >= 1
+    with pytest.raises(ValueError, match="unknown strategy"):
+        get_strategy("tpu-pod")

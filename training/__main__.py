@@ -1,0 +1,145 @@
+"""``python -m training train|evaluate``: reproduce and evaluate the shipped models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.config import TrainConfig
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import train
+
+    config = TrainConfig(
+        recipe=args.recipe,
+        data=args.data,
+        out=args.out,
+        name=args.name,
+        title=args.title,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        input_size=args.input_size,
+        backbone=args.backbone,
+        backbone_weights=args.backbone_weights,
+        robust_augment=not args.no_robust_augment,
+        max_train=args.max_train,
+        max_eval=args.max_eval,
+        frozen_epochs=args.frozen_epochs,
+        fgsm_epochs=args.fgsm_epochs,
+        finetune_epochs=args.finetune_epochs,
+        patience=args.patience,
+        strategy=args.strategy,
+        deterministic=args.deterministic,
+        steps_per_epoch=args.steps_per_epoch,
+    )
+    card = train(config, verbose=0 if args.quiet else 1)
+    test = card.metrics.get("test", {})
+    print(
+        json.dumps(
+            {
+                "model": card.name,
+                "out": args.out,
+                "test": {k: test.get(k) for k in ("roc_auc", "accuracy", "f1")},
+                "threshold": card.threshold,
+                "temperature": card.temperature,
+                "uncertain_band": card.uncertain_band,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from detector.models import load_model, models_dir
+    from training.config import TrainConfig
+    from training.evaluate import evaluate, update_card_metrics
+    from training.train import EVAL_SPLITS, load_splits
+
+    root = models_dir(args.models_dir)
+    det = load_model(args.model, root, cache=False)
+    config = TrainConfig(
+        recipe=det.spec.recipe, data=args.data, out="", max_eval=args.max_eval, seed=args.seed
+    )
+    splits = {k: v for k, v in load_splits(config).items() if k in ("val", *EVAL_SPLITS)}
+    folder = Path(args.report) if args.report else root / det.name / "report"
+    metrics = evaluate(det, splits, folder, adversarial=det.spec.recipe == "efficientnet_b2")
+    if args.update_card:
+        update_card_metrics(root / det.name, metrics)
+    summary = {
+        name: {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in m.items()
+            if k in ("n", "roc_auc", "accuracy", "f1", "ece")
+        }
+        for name, m in metrics.items()
+        if isinstance(m, dict) and "n" in m
+    }
+    summary["robustness_auc"] = {k: v["roc_auc"] for k, v in metrics.get("robustness", {}).items()}
+    print(json.dumps(summary, indent=2, default=lambda o: float(np.asarray(o))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The training CLI parser."""
+    parser = argparse.ArgumentParser(prog="python -m training")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a recipe and export model + card + report")
+    t.add_argument("recipe")
+    t.add_argument("--data", required=True, help="starter kit, CIFAKE, Kaggle, FF++ folder or CSV")
+    t.add_argument("--out", required=True, help="output folder, e.g. assets/models/NAME")
+    t.add_argument("--name")
+    t.add_argument("--title")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--input-size", type=int)
+    t.add_argument("--backbone", help="e.g. mobilenet_v2, efficientnet_b2")
+    t.add_argument("--backbone-weights", choices=("imagenet", "none"), default="imagenet")
+    t.add_argument("--no-robust-augment", action="store_true")
+    t.add_argument("--max-train", type=int)
+    t.add_argument("--max-eval", type=int)
+    t.add_argument("--frozen-epochs", type=int, default=6)
+    t.add_argument("--fgsm-epochs", type=int, default=2)
+    t.add_argument("--finetune-epochs", type=int, default=3)
+    t.add_argument("--patience", type=int)
+    t.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
+    t.add_argument("--deterministic", action="store_true")
+    t.add_argument("--steps-per-epoch", type=int)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_train)
+    e = sub.add_parser("evaluate", help="evaluate a trained model on a dataset")
+    e.add_argument("model")
+    e.add_argument("--data", required=True)
+    e.add_argument("--models-dir")
+    e.add_argument("--max-eval", type=int)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--report", help="report folder (default: the model's report/)")
+    e.add_argument("--update-card", action="store_true", help="write the metrics into the card")
+    e.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the training CLI."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The training configuration, saved as ``config.json`` next to the weights it produced."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run.
+
+    Attributes:
+        recipe: Recipe name (see ``python -m detector list``).
+        data: Dataset folder or CSV (starter kit, CIFAKE, Kaggle deepfake, FF++ frames, CSV).
+        out: Output folder, e.g. ``assets/models/NAME``; its name is the model's name.
+        name: Model name; defaults to the output folder's name.
+        title: Human-readable model name for the apps.
+        epochs: Epochs of the main phase (recipe default when None).
+        seed: Seed for shuffling, augmentation, initialisation and splits.
+        batch_size: Images per step.
+        learning_rate: Main-phase learning rate (recipe default when None).
+        input_size: Override the recipe's input size.
+        backbone: Override the recipe's backbone (e.g. ``mobilenet_v2``).
+        backbone_weights: ``imagenet`` or ``none``. ImageNet weights come from keras.applications
+            (EfficientNets, needs internet) or the offline torchvision conversion (MobileNetV2).
+        robust_augment: Random JPEG re-encoding, resizing, blur and crops on both classes.
+        max_train: Use at most this many training images (balanced, seeded); None for all.
+        max_eval: Use at most this many images per evaluation split.
+        frozen_epochs: S2 phase 1 (frozen backbone, label smoothing 0.1).
+        fgsm_epochs: S2 phase 2 (FGSM adversarial examples on a fraction of each batch).
+        finetune_epochs: S2 phase 3 (everything trainable at ``finetune_learning_rate``).
+        finetune_learning_rate: S2 phase 3 learning rate.
+        fgsm_epsilon: FGSM step in [0, 1] pixel units.
+        fgsm_fraction: Fraction of each batch that also gets an adversarial copy.
+        patience: Early-stopping patience (recipe default when None).
+        strategy: ``default``, ``mirrored`` (all local GPUs/CPU) or ``multiworker`` (TF_CONFIG).
+        deterministic: Enable TensorFlow's deterministic kernels.
+        steps_per_epoch: Cap on steps per epoch (quick runs and tests).
+        recipe_params: Extra recipe parameters.
+    """
+
+    recipe: str
+    data: str
+    out: str
+    name: str | None = None
+    title: str | None = None
+    epochs: int | None = None
+    seed: int = 0
+    batch_size: int = 32
+    learning_rate: float | None = None
+    input_size: int | None = None
+    backbone: str | None = None
+    backbone_weights: str = "imagenet"
+    robust_augment: bool = True
+    max_train: int | None = None
+    max_eval: int | None = None
+    frozen_epochs: int = 6
+    fgsm_epochs: int = 2
+    finetune_epochs: int = 3
+    finetune_learning_rate: float = 1e-5
+    fgsm_epsilon: float = 0.05
+    fgsm_fraction: float = 0.3
+    patience: int | None = None
+    strategy: str = "default"
+    deterministic: bool = False
+    steps_per_epoch: int | None = None
+    recipe_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        """The model's name: ``name`` or the output folder's name."""
+        return self.name or Path(self.out).name
+
+    def recipe_overrides(self) -> dict[str, Any]:
+        """Recipe parameters set by this config."""
+        overrides = dict(self.recipe_params)
+        if self.input_size is not None:
+            overrides["input_size"] = self.input_size
+        if self.backbone is not None:
+            overrides["backbone"] = self.backbone
+        return overrides
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``config.json`` into ``folder``."""
+        path = Path(folder) / "config.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a saved config (unknown keys are an error)."""
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)} in {path}")
+        return cls(**data)

@@ -1,0 +1,308 @@
+"""The published training procedures of the four reproduced systems, plus a generic default.
+
+Each procedure takes a freshly built model and the data, trains it in place, and returns a log
+of what it did (phases, epochs run, best validation loss) for the model card.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector._keras import keras, tf
+from detector.recipes import is_head_layer
+from detector.spec import ModelSpec
+from training.augment import Compose, GeometricColourAugment, RobustAugment
+from training.config import TrainConfig
+from training.datasets import BatchSequence, ImageSet, preprocess, targets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingContext:
+    """What a procedure needs besides the model."""
+
+    config: TrainConfig
+    spec: ModelSpec
+    train: ImageSet
+    val: ImageSet
+    workdir: Path
+    strategy: Any
+    verbose: int = 1
+
+    def sequence(self, augment=None, seed_offset: int = 0) -> BatchSequence:
+        base = RobustAugment() if self.config.robust_augment else None
+        steps = [s for s in (base, augment) if s is not None]
+        return BatchSequence(
+            self.train,
+            self.spec,
+            batch_size=self.config.batch_size,
+            augment=Compose(*steps) if steps else None,
+            seed=self.config.seed + seed_offset,
+            steps=self.config.steps_per_epoch,
+        )
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray]:
+        return preprocess(self.val.images, self.spec), targets(self.val.labels, self.spec.output)
+
+
+def loss_for(spec: ModelSpec, label_smoothing: float = 0.0) -> keras.losses.Loss:
+    """The published loss for a model's output convention."""
+    if spec.output == "softmax_fake_real":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> int:
+    """Freeze or unfreeze every backbone layer; returns how many layers were changed."""
+    changed = 0
+    for layer in model.layers:
+        if not is_head_layer(layer.name) and layer.weights:
+            layer.trainable = trainable
+            changed += 1
+    return changed
+
+
+def _callbacks(ctx: TrainingContext, patience: int, tag: str, reduce_lr: bool = True) -> list:
+    checkpoint = ctx.workdir / f"best_{tag}.weights.h5"
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True, verbose=ctx.verbose
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True
+        ),
+    ]
+    if reduce_lr:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.1, patience=max(1, patience // 2), verbose=ctx.verbose
+            )
+        )
+    return callbacks
+
+
+def _fit(
+    model,
+    ctx: TrainingContext,
+    *,
+    epochs: int,
+    lr: float,
+    loss,
+    tag: str,
+    patience: int,
+    augment=None,
+    seed_offset: int = 0,
+    reduce_lr: bool = True,
+) -> dict[str, Any]:
+    with ctx.strategy.scope():
+        model.compile(
+            optimizer=keras.optimizers.Adam(lr),
+            loss=loss,
+            metrics=[keras.metrics.AUC(name="auc")],
+        )
+    x_val, y_val = ctx.validation()
+    history = model.fit(
+        ctx.sequence(augment, seed_offset),
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        callbacks=_callbacks(ctx, patience, tag, reduce_lr),
+        verbose=ctx.verbose,
+    )
+    losses = history.history.get("val_loss", [float("nan")])
+    return {
+        "phase": tag,
+        "epochs_run": len(losses),
+        "learning_rate": lr,
+        "best_val_loss": float(np.nanmin(losses)),
+        "best_val_auc": float(np.nanmax(history.history.get("val_auc", [float("nan")]))),
+    }
+
+
+class FGSMTrainer(keras.Model):
+    """Wraps a model so `fit` trains on each batch plus FGSM copies of a fraction of it.
+
+    The adversarial copy of image x (0-255) is ``clip(x + eps * 255 * sign(grad_x loss))``,
+    computed with the current weights in inference mode (as ART's FGSM does).
+    """
+
+    def __init__(self, inner: keras.Model, epsilon: float, fraction: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.inner = inner
+        self.epsilon = float(epsilon)
+        self.fraction = float(fraction)
+
+    def call(self, inputs, training=False):
+        return self.inner(inputs, training=training)
+
+    def train_step(self, data):
+        x, y = data
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            clean_loss = self.compute_loss(x=x, y=y, y_pred=self.inner(x, training=False))
+        gradient = tape.gradient(clean_loss, x)
+        x_adv = tf.clip_by_value(x + self.epsilon * 255.0 * tf.sign(gradient), 0.0, 255.0)
+        batch = tf.shape(x)[0]
+        n_adv = tf.cast(tf.math.ceil(self.fraction * tf.cast(batch, tf.float32)), tf.int32)
+        x_all = tf.concat([x, x_adv[:n_adv]], axis=0)
+        y_all = tf.concat([y, y[:n_adv]], axis=0)
+        with tf.GradientTape() as tape:
+            y_pred = self(x_all, training=True)
+            loss = self.compute_loss(x=x_all, y=y_all, y_pred=y_pred)
+        variables = self.trainable_variables
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply(grads, variables)
+        return self.compute_metrics(x_all, y_all, y_pred)
+
+
+def fgsm_examples(model: keras.Model, x: np.ndarray, y: np.ndarray, loss, epsilon: float):
+    """FGSM adversarial versions of a preprocessed batch (0-255), for evaluation."""
+    x = tf.convert_to_tensor(np.asarray(x, np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = loss(tf.convert_to_tensor(y), model(x, training=False))
+    gradient = tape.gradient(value, x)
+    return tf.clip_by_value(x + epsilon * 255.0 * tf.sign(gradient), 0.0, 255.0).numpy()
+
+
+# --------------------------------------------------------------------------- procedures
+def train_simple_cnn(model, ctx: TrainingContext) -> list[dict[str, Any]]:
+    """S3: Adam 1e-4, EarlyStopping(10, restore best), ReduceLROnPlateau(0.1, 5), checkpoint."""
+    cfg = ctx.config
+    return [
+        _fit(
+            model,
+            ctx,
+            epochs=cfg.epochs or 50,
+            lr=cfg.learning_rate or 1e-4,
+            loss=loss_for(ctx.spec),
+            tag="main",
+            patience=cfg.patience or 10,
+        )
+    ]
+
+
+def train_s2(model, ctx: TrainingContext) -> list[dict[str, Any]]:
+    """S2: frozen + label smoothing 0.1 -> FGSM phase -> full fine-tune at 1e-5."""
+    cfg = ctx.config
+    log_: list[dict[str, Any]] = []
+    set_backbone_trainable(model, False)
+    log_.append(
+        _fit(
+            model,
+            ctx,
+            epochs=cfg.epochs or cfg.frozen_epochs,
+            lr=cfg.learning_rate or 1e-3,
+            loss=loss_for(ctx.spec, 0.1),
+            tag="frozen",
+            patience=cfg.patience or 3,
+        )
+    )
+    if cfg.fgsm_epochs > 0:
+        with ctx.strategy.scope():
+            trainer = FGSMTrainer(model, cfg.fgsm_epsilon, cfg.fgsm_fraction)
+        entry = _fit(
+            trainer,
+            ctx,
+            epochs=cfg.fgsm_epochs,
+            lr=cfg.learning_rate or 1e-3,
+            loss=loss_for(ctx.spec),
+            tag="fgsm",
+            patience=cfg.fgsm_epochs + 1,
+            seed_offset=1,
+            reduce_lr=False,
+        )
+        entry.update(epsilon=cfg.fgsm_epsilon, fraction=cfg.fgsm_fraction)
+        log_.append(entry)
+    if cfg.finetune_epochs > 0:
+        set_backbone_trainable(model, True)
+        log_.append(
+            _fit(
+                model,
+                ctx,
+                epochs=cfg.finetune_epochs,
+                lr=cfg.finetune_learning_rate,
+                loss=loss_for(ctx.spec),
+                tag="finetune",
+                patience=cfg.patience or 3,
+                seed_offset=2,
+            )
+        )
+    return log_
+
+
+def train_s1(model, ctx: TrainingContext) -> list[dict[str, Any]]:
+    """S1: frozen backbone, attention head, Adam, categorical cross-entropy."""
+    cfg = ctx.config
+    set_backbone_trainable(model, False)
+    return [
+        _fit(
+            model,
+            ctx,
+            epochs=cfg.epochs or 10,
+            lr=cfg.learning_rate or 1e-3,
+            loss=loss_for(ctx.spec),
+            tag="frozen",
+            patience=cfg.patience or 4,
+        )
+    ]
+
+
+def train_s4(model, ctx: TrainingContext) -> list[dict[str, Any]]:
+    """S4: all weights trained, flip/rotation/colour jitter, early stopping, best checkpoint."""
+    cfg = ctx.config
+    set_backbone_trainable(model, True)
+    return [
+        _fit(
+            model,
+            ctx,
+            epochs=cfg.epochs or 10,
+            lr=cfg.learning_rate or 1e-4,
+            loss=loss_for(ctx.spec),
+            tag="finetune",
+            patience=cfg.patience or 3,
+            augment=GeometricColourAugment(),
+        )
+    ]
+
+
+def train_default(model, ctx: TrainingContext) -> list[dict[str, Any]]:
+    """Any other recipe: Adam, early stopping on validation loss, best weights restored."""
+    cfg = ctx.config
+    return [
+        _fit(
+            model,
+            ctx,
+            epochs=cfg.epochs or 20,
+            lr=cfg.learning_rate or 1e-4,
+            loss=loss_for(ctx.spec),
+            tag="main",
+            patience=cfg.patience or 5,
+        )
+    ]
+
+
+PROCEDURES: dict[str, Callable[[keras.Model, TrainingContext], list[dict[str, Any]]]] = {
+    "simple_cnn": train_simple_cnn,
+    "efficientnet_b2": train_s2,
+    "efficientnet_b7_attention": train_s1,
+    "efficientnet_b7_finetune": train_s4,
+}
+
+
+def procedure_for(recipe: str):
+    """The training procedure of a recipe (the generic one for recipes without their own)."""
+    return PROCEDURES.get(recipe, train_default)
+
+
+def steps_for(n: int, batch_size: int) -> int:
+    """Batches per epoch."""
+    return math.ceil(n / batch_size)

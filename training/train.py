@@ -1,0 +1,201 @@
+"""Train one model from a recipe, calibrate it, evaluate it and export it with its card."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector._keras import keras, tf
+from detector.card import ModelCard
+from detector.models import export_model, load_model
+from detector.recipes import get_recipe
+from detector.runtime import Detector
+from training.calibration import fit_temperature, logit, pr_threshold, uncertain_band
+from training.config import TrainConfig
+from training.datasets import ImageSet, balanced_subset, load_images
+from training.evaluate import evaluate, score
+from training.procedures import TrainingContext, procedure_for
+
+log = logging.getLogger(__name__)
+
+#: Splits evaluated after training when the dataset has them (``test_ood``: held-out sources).
+EVAL_SPLITS: tuple[str, ...] = ("test", "test_ood")
+
+
+def get_strategy(name: str):
+    """A `tf.distribute` strategy by name: default, mirrored, or multiworker (from TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            log.warning("TF_CONFIG is not set: MultiWorkerMirroredStrategy runs as one worker")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; use default, mirrored or multiworker")
+
+
+def _split(samples: list, name: str) -> list:
+    return [s for s in samples if s.split == name]
+
+
+def load_splits(config: TrainConfig) -> dict[str, ImageSet]:
+    """Decode the dataset's train/val/test splits (subsampled as the config says)."""
+    from training.data.loaders import load_dataset
+
+    samples = load_dataset(config.data)
+    splits: dict[str, ImageSet] = {}
+    for name in ("train", "val", *EVAL_SPLITS):
+        chosen = _split(samples, name)
+        if not chosen:
+            continue
+        limit = config.max_train if name == "train" else config.max_eval
+        labels = np.array([int(s.label) for s in chosen])
+        chosen = [chosen[i] for i in balanced_subset(labels, limit, config.seed)]
+        splits[name] = load_images(chosen)
+    for required in ("train", "val"):
+        if required not in splits or len(splits[required]) == 0:
+            raise ValueError(f"dataset {config.data} has no {required!r} images")
+        if len(np.unique(splits[required].labels)) < 2:
+            raise ValueError(f"the {required!r} split of {config.data} lacks one of the classes")
+    return splits
+
+
+def describe(splits: dict[str, ImageSet], config: TrainConfig) -> dict[str, Any]:
+    """The training-data section of a model card."""
+    info: dict[str, Any] = {"dataset": str(config.data), "splits": {}}
+    for name, data in splits.items():
+        info["splits"][name] = {
+            "n": len(data),
+            "n_fake": int(data.labels.sum()),
+            "n_real": int((1 - data.labels).sum()),
+            "generators": dict(
+                Counter(g for g, y in zip(data.generators, data.labels, strict=True) if y == 1)
+            ),
+            "sources": dict(Counter(s for s in data.sources if s)),
+        }
+    manifest = Path(config.data) / "manifest.csv"
+    if manifest.is_file():
+        info["manifest_sha256"] = _sha(manifest)
+        info["rebuild"] = "python -m training.data build-starter-kit --out DIR"
+    return info
+
+
+def _sha(path: Path) -> str:
+    from detector.card import sha256_file
+
+    return sha256_file(path)
+
+
+def build_model(config: TrainConfig, spec, strategy):
+    """Build the recipe's model with its pretrained backbone weights (if any)."""
+    recipe = get_recipe(config.recipe)
+    backbone = spec.params.get("backbone")
+    wants_imagenet = config.backbone_weights == "imagenet" and backbone not in (None, "tiny")
+    provenance: dict[str, Any] = {"name": backbone or "none (trained from scratch)"}
+    with strategy.scope():
+        if wants_imagenet and backbone == "mobilenet_v2":
+            model = recipe.build(spec)
+            from training.pretrained import MOBILENET_V2_PROVENANCE, load_mobilenet_v2_imagenet
+
+            load_mobilenet_v2_imagenet(model, prefix="mnv2")
+            provenance.update(weights="imagenet", **MOBILENET_V2_PROVENANCE)
+        elif wants_imagenet:
+            model = recipe.build(spec, weights="imagenet")
+            provenance.update(weights="imagenet", source="keras.applications")
+        else:
+            model = recipe.build(spec)
+            provenance.update(weights="random initialisation")
+    return model, provenance
+
+
+def calibrate(det: Detector, val: ImageSet, recipe: str) -> dict[str, Any]:
+    """Temperature, threshold and uncertain band from the validation split."""
+    raw = score(det, val)  # temperature 1 at this point
+    fake_logits = logit(raw)
+    temperature = fit_temperature(val.labels, fake_logits)
+    calibrated = 1 / (1 + np.exp(-fake_logits / temperature))
+    threshold = pr_threshold(val.labels, calibrated) if recipe == "efficientnet_b2" else 0.5
+    band = uncertain_band(val.labels, calibrated, threshold)
+    return {"temperature": temperature, "threshold": threshold, "uncertain_band": band}
+
+
+def train(config: TrainConfig, *, verbose: int = 1) -> ModelCard:
+    """Run a full training: data -> model -> calibration -> evaluation -> exported folder.
+
+    Returns:
+        The card written to ``config.out``.
+    """
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = get_strategy(config.strategy)
+    recipe = get_recipe(config.recipe)
+    spec = recipe.spec(**config.recipe_overrides())
+    splits = load_splits(config)
+    log.info("data: %s", {k: len(v) for k, v in splits.items()})
+    model, provenance = build_model(config, spec, strategy)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="train-") as workdir:
+        ctx = TrainingContext(
+            config, spec, splits["train"], splits["val"], Path(workdir), strategy, verbose
+        )
+        phases = procedure_for(config.recipe)(model, ctx)
+    trained_seconds = time.time() - started
+
+    card = ModelCard(
+        name=config.model_name,
+        spec=spec,
+        sha256="",
+        title=config.title or config.model_name,
+        summary=recipe.summary,
+        training_data=describe(splits, config),
+        training={
+            "config": config.to_dict(),
+            "phases": phases,
+            "seconds": round(trained_seconds, 1),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "command": "python -m training train "
+            f"{config.recipe} --data DATA --out {config.out} --seed {config.seed}",
+        },
+        backbone=provenance,
+        limitations=(
+            "Trained on the open starter kit: real photos from a few Debian packages and fakes "
+            "from upscalers and style transfer. It has never seen diffusion-model images.",
+            "Scores are only meaningful for photos similar to its training tiles; screenshots, "
+            "heavy compression and very small images are outside its domain.",
+        ),
+    )
+    export_model(model, out, card)
+    det = Detector(model, ModelCard.load(out))
+    calibration = calibrate(det, splits["val"], config.recipe)
+    card = replace(ModelCard.load(out), **calibration)
+    card.save(out)
+    config.save(out)
+    det = load_model(card.name, out.parent, cache=False)
+    eval_splits = {name: splits[name] for name in ("val", *EVAL_SPLITS) if name in splits}
+    metrics = evaluate(
+        det, eval_splits, out / "report", adversarial=config.recipe == "efficientnet_b2"
+    )
+    card = replace(ModelCard.load(out), metrics=metrics)
+    card.save(out)
+    log.info("trained %s in %.0f s", card.name, time.time() - started)
+    return card
+
+
+def clean_output(out: Path) -> None:
+    """Remove a previous model folder's files (keeps nothing stale next to new weights)."""
+    if out.exists():
+        shutil.rmtree(out)
