@@ -1,0 +1,209 @@
+"""``python -m benchmarks --quick|--full``: measure everything side by side in one run.
+
+Writes ``benchmarks/results.md`` (table + machine info), ``benchmarks/results.json`` and
+``benchmarks/results.png``. Quick mode uses fewer repeats and files and is what CI runs (no
+thresholds are enforced anywhere: the targets are printed next to the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from benchmarks.core import (
+    app_round_trips,
+    explanation_cost,
+    machine_info,
+    make_scan_folder,
+    scan_throughput,
+    single_image,
+)
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(quick: bool, models_dir: str | None, skip_app: bool) -> dict:
+    """Run every measurement and return the results."""
+    import detector
+
+    repeats = 15 if quick else 100
+    n_files = 64 if quick else 512
+    infos = [m for m in detector.list_models(models_dir) if m.trained]
+    if not infos:
+        raise SystemExit("no trained models to benchmark (see README, 'Training')")
+    results: dict = {
+        "mode": "quick" if quick else "full",
+        "machine": machine_info(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "models": {},
+    }
+    detectors = []
+    for info in infos:
+        start = time.perf_counter()
+        det = detector.load_model(info.name, models_dir)
+        load_s = time.perf_counter() - start
+        detectors.append(det)
+        logging.info("benchmarking %s", info.name)
+        results["models"][info.name] = {
+            "load_s": load_s,
+            "input_size": det.spec.input_size,
+            "params": int(det.keras_model.count_params()),
+            "single": single_image(det, repeats),
+            "explain": explanation_cost(det, repeats),
+        }
+    with tempfile.TemporaryDirectory() as tmp:
+        files = make_scan_folder(Path(tmp) / "scan", n_files)
+        fastest = min(detectors, key=lambda d: results["models"][d.name]["single"]["ours_p50_ms"])
+        results["scan"] = {
+            "one_model": {"model": fastest.name, **scan_throughput([fastest], files)},
+            "all_models": scan_throughput(detectors, files),
+        }
+    if not skip_app:
+        try:
+            results["app"] = app_round_trips(10 if quick else 50)
+        except Exception as exc:  # the report says what failed instead of losing the rest
+            results["app"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return results
+
+
+def to_markdown(results: dict) -> str:
+    """The results as a Markdown report."""
+    m = results["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Mode: **{results['mode']}**, run {results['started']} with "
+        "`python -m benchmarks --full` (CI runs `--quick`).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, "
+        f"TensorFlow {m['tensorflow']}. All figures come from this one run.",
+        "",
+        "## Single image (256 px RGB array in, verdict out; preprocessing included)",
+        "",
+        "| model | input | params | ours p50 / p95 ms | `model.predict` p50 / p95 ms | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results["models"].items():
+        s = r["single"]
+        lines.append(
+            f"| {name} | {r['input_size']} px | {r['params'] / 1e6:.1f} M | "
+            f"{s['ours_p50_ms']:.1f} / {s['ours_p95_ms']:.1f} | "
+            f"{s['naive_p50_ms']:.1f} / {s['naive_p95_ms']:.1f} | **{s['speedup']:.1f}x** |"
+        )
+    lines += [
+        "",
+        "## Explanations",
+        "",
+        "| model | predict ms | Grad-CAM ms | Grad-CAM / predict | tf-keras-vis Gradcam ms | "
+        "speed-up | attention ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results["models"].items():
+        e = r["explain"]
+        attention = f"{e['attention_p50_ms']:.1f}" if "attention_p50_ms" in e else "-"
+        lines.append(
+            f"| {name} | {e['predict_p50_ms']:.1f} | {e['gradcam_p50_ms']:.1f} | "
+            f"{e['gradcam_over_predict']:.2f}x | {e['tf_keras_vis_p50_ms']:.1f} | "
+            f"**{e['speedup_vs_tf_keras_vis']:.1f}x** | {attention} |"
+        )
+    sc = results["scan"]
+    lines += [
+        "",
+        "## Batch scan (CLI path: decode 256 px PNG + JPEG files, preprocess, score)",
+        "",
+        "| models | images | images/s |",
+        "|---|---|---|",
+        f"| {sc['one_model']['model']} | {sc['one_model']['images']} | "
+        f"**{sc['one_model']['images_per_s']:.0f}** |",
+        f"| all {sc['all_models']['models']} | {sc['all_models']['images']} | "
+        f"**{sc['all_models']['images_per_s']:.0f}** |",
+    ]
+    if "beam" in results:
+        b = results["beam"]
+        lines.append(
+            f"| Beam DirectRunner, {b['models']} model(s) | {b['images']} | "
+            f"{b['images_per_s']:.0f} |"
+        )
+    app = results.get("app")
+    if app:
+        lines += ["", "## App (Gradio, through `gradio_client`, with a heatmap)", ""]
+        if "error" in app:
+            lines.append(f"Not measured: {app['error']}")
+        else:
+            lines += [
+                "| cold start to first answer | warm p50 | warm p95 | peak RSS, all models |",
+                "|---|---|---|---|",
+                f"| {app['cold_start_s']:.1f} s | {app['warm_p50_ms']:.0f} ms | "
+                f"{app['warm_p95_ms']:.0f} ms | {app['peak_rss_mb']:.0f} MB |",
+            ]
+    lines += [
+        "",
+        "Targets (2 cores): single image >= 5x faster than `model.predict`, simple_cnn p50 < 10 ms;"
+        " Grad-CAM <= 2x a prediction and >= 10x faster than tf-keras-vis; scan >= 150 images/s "
+        "with simple_cnn; app warm p50 <= 200 ms, cold start <= 15 s.",
+        "",
+        "![benchmark chart](results.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def chart(results: dict, path: Path) -> None:
+    """Bar charts: latency ours vs naive, Grad-CAM ours vs tf-keras-vis (log scale)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(results["models"])
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    ours = [results["models"][n]["single"]["ours_p50_ms"] for n in names]
+    naive = [results["models"][n]["single"]["naive_p50_ms"] for n in names]
+    axes[0].bar(x - 0.2, naive, 0.4, label="model.predict (published path)", color="#bbbbbb")
+    axes[0].bar(x + 0.2, ours, 0.4, label="ours (compiled)", color="#1f77b4")
+    axes[0].set(title="Single image p50 (ms, log)", xticks=x, yscale="log")
+    axes[0].set_xticklabels(names, rotation=15, fontsize=8)
+    axes[0].legend(fontsize=8)
+    cam = [results["models"][n]["explain"]["gradcam_p50_ms"] for n in names]
+    ref = [results["models"][n]["explain"]["tf_keras_vis_p50_ms"] for n in names]
+    axes[1].bar(x - 0.2, ref, 0.4, label="tf-keras-vis Gradcam", color="#bbbbbb")
+    axes[1].bar(x + 0.2, cam, 0.4, label="ours (compiled)", color="#d62728")
+    axes[1].set(title="Grad-CAM p50 (ms, log)", xticks=x, yscale="log")
+    axes[1].set_xticklabels(names, rotation=15, fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and write the report."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="few repeats (CI)")
+    mode.add_argument("--full", action="store_true", help="the published figures")
+    parser.add_argument("--models-dir")
+    parser.add_argument("--skip-app", action="store_true")
+    parser.add_argument("--out", default=str(HERE), help="folder for results.md/.json/.png")
+    args = parser.parse_args(argv)
+    results = run(quick=not args.full, models_dir=args.models_dir, skip_app=args.skip_app)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, out / "results.png")
+    (out / "results.md").write_text(to_markdown(results))
+    print(to_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Measurements: single-image latency, explanation cost, scan throughput, app round trips."""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Timing:
+    """Latency samples in seconds, with p50 / p95 in milliseconds."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def p50_ms(self) -> float:
+        return 1000 * statistics.median(self.samples)
+
+    @property
+    def p95_ms(self) -> float:
+        ordered = sorted(self.samples)
+        return 1000 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed."""
+    for _ in range(warmup):
+        fn()
+    timing = Timing()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        timing.samples.append(time.perf_counter() - start)
+    return timing
+
+
+def test_image(size: int = 256, seed: int = 0) -> np.ndarray:
+    """A textured RGB uint8 image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = np.stack([np.sin(xx / 9.0 + seed), np.cos(yy / 7.0), np.sin((xx + yy) / 13.0)], -1)
+    noise = rng.normal(0, 0.1, (size, size, 3))
+    return np.clip((base * 0.4 + 0.5 + noise) * 255, 0, 255).astype(np.uint8)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, memory, versions."""
+    import tensorflow as tf
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_gb = round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def single_image(det, repeats: int) -> dict[str, Any]:
+    """Our compiled path (decode-free, preprocessing included) vs naive ``model.predict``."""
+    image = test_image(256)
+    prep = det.spec.preprocessing
+    ours = time_calls(lambda: det.predict(image), repeats)
+    naive = time_calls(lambda: det.keras_model.predict(prep.apply(image)[None], verbose=0), repeats)
+    return {
+        "ours_p50_ms": ours.p50_ms,
+        "ours_p95_ms": ours.p95_ms,
+        "naive_p50_ms": naive.p50_ms,
+        "naive_p95_ms": naive.p95_ms,
+        "speedup": naive.p50_ms / ours.p50_ms,
+    }
+
+
+def explanation_cost(det, repeats: int) -> dict[str, Any]:
+    """Grad-CAM: ours (one compiled forward+backward) vs tf-keras-vis Gradcam; attention map."""
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+    from detector.runtime import fake_logit
+
+    image = test_image(256)
+    prep = det.spec.preprocessing
+    predict = time_calls(lambda: det.predict(image), repeats)
+    ours = time_calls(lambda: det.explain(image, "gradcam"), repeats)
+    reference = Gradcam(det.keras_model, model_modifier=ReplaceToLinear(), clone=True)
+    output = det.spec.output
+
+    def tf_keras_vis():
+        reference(
+            lambda out: fake_logit(out, output),
+            prep.apply(image)[None],
+            penultimate_layer=det.spec.gradcam_layer,
+            seek_penultimate_conv_layer=False,
+        )
+
+    theirs = time_calls(tf_keras_vis, max(3, repeats // 5), warmup=1)
+    result = {
+        "predict_p50_ms": predict.p50_ms,
+        "gradcam_p50_ms": ours.p50_ms,
+        "gradcam_over_predict": ours.p50_ms / predict.p50_ms,
+        "tf_keras_vis_p50_ms": theirs.p50_ms,
+        "speedup_vs_tf_keras_vis": theirs.p50_ms / ours.p50_ms,
+    }
+    if "attention" in det.methods:
+        result["attention_p50_ms"] = time_calls(
+            lambda: det.explain(image, "attention"), repeats
+        ).p50_ms
+    return result
+
+
+def make_scan_folder(folder: Path, n: int) -> list[Path]:
+    """``n`` 256 px images, half PNG and half JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        image = Image.fromarray(test_image(256, seed=i))
+        path = folder / (f"img_{i:04d}.png" if i % 2 == 0 else f"img_{i:04d}.jpg")
+        image.save(path, quality=90) if path.suffix == ".jpg" else image.save(path)
+        files.append(path)
+    return files
+
+
+def scan_throughput(detectors: list, files: list[Path], rounds: int = 2) -> dict[str, Any]:
+    """Images per second through `detector.scan` (decoding included), best of ``rounds``."""
+    import detector
+
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        rows = list(detector.scan(files, detectors))
+        best = min(best, time.perf_counter() - start)
+        assert len(rows) == len(files) * len(detectors)
+    return {"images": len(files), "models": len(detectors), "images_per_s": len(files) / best}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_peak_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def app_round_trips(repeats: int, api_name: str = "/explain") -> dict[str, Any]:
+    """Start app.py on 127.0.0.1, time cold start to first answer, then warm round trips."""
+    from gradio_client import Client, handle_file
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "MPLBACKEND": "Agg",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        image_path = Path(tmp) / "bench.png"
+        Image.fromarray(test_image(256)).save(image_path)
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            client = None
+            deadline = time.time() + 180
+            while client is None and time.time() < deadline:
+                try:
+                    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                except Exception:
+                    time.sleep(0.2)
+            if client is None:
+                raise RuntimeError("app did not start within 180 s")
+            client.predict(handle_file(str(image_path)), api_name=api_name)
+            cold = time.perf_counter() - start
+            warm = time_calls(
+                lambda: client.predict(handle_file(str(image_path)), api_name=api_name),
+                repeats,
+                warmup=1,
+            )
+            rss = _rss_peak_mb(proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return {
+        "cold_start_s": cold,
+        "warm_p50_ms": warm.p50_ms,
+        "warm_p95_ms": warm.p95_ms,
+        "peak_rss_mb": rss,
+        "endpoint": api_name,
+    }
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Encode an RGB array as PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
