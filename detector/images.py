@@ -170,17 +170,20 @@ def decode_image(source: ImageSource) -> tuple[np.ndarray, ImageInfo]:
         raise ImageLoadError(
             "image declares too many pixels (possible decompression bomb)", code="too_many_pixels"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # untrusted bytes: any decoder failure is the file's fault
         if "runcated" in str(exc) or isinstance(exc, EOFError):
             raise ImageLoadError("truncated image file", code="truncated_file") from None
-        raise ImageLoadError(f"unreadable image header: {exc}", code="corrupt_file") from None
+        raise ImageLoadError(
+            f"unreadable image header ({type(exc).__name__})", code="corrupt_file"
+        ) from None
 
     with img:
         width, height = img.size
         _check_size(width, height)
-        n_frames = int(getattr(img, "n_frames", 1) or 1)
         fmt, mode = img.format, img.mode
+        n_frames = 1
         try:
+            n_frames = int(getattr(img, "n_frames", 1) or 1)
             if n_frames > 1:
                 img.seek(0)
             img.load()
@@ -210,6 +213,10 @@ def decode_image(source: ImageSource) -> tuple[np.ndarray, ImageInfo]:
             ) from None
         except MemoryError:
             raise ImageLoadError("image too large to decode", code="too_many_pixels") from None
+        except Exception as exc:  # untrusted bytes: any decoder failure is the file's fault
+            raise ImageLoadError(
+                f"damaged {fmt or 'image'} file ({type(exc).__name__})", code="corrupt_file"
+            ) from None
     info = ImageInfo(fmt, arr.shape[1], arr.shape[0], mode, n_frames, len(data))
     return arr, info
 
