@@ -16,7 +16,9 @@ layers = keras.layers
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
     backbone = get_backbone(params["backbone"])
-    scale = params["scale"] or backbone.native_scale
+    scale = params["scale"]
+    if scale is None:  # as published for EfficientNet ([0, 1] input); native otherwise
+        scale = "unit" if backbone.name.startswith("efficientnet") else backbone.native_scale
     return ModelSpec(
         recipe="efficientnet_b7_attention",
         preprocessing=Preprocessing(
@@ -61,7 +63,7 @@ RECIPE = register(
             "input_size": 128,
             "interpolation": "bilinear",
             "backbone": "efficientnet_b7",
-            "scale": "unit",
+            "scale": None,
             "l2": 1e-3,
         },
         make_spec=_spec,
