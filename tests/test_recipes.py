@@ -18,6 +18,7 @@ from detector.runtime import Detector, fake_logit
 
 @pytest.fixture(scope="module", params=RECIPE_NAMES)
 def tiny(request):
+    keras.utils.set_random_seed(0)
     recipe = get_recipe(request.param)
     card = tiny_card(f"tiny_{request.param}", request.param, uncertain_band=(0.45, 0.55))
     model = recipe.build(card.spec)
@@ -109,7 +110,8 @@ def test_explain_every_supported_method(tiny):
         assert result.heatmap.shape == (45, 77)
         assert result.heatmap.dtype == np.float32
         assert result.heatmap.min() >= 0.0 and result.heatmap.max() <= 1.0
-        assert result.heatmap.max() > 0.5, "normalised map should reach near 1"
+        # min-max normalised: all zero (no evidence for "fake" anywhere) or reaching near 1
+        assert result.heatmap.max() == 0.0 or result.heatmap.max() > 0.5
         assert result.overlay.shape == (45, 77, 3) and result.overlay.dtype == np.uint8
         assert result.prediction.p_fake == pytest.approx(det.predict(image).p_fake, abs=1e-5)
     if "attention" not in card.spec.explain_methods:
