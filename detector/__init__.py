@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from detector import presentation
 from detector.card import ModelCard
+from detector.domain import domain_warnings
 from detector.errors import (
     ChecksumError,
     DetectorError,
@@ -27,45 +29,84 @@ from detector.errors import (
     UnsafeModelError,
     UnsupportedMethodError,
 )
+from detector.evidence import (
+    EvidenceItem,
+    EvidenceReport,
+    JpegQualityEstimate,
+    estimate_jpeg_quality,
+    inspect_file,
+)
 from detector.explain import colorize, overlay_heatmap
+from detector.forensics import (
+    ELA_EXPLANATION,
+    RESIDUAL_SPECTRUM_EXPLANATION,
+    error_level_analysis,
+    error_level_analysis_rgb,
+    residual_spectrum,
+    residual_spectrum_rgb,
+)
+from detector.hub import fetch_from_hub, load_keras_from_hub, load_published_s1, load_s1_h5
 from detector.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
 from detector.models import ModelInfo, default_model_name, list_models, load_model, models_dir
 from detector.results import Explanation, Prediction
 from detector.scan import SCAN_FIELDS, ScanRow, expand_paths, scan
+from detector.stress import FRAGILE_DEFINITION, ModelStress, StressResult, plot_stress, stress_test
 
 if TYPE_CHECKING:
     from detector.runtime import Detector
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "ELA_EXPLANATION",
+    "FRAGILE_DEFINITION",
+    "RESIDUAL_SPECTRUM_EXPLANATION",
     "SCAN_FIELDS",
     "ChecksumError",
     "DetectorError",
+    "EvidenceItem",
+    "EvidenceReport",
     "Explanation",
     "ImageLoadError",
     "ImageSource",
+    "JpegQualityEstimate",
     "ModelCard",
     "ModelInfo",
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelNotTrainedError",
+    "ModelStress",
     "Prediction",
     "ScanRow",
+    "StressResult",
     "UnsafeModelError",
     "UnsupportedMethodError",
     "colorize",
     "decode_image",
     "default_model_name",
+    "domain_warnings",
+    "error_level_analysis",
+    "error_level_analysis_rgb",
+    "estimate_jpeg_quality",
     "expand_paths",
     "explain",
+    "fetch_from_hub",
+    "inspect_file",
     "list_models",
     "load_image",
+    "load_keras_from_hub",
     "load_model",
+    "load_published_s1",
+    "load_s1_h5",
     "models_dir",
     "overlay_heatmap",
+    "plot_stress",
     "predict",
     "predict_batch",
+    "presentation",
+    "residual_spectrum",
+    "residual_spectrum_rgb",
     "scan",
+    "stress_test",
 ]
 
 

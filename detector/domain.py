@@ -1,0 +1,247 @@
+"""Honest uncertainty: plain-language warnings when an input is far from what a model saw.
+
+`domain_warnings` looks at an image's size, format, colours and compression, and at the model
+card, and says (in words a non-specialist can read) why a score on this input may not be
+trustworthy: much larger or smaller than the training images, screenshot-like, heavily
+compressed, black-and-white, very small, squashed or cropped by the model's preprocessing, or
+animated. An empty tuple means none of these checks fired, not that the score is right.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detector.card import ModelCard
+from detector.evidence import estimate_jpeg_quality, exif_summary, has_camera_exif
+from detector.images import ImageInfo
+
+#: An image whose longer side exceeds this many training tiles is "far larger".
+LARGE_FACTOR = 8
+#: Shorter side, in pixels, below which an image is "very small".
+VERY_SMALL_SIDE = 64
+#: JPEG quality below which compression is "heavy".
+HEAVY_JPEG_QUALITY = 60
+#: Fraction of pixels in perfectly flat 3x3 neighbourhoods above which an image is flat.
+FLAT_FRACTION = 0.5
+#: Distinct colours (in a sample of pixels) below which an image has "few colours".
+FEW_COLOURS = 4096
+#: Long/short side ratio above which squashing or cropping to a square matters.
+ASPECT_LIMIT = 2.0
+#: Largest number of pixels analysed for flatness and colours (a centre crop beyond this).
+ANALYSIS_PIXELS = 2048 * 2048
+
+#: Common screen resolutions (width, height), landscape; portrait is checked too.
+SCREEN_SIZES: frozenset[tuple[int, int]] = frozenset(
+    {
+        (1280, 720), (1280, 800), (1280, 1024), (1366, 768), (1440, 900), (1536, 864),
+        (1600, 900), (1680, 1050), (1920, 1080), (1920, 1200), (2048, 1152), (2560, 1080),
+        (2560, 1440), (2560, 1600), (2736, 1824), (2880, 1800), (3024, 1964), (3440, 1440),
+        (3456, 2234), (3840, 2160), (1024, 768), (2048, 1536), (2224, 1668), (2388, 1668),
+        (2732, 2048), (1334, 750), (1792, 828), (2208, 1242), (2340, 1080), (2400, 1080),
+        (2436, 1125), (2532, 1170), (2556, 1179), (2622, 1206), (2688, 1242), (2778, 1284),
+        (2796, 1290), (2868, 1320), (3088, 1440), (3120, 1440), (3200, 1440), (1600, 720),
+    }
+)  # fmt: skip
+
+_TILE_KEYS = (
+    "tile_size",
+    "tile",
+    "crop_size",
+    "image_size",
+    "train_size",
+    "resolution",
+    "size_px",
+    "input_size",
+)
+
+
+def training_side(card: ModelCard) -> tuple[int, str]:
+    """The side (pixels) of the images the model was trained on, and where it comes from.
+
+    Looks in ``card.training_data`` for a tile or image size (keys such as ``tile_size``,
+    ``image_size``, ``crop_size``, ``resolution``; an int or a ``"512x512"`` string, up to two
+    levels deep) and falls back to the model's input size.
+
+    Returns:
+        ``(side, source)`` where source is ``"training data"`` or ``"model input size"``.
+    """
+    found = _find_side(card.training_data, depth=0)
+    if found:
+        return found, "training data"
+    return int(card.spec.preprocessing.size), "model input size"
+
+
+def _find_side(data: Any, depth: int) -> int | None:
+    if not isinstance(data, dict) or depth > 2:
+        return None
+    for key in _TILE_KEYS:
+        side = _as_side(data.get(key))
+        if side:
+            return side
+    for value in data.values():
+        side = _find_side(value, depth + 1)
+        if side:
+            return side
+    return None
+
+
+def _as_side(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and 8 <= value <= 16384:
+        return int(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
+        return _as_side(max(value))
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,5})\s*(?:[x×]\s*(\d{1,5}))?\s*(?:px)?\s*", value)
+        if match:
+            return _as_side(max(int(g) for g in match.groups() if g))
+    return None
+
+
+def _analysis_crop(array: np.ndarray) -> np.ndarray:
+    height, width = array.shape[:2]
+    if height * width <= ANALYSIS_PIXELS:
+        return array
+    side = int(ANALYSIS_PIXELS**0.5)
+    top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+    return array[top : top + side, left : left + side]
+
+
+def flat_fraction(array: np.ndarray) -> float:
+    """Fraction of pixels whose 3x3 neighbourhood is one exact colour (screenshots, graphics)."""
+    crop = _analysis_crop(array)
+    kernel = np.ones((3, 3), np.uint8)
+    flat = np.ones(crop.shape[:2], dtype=bool)
+    for channel in range(crop.shape[2] if crop.ndim == 3 else 1):
+        plane = crop[..., channel] if crop.ndim == 3 else crop
+        plane = np.ascontiguousarray(plane)
+        flat &= cv2.dilate(plane, kernel) == cv2.erode(plane, kernel)
+    return float(flat.mean())
+
+
+def colour_count(array: np.ndarray, sample: int = 262_144) -> int:
+    """Distinct RGB colours in an evenly strided sample of up to ``sample`` pixels."""
+    pixels = array.reshape(-1, array.shape[-1]) if array.ndim == 3 else array.reshape(-1, 1)
+    step = max(1, len(pixels) // sample)
+    pixels = pixels[::step].astype(np.uint32)
+    if pixels.shape[1] >= 3:
+        packed = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
+    else:
+        packed = pixels[:, 0]
+    return int(np.unique(packed).size)
+
+
+def is_greyscale(array: np.ndarray, tolerance: int = 3) -> bool:
+    """Whether (nearly) every pixel has equal R, G and B (within ``tolerance`` levels)."""
+    if array.ndim == 2 or array.shape[-1] == 1:
+        return True
+    crop = _analysis_crop(array)[::2, ::2].astype(np.int16)
+    spread = crop.max(axis=-1) - crop.min(axis=-1)
+    return bool(np.mean(spread <= tolerance) >= 0.995)
+
+
+def domain_warnings(
+    image_info: ImageInfo,
+    array: np.ndarray,
+    card: ModelCard | None,
+    *,
+    data: bytes | None = None,
+) -> tuple[str, ...]:
+    """Plain-language warnings when an input is far from what the model was trained on.
+
+    Args:
+        image_info: From `detector.images.decode_image`.
+        array: The decoded RGB uint8 image (H, W, 3).
+        card: The model card (training tile size, input size, preprocessing); None skips the
+            model-specific checks.
+        data: The file's bytes, when available: used to read the JPEG quality and to tell
+            camera EXIF apart (without them, no compression warning is given and a PNG at a
+            screen size is assumed to have no camera EXIF).
+
+    Returns:
+        Warnings, most important first; empty when no check fired.
+    """
+    height, width = int(array.shape[0]), int(array.shape[1])
+    short, long = min(height, width), max(height, width)
+    warnings: list[str] = []
+    fmt = (image_info.format or "").upper()
+
+    if card is not None:
+        side, source = training_side(card)
+        size = int(card.spec.preprocessing.size)
+        tile = f"the {side} px training images" if source == "training data" else f"{side} px"
+        if long > LARGE_FACTOR * side:
+            warnings.append(
+                f"This image ({width}x{height} px) is far larger than {tile} the model "
+                f"learned from; it is shrunk to {size}x{size} px before scoring, which wipes out "
+                "the fine detail that separates real photos from generated ones."
+            )
+        if short < VERY_SMALL_SIDE:
+            warnings.append(
+                f"This image is very small ({width}x{height} px): there is too little detail "
+                "for any detector to be reliable."
+            )
+        elif short < size:
+            warnings.append(
+                f"This image ({width}x{height} px) is smaller than the model's {size} px input, "
+                "so it is enlarged before scoring; enlarging adds smooth, regular pixels that "
+                "can look synthetic to a detector."
+            )
+        if long / max(short, 1) > ASPECT_LIMIT:
+            if card.spec.preprocessing.resize == "center_crop":
+                warnings.append(
+                    "This image is very elongated: the model sees only its central square, so "
+                    "anything outside it is ignored."
+                )
+            else:
+                warnings.append(
+                    "This image is very elongated: the model squashes it into a square, which "
+                    "distorts shapes and textures."
+                )
+    elif short < VERY_SMALL_SIDE:
+        warnings.append(
+            f"This image is very small ({width}x{height} px): there is too little detail for "
+            "any detector to be reliable."
+        )
+
+    fields = exif_summary(data) if data is not None else {}
+    flat = flat_fraction(array)
+    few_colours = colour_count(array) < FEW_COLOURS
+    screen_size = (width, height) in SCREEN_SIZES or (height, width) in SCREEN_SIZES
+    if (flat > FLAT_FRACTION and few_colours) or flat > 0.8:
+        warnings.append(
+            "This looks like a screenshot, a chart or a graphic (large flat areas and few "
+            "colours); the models were trained on photos and generated pictures, not on these."
+        )
+    elif screen_size and fmt == "PNG" and not has_camera_exif(fields):
+        warnings.append(
+            f"This is a PNG at a typical screen size ({width}x{height}) without camera data: "
+            "it may be a screenshot, and screenshots are outside what the models were trained on."
+        )
+
+    if data is not None and fmt == "JPEG":
+        estimate = estimate_jpeg_quality(data)
+        if estimate is not None and estimate.quality < HEAVY_JPEG_QUALITY:
+            warnings.append(
+                f"This JPEG is heavily compressed (quality about {estimate.quality}); strong "
+                "compression erases the subtle traces detectors rely on, in both directions."
+            )
+
+    if image_info.mode in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F") or is_greyscale(
+        array
+    ):
+        warnings.append(
+            "This is a black-and-white image; the models were trained on colour images and "
+            "may be unreliable without colour."
+        )
+    if image_info.n_frames > 1:
+        warnings.append(
+            f"This file has {image_info.n_frames} frames (animation); only the first frame is "
+            "scored."
+        )
+    return tuple(warnings)
