@@ -32,7 +32,7 @@ FEW_COLOURS = 4096
 #: Long/short side ratio above which squashing or cropping to a square matters.
 ASPECT_LIMIT = 2.0
 #: Largest number of pixels analysed for flatness and colours (a centre crop beyond this).
-ANALYSIS_PIXELS = 2048 * 2048
+ANALYSIS_PIXELS = 1024 * 1024
 
 #: Common screen resolutions (width, height), landscape; portrait is checked too.
 SCREEN_SIZES: frozenset[tuple[int, int]] = frozenset(
@@ -124,7 +124,7 @@ def flat_fraction(array: np.ndarray) -> float:
     return float(flat.mean())
 
 
-def colour_count(array: np.ndarray, sample: int = 262_144) -> int:
+def colour_count(array: np.ndarray, sample: int = 32_768) -> int:
     """Distinct RGB colours in an evenly strided sample of up to ``sample`` pixels."""
     pixels = array.reshape(-1, array.shape[-1]) if array.ndim == 3 else array.reshape(-1, 1)
     step = max(1, len(pixels) // sample)
@@ -132,8 +132,11 @@ def colour_count(array: np.ndarray, sample: int = 262_144) -> int:
     if pixels.shape[1] >= 3:
         packed = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
     else:
-        packed = pixels[:, 0]
-    return int(np.unique(packed).size)
+        packed = pixels[:, 0].copy()
+    if packed.size == 0:
+        return 0
+    packed.sort()  # faster than np.unique's hashing for this size
+    return int(1 + np.count_nonzero(np.diff(packed)))
 
 
 def is_greyscale(array: np.ndarray, tolerance: int = 3) -> bool:

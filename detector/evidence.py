@@ -378,6 +378,10 @@ def ijg_table(base: np.ndarray, quality: int) -> np.ndarray:
     return np.clip(np.floor((base * scale + 50) / 100), 1, 255)
 
 
+_LUMA_TABLES = np.stack([ijg_table(IJG_LUMA, q) for q in range(1, 101)])
+_CHROMA_TABLES = np.stack([ijg_table(IJG_CHROMA, q) for q in range(1, 101)])
+
+
 def estimate_jpeg_quality(source: bytes | Image.Image) -> JpegQualityEstimate | None:
     """Estimate a JPEG's quality by inverting the IJG scaling of its quantisation tables.
 
@@ -400,16 +404,14 @@ def estimate_jpeg_quality(source: bytes | Image.Image) -> JpegQualityEstimate | 
         return None
     luma = np.asarray(tables[0], dtype=np.float64)
     chroma = np.asarray(tables[1], dtype=np.float64) if len(tables.get(1, ())) == 64 else None
-    best: tuple[float, int] = (np.inf, 50)
-    for quality in range(1, 101):
-        err = np.abs(ijg_table(IJG_LUMA, quality) - luma).sum()
-        count = 64
-        if chroma is not None:
-            err += np.abs(ijg_table(IJG_CHROMA, quality) - chroma).sum()
-            count += 64
-        err /= count
-        if err < best[0] - 1e-12:
-            best = (float(err), quality)
+    err = np.abs(_LUMA_TABLES - luma).sum(axis=1)
+    count = 64
+    if chroma is not None:
+        err = err + np.abs(_CHROMA_TABLES - chroma).sum(axis=1)
+        count += 64
+    err = err / count
+    index = int(np.argmin(err))  # the lowest quality among equally good fits, as a loop would
+    best: tuple[float, int] = (float(err[index]), index + 1)
     unclipped = luma < 255
     scale = float(np.mean(100.0 * luma[unclipped] / IJG_LUMA[unclipped])) if unclipped.any() else 0
     return JpegQualityEstimate(

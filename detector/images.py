@@ -88,6 +88,17 @@ def _read_bytes(source: str | Path | bytes | bytearray | memoryview | BinaryIO) 
     return data
 
 
+def read_source_bytes(source: ImageSource) -> bytes | None:
+    """The raw bytes of a path, bytes-like or file source; None for decoded images and arrays.
+
+    Raises:
+        ImageLoadError: for missing, empty or oversized files.
+    """
+    if isinstance(source, (np.ndarray, Image.Image)):
+        return None
+    return _read_bytes(source)
+
+
 def _check_size(width: int, height: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageLoadError(f"invalid image size {width}x{height}", code="bad_size")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from detector._keras import keras, tf
 from detector.card import ModelCard
 from detector.errors import UnsupportedMethodError
 from detector.explain import normalize_maps, overlay_heatmap, to_image_size, upsample_maps
-from detector.images import ImageSource, load_image
+from detector.images import ImageSource, decode_image, load_image, read_source_bytes
 from detector.results import Explanation, Prediction
 from detector.spec import ModelSpec
 
@@ -132,7 +133,7 @@ class Detector:
             )
         return self._predict_fn(tf.constant(batch)).numpy().astype(np.float64)
 
-    def _prediction(self, p_fake: float, seconds: float) -> Prediction:
+    def _bare_prediction(self, p_fake: float, seconds: float) -> Prediction:
         p_fake = float(np.clip(p_fake, 0.0, 1.0))
         return Prediction(
             model=self.name,
@@ -143,17 +144,37 @@ class Detector:
             uncertain_band=tuple(float(v) for v in self.card.uncertain_band),
         )
 
-    def predict(self, image: ImageSource) -> Prediction:
+    def _load(self, image: ImageSource, warnings: bool) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Decode an input and, optionally, say why a score on it may not be trustworthy."""
+        if _is_rgb_uint8(image):
+            return image, ()
+        if not warnings:
+            return load_image(image), ()
+        from detector.domain import domain_warnings
+
+        data = read_source_bytes(image)
+        array, info = decode_image(data if data is not None else image)
+        return array, domain_warnings(info, array, self.card, data=data)
+
+    def _prediction(self, p_fake: float, seconds: float, warnings: tuple[str, ...] = ()):
+        return replace(self._bare_prediction(p_fake, seconds), warnings=warnings)
+
+    def predict(self, image: ImageSource, *, warnings: bool = True) -> Prediction:
         """Score one image (path, bytes, file object, Pillow image or RGB array).
+
+        Args:
+            image: Any accepted image source.
+            warnings: Add plain-language domain warnings (sizes, screenshots, compression) to
+                the result; not computed for raw arrays.
 
         Raises:
             ImageLoadError: if the image cannot be read.
         """
         start = time.perf_counter()
-        array = image if _is_rgb_uint8(image) else load_image(image)
+        array, notes = self._load(image, warnings)
         batch = self.spec.preprocessing.apply(array)[None]
         p_fake = float(self.p_fake_batch(batch)[0])
-        return self._prediction(p_fake, time.perf_counter() - start)
+        return self._prediction(p_fake, time.perf_counter() - start, notes)
 
     def predict_batch(
         self, images: Sequence[ImageSource], batch_size: int = 32
@@ -193,7 +214,12 @@ class Detector:
         return probs, normalize_maps(upsample_maps(maps, self.spec.input_size))
 
     def explain(
-        self, image: ImageSource, method: str = "gradcam", *, alpha: float = 0.45
+        self,
+        image: ImageSource,
+        method: str = "gradcam",
+        *,
+        alpha: float = 0.45,
+        warnings: bool = True,
     ) -> Explanation:
         """Score an image and explain the score with one forward pass.
 
@@ -210,12 +236,13 @@ class Detector:
             ImageLoadError: if the image cannot be read.
         """
         start = time.perf_counter()
-        array = image if _is_rgb_uint8(image) else load_image(image)
+        self._explain_fn(method)  # fail on a bad method before decoding anything
+        array, notes = self._load(image, warnings)
         batch = self.spec.preprocessing.apply(array)[None]
         probs, maps = self.input_maps(batch, method)
         height, width = array.shape[:2]
         heatmap = to_image_size(maps[0], height, width, self.spec.preprocessing)
-        prediction = self._prediction(float(probs[0]), time.perf_counter() - start)
+        prediction = self._prediction(float(probs[0]), time.perf_counter() - start, notes)
         return Explanation(
             model=self.name,
             method=method,

@@ -118,3 +118,16 @@ def test_export_writes_card_with_sha(tmp_path):
     x = card.spec.preprocessing.apply(make_image(32, 32))[None]
     expected = 1.0 - float(np.asarray(model(x))[0, 0])  # sigmoid_real convention
     assert det.p_fake_batch(x)[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_predictions_carry_domain_warnings(trained_dir):
+    det = detector.load_model("tiny_cnn", trained_dir)
+    grey = np.repeat(make_image(64, 64)[..., :1], 3, axis=2)
+    from conftest import encode
+
+    result = det.predict(encode(grey))
+    assert any("black-and-white" in w for w in result.warnings)
+    assert det.predict(encode(grey), warnings=False).warnings == ()
+    colour = det.explain(encode(make_image(64, 64)))
+    assert not any("black-and-white" in w for w in colour.prediction.warnings)
+    assert result.to_dict()["warnings"] == list(result.warnings)
