@@ -1,4 +1,4 @@
-"""Command line: ``python -m detector list|scan|explain``.
+"""Command line: ``python -m detector list|scan|explain|inspect``.
 
 Exit codes: 0 success (bad image files are rows with an error, not failures), 2 bad arguments or
 no usable model.
@@ -88,6 +88,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    report = detector.inspect_file(args.file)
+    if args.format == "json":
+        json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.to_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     parser = argparse.ArgumentParser(
@@ -110,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_scan.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p_scan.set_defaults(func=_cmd_scan)
 
+    from detector.beam import add_parser as add_scan_beam_parser  # Beam itself loads lazily
+
+    add_scan_beam_parser(sub)  # scan-beam: the same rows on Apache Beam (optional extra)
+
     p_exp = sub.add_parser("explain", help="save a heatmap overlay for one image")
     p_exp.add_argument("image")
     p_exp.add_argument("--model", default=None)
@@ -117,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("--alpha", type=float, default=0.45)
     p_exp.add_argument("--output", "-o", required=True, help="PNG file to write")
     p_exp.set_defaults(func=_cmd_explain)
+
+    p_ins = sub.add_parser(
+        "inspect", help="provenance evidence in a file's metadata (no model is run)"
+    )
+    p_ins.add_argument("file", help="image file to inspect")
+    p_ins.add_argument("--format", choices=("json", "text"), default="text")
+    p_ins.set_defaults(func=_cmd_inspect)
     return parser
 
 
