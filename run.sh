@@ -3,6 +3,7 @@
 #   bash run.sh app        install (once) and launch the Gradio app on the bundled models
 #   bash run.sh streamlit  install (once) and launch the Streamlit app
 #   bash run.sh test       install (once, with dev tools) and run lint + the whole test suite
+#   bash run.sh setup      only install (with dev tools)
 # Extra arguments after `test` go to pytest (e.g. `bash run.sh test -m "not slow"`).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -44,6 +45,9 @@ case "$cmd" in
     install requirements.txt
     exec "$VENV/bin/python" -m streamlit run streamlit_app.py --browser.gatherUsageStats false "$@"
     ;;
+  setup)
+    install requirements-dev.txt
+    ;;
   test)
     install requirements-dev.txt
     if ! command -v chromium >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
@@ -55,7 +59,7 @@ case "$cmd" in
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: bash run.sh [app|streamlit|test] [args...]" >&2
+    echo "usage: bash run.sh [app|streamlit|test|setup] [args...]" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Rebuild the open starter kit and retrain + evaluate every shipped model, exactly as shipped.
+#   bash training/reproduce.sh [KIT_DIR]        (default: data/starter-kit, ignored by git)
+# Needs the training extras: .venv/bin/pip install -r requirements-train.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KIT="${1:-data/starter-kit}"
+PY="${PYTHON:-.venv/bin/python}"
+
+"$PY" -m training.data build-starter-kit --out "$KIT" --seed 0
+
+"$PY" -m training train simple_cnn --data "$KIT" --out assets/models/simple_cnn \
+  --title "Small CNN (S3 recipe)" --epochs 30 --seed 0
+
+"$PY" -m training train efficientnet_b2 --data "$KIT" --out assets/models/s2_mobilenetv2_fgsm \
+  --title "MobileNetV2 + FGSM (S2 recipe)" --backbone mobilenet_v2 --input-size 224 \
+  --frozen-epochs 4 --fgsm-epochs 2 --finetune-epochs 3 --seed 0
+
+"$PY" -m training train efficientnet_b7_attention --data "$KIT" \
+  --out assets/models/s1_attention_mobilenetv2 --title "MobileNetV2 + attention (S1 recipe)" \
+  --backbone mobilenet_v2 --input-size 224 --epochs 8 --seed 0
