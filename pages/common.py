@@ -1,0 +1,333 @@
+"""Streamlit building blocks shared by the Detect and Classroom pages.
+
+Only layout, formatting and Streamlit caching live here; every score, heatmap and sentence comes
+from `detector` (`detector.presentation`, `detector.classroom`). Uploads stay in memory: a user's
+file name is only ever shown (escaped), never used as a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import detector
+from detector import classroom as cr
+from detector import presentation as pres
+
+#: Initial heatmap opacity (the same as the Gradio app's).
+DEFAULT_OPACITY = 0.45
+#: File types offered in the upload dialog (the bytes decide the real format).
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "zip"]
+#: Side of example thumbnails, in pixels.
+THUMB_SIDE = 320
+
+
+# ------------------------------------------------------------------------------------ inputs
+@dataclass(eq=False)
+class Upload:
+    """One image held in memory: a display name, its bytes and their SHA-256.
+
+    ``array`` decodes the bytes once per script run (cached functions receive the whole object
+    unhashed and only decode it on a cache miss).
+    """
+
+    name: str
+    data: bytes
+    note: str = ""
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the bytes: the cache key of everything computed from this image."""
+        return hashlib.sha256(self.data).hexdigest()
+
+    @cached_property
+    def array(self) -> np.ndarray:
+        """The decoded RGB image (raises `detector.ImageLoadError`)."""
+        return detector.load_image(self.data)
+
+
+@dataclass(frozen=True, eq=False)
+class Checked:
+    """The result of reading an upload: a display-size image, or an error for the user."""
+
+    image: np.ndarray | None
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+
+def models_root() -> str:
+    """The models folder in use: part of every cache key (tests switch folders)."""
+    return str(cr.models_dir().resolve())
+
+
+def read_error(exc: detector.ImageLoadError) -> str:
+    """The message for a file that is not a readable image (same wording as the Gradio app)."""
+    return f"Could not read this file as an image ({exc.code}): {exc.message}"
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def check_upload(digest: str, _upload: Upload) -> Checked:
+    """Decode an upload once and keep a display-size copy (or the reason it is unreadable)."""
+    try:
+        array = _upload.array
+    except detector.ImageLoadError as exc:
+        return Checked(None, error=read_error(exc))
+    small, _ = pres.resize_for_display(array)
+    return Checked(small, array.shape[1], array.shape[0])
+
+
+def uploads_from(files: list[Any]) -> list[Upload | pres.UploadItem]:
+    """Streamlit uploads as in-memory items: zip archives opened, limits applied."""
+    items = pres.read_uploads([(f.name, f.getvalue()) for f in files])
+    return [Upload(item.name, item.data) if item.data is not None else item for item in items]
+
+
+# ------------------------------------------------------------------------------------ models
+@st.cache_resource(show_spinner="Loading the model…")
+def load_detector(root: str, name: str) -> tuple[Any, str | None]:
+    """A loaded model, shared by every session (never mutated), or why it cannot load."""
+    try:
+        return detector.load_model(name), None
+    except Exception as exc:  # a broken model is reported, never raised into the page
+        return None, pres.error_text(exc)
+
+
+@st.cache_data(max_entries=256, max_size="400MB", ttl=3600, show_spinner=False)
+def analyse_cached(
+    root: str, digest: str, name: str, method: str | None, _upload: Upload
+) -> cr.ModelView:
+    """One model's verdict (and heatmap) for one image, keyed by image hash, model and method."""
+    return cr.analyse(_upload.array, name, method)
+
+
+def analyse(upload: Upload, name: str, method: str | None) -> cr.ModelView:
+    """`analyse_cached` behind the shared model cache: a model that cannot load is a failure."""
+    root = models_root()
+    _, error = load_detector(root, name)
+    if error is not None:
+        return cr.ModelView(name, method=method, error=error)
+    return analyse_cached(root, upload.digest, name, method, upload)
+
+
+def model_picker(
+    infos: list[detector.ModelInfo], key: str, default_count: int = 1, label: str = "Models"
+) -> list[str]:
+    """A sidebar multiselect of the trained models (best first); returns the chosen names."""
+    options = [info.name for info in infos]
+    names = st.sidebar.multiselect(
+        label,
+        options=options,
+        default=options[:default_count],
+        key=key,
+        help="Trained models, best test ROC-AUC first:\n\n"
+        + "\n".join(f"- {pres.model_label(info)}" for info in infos)
+        + "\n\nPick several to compare them side by side.",
+        placeholder="Choose at least one model",
+    )
+    return [name for name in names if name in options]
+
+
+def method_picker(infos: list[detector.ModelInfo], names: list[str], key: str) -> str:
+    """A sidebar choice of explanation method among those the chosen models offer."""
+    chosen = [info for info in infos if info.name in names]
+    offered = [m for m in pres.METHOD_TITLES if any(m in info.methods for info in chosen)]
+    offered = offered or ["gradcam"]
+    return st.sidebar.radio(
+        "Explanation",
+        offered,
+        format_func=lambda m: pres.METHOD_TITLES.get(m, m),
+        key=key,
+        help="Models without the chosen method show Grad-CAM instead (and say so).",
+    )
+
+
+def untrained_note(infos: list[detector.ModelInfo]) -> None:
+    """List the recipes that ship no weights, in a collapsed sidebar expander."""
+    untrained = [info for info in infos if not info.trained]
+    if untrained:
+        with st.sidebar.expander("Recipes without trained weights"):
+            for info in untrained:
+                st.markdown(f"- {pres.untrained_message(info)}")
+
+
+def no_models() -> None:
+    """Say plainly that no trained model is installed, and how to train one."""
+    st.warning(pres.no_models_message(), icon=":material/warning:")
+
+
+# ------------------------------------------------------------------------------------ verdicts
+def bar_html(prediction: detector.Prediction) -> str:
+    """A P(fake) bar: fill to the probability, a tick at the threshold, the uncertain band."""
+    bar = pres.probability_bar(prediction)
+    low, high = bar.band
+    band = (
+        f'<div title="uncertain band" style="position:absolute;left:{low}%;width:{high - low}%;'
+        "top:0;bottom:0;background:repeating-linear-gradient(45deg,rgba(239,108,0,.28) 0 4px,"
+        'transparent 4px 8px)"></div>'
+        if high > low
+        else ""
+    )
+    return (
+        '<div style="position:relative;height:12px;border-radius:6px;margin:.35rem 0;'
+        'background:rgba(127,127,127,.2);overflow:hidden">'
+        f'{band}<div style="height:100%;width:{bar.width}%;background:{bar.colour}"></div>'
+        f'<div title="threshold" style="position:absolute;left:{bar.threshold}%;top:0;bottom:0;'
+        'width:2px;background:#212121;opacity:.75"></div></div>'
+    )
+
+
+def verdict_html(prediction: detector.Prediction, compact: bool = False) -> str:
+    """A verdict card: headline, P(AI-generated), the bar and one sentence on the threshold."""
+    v = pres.verdict(prediction)
+    detail = "" if compact else f'<div class="fd-detail">{html.escape(v.detail)}</div>'
+    return (
+        f'<div class="fd-verdict" data-label="{v.label}" data-model="{html.escape(v.model)}" '
+        f'style="border-left:6px solid {v.colour};border-radius:8px;padding:.55rem .85rem;'
+        f'background:{v.colour}14;font-family:inherit">'
+        f'<div style="font-size:.8rem;opacity:.75"><code>{html.escape(v.model)}</code> · '
+        f"{v.milliseconds:.0f} ms</div>"
+        f'<div class="fd-headline" style="font-size:1.3rem;font-weight:700;color:{v.colour}">'
+        f"{html.escape(v.headline)}</div>"
+        f"<div>P(AI-generated) = <b>{v.probability}</b></div>"
+        f"{bar_html(prediction)}"
+        f'<div style="font-size:.82rem;opacity:.8">{detail}</div></div>'
+    )
+
+
+def show_verdict(prediction: detector.Prediction, compact: bool = False) -> None:
+    """Render a verdict card and the prediction's warnings."""
+    st.html(verdict_html(prediction, compact))
+    for warning in prediction.warnings:
+        st.caption(f":material/warning: {warning}")
+
+
+def show_agreement(views: list[cr.ModelView]) -> None:
+    """Say whether the models that answered agree (and how many failed)."""
+    predictions = [v.prediction for v in views if v.prediction is not None]
+    summary = pres.agreement(predictions, failed=len(views) - len(predictions))
+    if not predictions:
+        st.error(summary.text)
+    elif summary.unanimous:
+        st.success(summary.text, icon=":material/handshake:")
+    else:
+        st.warning(summary.text, icon=":material/balance:")
+
+
+def show_model_card(view: cr.ModelView) -> None:
+    """One model's verdict card, or why it failed."""
+    if not view.ok:
+        st.error(f"Model `{view.model}` failed: {view.error}", icon=":material/error:")
+        return
+    assert view.prediction is not None
+    show_verdict(view.prediction)
+
+
+def show_model_heatmap(view: cr.ModelView, opacity: float, raw: bool = False) -> None:
+    """One model's heatmap overlay at ``opacity`` (and the heatmap alone if ``raw``)."""
+    if view.view is None:
+        return
+    title = pres.METHOD_TITLES.get(view.view.method, view.view.method)
+    st.image(view.view.overlay(opacity), caption=f"{title} overlay · {view.model}", width="stretch")
+    if raw:
+        st.image(view.view.raw(), caption=f"{title} alone · {view.model}", width="stretch")
+    if view.method_note:
+        st.caption(view.method_note)
+
+
+# ------------------------------------------------------------------------------------ examples
+@st.cache_data(max_entries=64, show_spinner=False)
+def example_bytes(path: str, mtime: float) -> bytes:
+    """The bytes of an example image (keyed by path and modification time)."""
+    return Path(path).read_bytes()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def thumbnail(path: str, mtime: float) -> np.ndarray | None:
+    """A small copy of an example image for galleries (None if it is unreadable)."""
+    try:
+        array = detector.load_image(example_bytes(path, mtime))
+    except detector.ImageLoadError:
+        return None
+    return pres.resize_for_display(array, max_side=THUMB_SIDE)[0]
+
+
+def example_upload(example: cr.Example, number: int) -> Upload:
+    """An example as an in-memory upload."""
+    data = example_bytes(str(example.path), example.path.stat().st_mtime)
+    return Upload(f"Example {number}: {example.file}", data)
+
+
+def examples() -> list[cr.Example]:
+    """The example images (none if ``examples.json`` is missing)."""
+    return cr.load_examples()
+
+
+# ------------------------------------------------------------------------------------ robustness
+@dataclass(frozen=True, eq=False)
+class Degraded:
+    """An image after JPEG re-encoding or downsizing, as a new in-memory upload."""
+
+    upload: Upload
+    display: np.ndarray | None
+    width: int
+    height: int
+    nbytes: int
+    error: str | None = None
+
+
+@st.cache_data(max_entries=256, max_size="200MB", ttl=3600, show_spinner=False)
+def degraded_bytes(digest: str, kind: str, level: int, _upload: Upload) -> bytes | None:
+    """The image re-encoded as JPEG at quality ``level``, or downsized to ``level`` % (as PNG).
+
+    None when the image is too small to be downsized that far.
+    """
+    return cr.degraded_file(_upload.array, kind, level)
+
+
+def degraded_upload(upload: Upload, kind: str, level: int) -> Degraded | None:
+    """The degraded image (cached by image hash, kind and level), ready to score and show.
+
+    None when the image is too small to be downsized to ``level`` %.
+    """
+    data = degraded_bytes(upload.digest, kind, int(level), upload)
+    if data is None:
+        return None
+    label = f"{upload.name} · JPEG q{level}" if kind == "jpeg" else f"{upload.name} · {level}%"
+    degraded = Upload(label, data)
+    checked = check_upload(degraded.digest, degraded)
+    return Degraded(
+        degraded, checked.image, checked.width, checked.height, len(data), checked.error
+    )
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner="Re-scoring at every quality and size…")
+def stress_cached(root: str, digest: str, names: tuple[str, ...], _upload: Upload) -> cr.StressRun:
+    """The stress test of one image (every JPEG quality and size) by each model."""
+    return cr.stress_curves(_upload.array, names)
+
+
+@st.cache_data(max_entries=128, max_size="100MB", ttl=3600, show_spinner=False)
+def curve_png(
+    root: str, digest: str, names: tuple[str, ...], kind: str, level: int, _upload: Upload
+) -> bytes | None:
+    """The stress curves as a PNG, the slider's level marked (None if no model answered)."""
+    run = stress_cached(root, digest, names, _upload)
+    if run.result is None:
+        return None
+    return cr.figure_png(cr.plot_curves(run.result, kind, level))
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def model_input_cached(
+    root: str, digest: str, name: str, method: str, _upload: Upload
+) -> tuple[cr.ModelInput | None, str | None]:
+    """What a model sees of an image, and its raw heatmap grid (or why it failed)."""
+    return cr.safe_call(lambda: cr.model_input(_upload.array, name, method))
