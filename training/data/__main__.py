@@ -1,0 +1,82 @@
+"""Command line: ``python -m training.data build-starter-kit --out DIR [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.data", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser(
+        "build-starter-kit",
+        help="fetch the open sources and build the real-vs-generated tile kit",
+    )
+    b.add_argument("--out", required=True, type=Path, help="kit directory (created)")
+    b.add_argument("--limit", type=int, default=None, help="use only N photos (a tiny kit)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
+    b.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="source cache (default $FAKEDETECT_CACHE/sources or ~/.cache/fakedetect/sources)",
+    )
+    b.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    b.add_argument("--scales", type=int, default=3, help="random resizes per photo (default 3)")
+    b.add_argument(
+        "--max-tiles-per-photo",
+        type=int,
+        default=None,
+        help="cap on tiles per photo (default 64; 4 with --limit)",
+    )
+    b.add_argument(
+        "--overwrite", action="store_true", help="replace a kit built with other settings"
+    )
+    d = sub.add_parser("describe", help="print the summary of a built kit")
+    d.add_argument("kit", type=Path)
+    args = ap.parse_args(argv)
+
+    if args.cmd == "describe":
+        import json
+
+        from .kit import format_summary
+
+        print(format_summary(json.loads((args.kit / "summary.json").read_text())))
+        return 0
+
+    from .kit import KitConfig, build_starter_kit
+    from .sources import SourceFetchError
+
+    if args.limit is not None and args.limit < 1:
+        ap.error("--limit must be at least 1")
+    if args.tile < 32 or args.tile % 4:
+        ap.error("--tile must be a multiple of 4, at least 32")
+    max_tiles = args.max_tiles_per_photo
+    if max_tiles is None:
+        max_tiles = 4 if args.limit else 64
+    cfg = KitConfig(
+        tile=args.tile,
+        seed=args.seed,
+        limit=args.limit,
+        scales=args.scales,
+        max_tiles_per_photo=max_tiles,
+    )
+    try:
+        build_starter_kit(
+            args.out,
+            cfg,
+            cache=args.cache,
+            workers=args.workers,
+            overwrite=args.overwrite,
+        )
+    except SourceFetchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

