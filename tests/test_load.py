@@ -1,0 +1,176 @@
+"""A bounded load test: the Gradio app on 127.0.0.1 under concurrent good and bad requests.
+
+CI runs the small form (200 requests from 20 clients). The full form:
+
+    LOAD_REQUESTS=2000 LOAD_CLIENTS=40 .venv/bin/python -m pytest tests/test_load.py -s
+
+It stops by itself (bounded request count and a wall-clock limit), talks only to 127.0.0.1, and
+writes its figures to ``$LOAD_RESULTS`` (default: a temporary folder) as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import encode, make_image
+from hostile import corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = int(os.environ.get("LOAD_REQUESTS", "200"))
+CLIENTS = int(os.environ.get("LOAD_CLIENTS", "20"))
+WALL_LIMIT_S = float(os.environ.get("LOAD_WALL_LIMIT", "600"))
+#: Peak resident memory the server may reach, in MB, whatever the load (all models loaded).
+RSS_BOUND_MB = float(os.environ.get("LOAD_RSS_BOUND_MB", "4096"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.fixture(scope="module")
+def server(trained_dir, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("load") / "server.log"
+    env = {
+        **os.environ,
+        "FAKEDETECT_MODELS_DIR": str(trained_dir),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "MPLBACKEND": "Agg",
+    }
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    from gradio_client import Client
+
+    deadline = time.time() + 180
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"app exited early:\n{log.read_text()[-3000:]}")
+        try:
+            Client(url, verbose=False)
+            break
+        except Exception:
+            if time.time() > deadline:
+                proc.kill()
+                pytest.fail("app did not start in 180 s")
+            time.sleep(0.5)
+    yield url, proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.slow
+def test_concurrent_good_and_bad_requests(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, proc = server
+    files = []
+    for i in range(10):
+        fmt = ("PNG", "JPEG", "WEBP")[i % 3]
+        path = tmp_path / f"good_{i}.{fmt.lower()}"
+        path.write_bytes(encode(make_image(96 + 16 * i, 128, seed=i), fmt))
+        files.append((path, True))
+    for case in corpus():
+        if case.expect != "ok" and case.name.endswith((".jpg", ".png", ".html", ".svg")):
+            path = tmp_path / f"bad_{case.name}"
+            path.write_bytes(case.data)
+            files.append((path, False))
+    plan = [files[i % len(files)] for i in range(REQUESTS)]
+    local = threading.local()
+    latencies: list[float] = []
+    outcomes: list[tuple[bool, bool, str]] = []  # (good file, answered ok, detail)
+    lock = threading.Lock()
+    started = time.time()
+    peak = [_rss_mb(proc.pid)]
+    stop = threading.Event()
+
+    def sample_memory() -> None:
+        while not stop.wait(0.2):
+            peak[0] = max(peak[0], _rss_mb(proc.pid))
+
+    def one(item) -> None:
+        path, good = item
+        if time.time() - started > WALL_LIMIT_S:
+            return
+        if not hasattr(local, "client"):
+            local.client = Client(url, verbose=False)
+        t0 = time.perf_counter()
+        try:
+            result = local.client.predict(handle_file(str(path)), "", api_name="/predict")
+            ok, detail = True, json.dumps(result)[:200]
+        except Exception as exc:  # gradio_client raises AppError carrying our message
+            ok, detail = False, str(exc)[:200]
+        with lock:
+            latencies.append(time.perf_counter() - t0)
+            outcomes.append((good, ok, detail))
+
+    sampler = threading.Thread(target=sample_memory, daemon=True)
+    sampler.start()
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        list(pool.map(one, plan))
+    stop.set()
+    sampler.join(timeout=2)
+    assert proc.poll() is None, "server died under load"
+
+    good = [o for o in outcomes if o[0]]
+    bad = [o for o in outcomes if not o[0]]
+    failed_good = [o for o in good if not o[1]]
+    assert len(outcomes) == REQUESTS, "wall-clock limit reached before all requests were sent"
+    assert not failed_good, f"good requests failed: {failed_good[:3]}"
+    assert bad and all(not o[1] for o in bad), "every bad file must be answered with an error"
+    assert all(o[2] for o in bad), "errors must carry a message"
+    assert peak[0] < RSS_BOUND_MB, f"server RSS {peak[0]:.0f} MB over {RSS_BOUND_MB:.0f} MB"
+
+    # still answering after the storm
+    after = Client(url, verbose=False).predict(
+        handle_file(str(files[0][0])), "", api_name="/predict"
+    )
+    assert 0.0 <= after["p_fake"] <= 1.0
+
+    ordered = sorted(latencies)
+    figures = {
+        "requests": REQUESTS,
+        "clients": CLIENTS,
+        "good": len(good),
+        "bad": len(bad),
+        "failed_good": len(failed_good),
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p95_ms": 1000 * ordered[int(0.95 * (len(ordered) - 1))],
+        "wall_s": time.time() - started,
+        "peak_rss_mb": peak[0],
+        "rss_bound_mb": RSS_BOUND_MB,
+    }
+    out = Path(os.environ.get("LOAD_RESULTS", tmp_path)) / "load_results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print("\nload test:", json.dumps(figures))
