@@ -1,0 +1,693 @@
+"""Gradio app: is this image AI-generated? Detect, explain, compare and batch-score images.
+
+Runs offline on the models in ``assets/models`` (or ``$FAKEDETECT_MODELS_DIR``) and deploys
+unchanged as a Hugging Face Space: ``python app.py``. The layout is here; every score, heatmap and
+sentence comes from the `detector` package. Handlers are plain functions returning plain data.
+
+API (``gradio_client``): ``/predict`` (image, model) and ``/compare`` (image) return JSON;
+``/explain`` (image, model, method) returns the overlay, the heatmap and JSON; ``/models`` lists the
+models; ``/batch`` (files, models) returns the table and a CSV file.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Set before Gradio is imported: no usage statistics or version checks leave this process.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import html
+import json
+import logging
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+import detector
+from detector import presentation as pres
+
+log = logging.getLogger("fakedetect.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+#: Largest upload Gradio accepts (the detector refuses image files over 50 MB anyway).
+MAX_FILE_SIZE = "50mb"
+#: Events that run at the same time (2 cores: more would only queue inside TensorFlow).
+CONCURRENCY_LIMIT = 2
+#: Requests waiting in the queue before new ones are turned away.
+QUEUE_MAX_SIZE = 64
+DEFAULT_OPACITY = 0.45
+COMPARE_HEADERS = ["model", "verdict", "P(AI-generated)", "threshold", "inference ms", "error"]
+BATCH_HEADERS = list(pres.BATCH_FIELDS)
+
+CSS = """
+#fd-verdict { min-height: 4rem; }
+.fd-card { border-left: 6px solid var(--fd-colour); border-radius: 8px; padding: 0.8rem 1rem;
+  background: color-mix(in srgb, var(--fd-colour) 10%, transparent); }
+"""
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _path_of(value: Any) -> str | None:
+    """The file path in a handler input: a path, or Gradio's file payload (a dict)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)):
+        return str(value) or None
+    if isinstance(value, dict):
+        return value.get("path") or None
+    return getattr(value, "path", None)
+
+
+def _code_html(text: str) -> str:
+    """Escape text for HTML, turning `backticks` into <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _notice_html(text: str, kind: str = "info", css_class: str = "fd-notice", **data: Any) -> str:
+    colour = {"info": "#1565c0", "error": "#c62828", "warning": "#ef6c00", "ok": "#2e7d32"}.get(
+        kind, "#616161"
+    )
+    attrs = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in data.items())
+    return (
+        f'<div class="fd-card {css_class}" data-kind="{kind}"{attrs} style="--fd-colour:{colour};'
+        f'border-left:6px solid {colour};border-radius:8px;padding:0.8rem 1rem">'
+        f"{_code_html(text)}</div>"
+    )
+
+
+def _bar_html(bar: pres.ProbabilityBar, label: str = "") -> str:
+    low, high = bar.band
+    band = (
+        f'<div title="uncertain band" style="position:absolute;left:{low}%;width:{high - low}%;'
+        "top:0;bottom:0;background:repeating-linear-gradient(45deg,rgba(239,108,0,.25) 0 4px,"
+        'transparent 4px 8px)"></div>'
+        if high > low
+        else ""
+    )
+    name = f'<div style="font-size:0.9em;margin-bottom:2px">{html.escape(label)}</div>'
+    return (
+        f'<div class="fd-bar" data-model="{html.escape(bar.model)}" style="margin:6px 0">'
+        f"{name if label else ''}"
+        '<div style="display:flex;align-items:center;gap:0.6rem">'
+        '<div style="position:relative;flex:1;height:14px;border-radius:7px;'
+        'background:rgba(127,127,127,.2);overflow:hidden">'
+        f"{band}"
+        f'<div style="height:100%;width:{bar.width}%;background:{bar.colour}"></div>'
+        f'<div title="threshold" style="position:absolute;left:{bar.threshold}%;top:-2px;'
+        'bottom:-2px;width:2px;background:currentColor;opacity:.7"></div></div>'
+        f'<div style="min-width:9.5rem;font-variant-numeric:tabular-nums">'
+        f"{html.escape(bar.text)}</div></div></div>"
+    )
+
+
+def _verdict_html(prediction: detector.Prediction) -> str:
+    v = pres.verdict(prediction)
+    bar = _bar_html(pres.probability_bar(prediction))
+    return (
+        f'<div class="fd-card fd-verdict fd-{v.label}" data-label="{v.label}" '
+        f'style="--fd-colour:{v.colour};border-left:6px solid {v.colour};border-radius:8px;'
+        'padding:0.8rem 1rem">'
+        f'<div class="fd-headline" style="font-size:1.6em;font-weight:700;color:{v.colour}">'
+        f"{html.escape(v.headline)}</div>"
+        f'<div class="fd-probability" style="font-size:1.15em;margin:0.2rem 0">'
+        f"P(AI-generated) = <b>{v.probability}</b></div>"
+        f"{bar}"
+        f'<div style="font-size:0.9em;opacity:.85">{html.escape(v.detail)}<br>'
+        f"Model <code>{html.escape(v.model)}</code> · {v.milliseconds:.0f} ms</div></div>"
+    )
+
+
+def _model_infos() -> list[detector.ModelInfo]:
+    return detector.list_models()
+
+
+def _find_model(name: str | None) -> tuple[detector.ModelInfo | None, str | None]:
+    """The model to use for ``name`` (empty: the best trained one), or a message saying why not."""
+    infos = _model_infos()
+    trained = [info for info in infos if info.trained]
+    if not trained:
+        return None, pres.no_models_message()
+    if not name:
+        return trained[0], None
+    for info in infos:
+        if info.name == name:
+            return (info, None) if info.trained else (None, pres.untrained_message(info))
+    known = ", ".join(info.name for info in trained)
+    return None, f"Unknown model `{name}`. Trained models: {known}."
+
+
+def _status(lines: list[str]) -> str:
+    return "\n\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ detect
+def detect(
+    image: Any, model_name: str | None, method: str = "gradcam", opacity: float = DEFAULT_OPACITY
+) -> tuple[str, np.ndarray | None, np.ndarray | None, str, str, pres.HeatmapView | None]:
+    """Score and explain one image with one model.
+
+    Returns:
+        (verdict HTML, overlay, raw heatmap, heatmap note, status Markdown, heatmap view state).
+    """
+    method = method or "gradcam"
+    note = pres.heatmap_note(method)
+    path = _path_of(image)
+    if path is None:
+        return "", None, None, note, "Upload, drop or paste an image to start.", None
+    info, problem = _find_model(model_name)
+    if info is None:
+        return _notice_html(problem or "", "warning"), None, None, note, "", None
+    try:
+        array = detector.load_image(path)
+    except detector.ImageLoadError as exc:
+        message = f"Could not read this file as an image ({exc.code}): {exc.message}"
+        gr.Warning(message)
+        return _notice_html(message, "error"), None, None, note, "", None
+    outcome = pres.run_model(array, info.name, method)
+    if not outcome.ok or outcome.explanation is None:
+        message = f"Model `{info.name}` failed: {outcome.error}"
+        gr.Warning(message)
+        return _notice_html(message, "error"), None, None, note, "", None
+    assert outcome.prediction is not None
+    view = pres.heatmap_view(array, outcome.explanation)
+    lines = []
+    if view.method != method:
+        lines.append(
+            f"`{info.name}` has no {pres.METHOD_TITLES.get(method, method)}; showing "
+            f"{pres.METHOD_TITLES[view.method]}."
+        )
+    lines.extend(f"⚠️ {warning}" for warning in outcome.prediction.warnings)
+    return (
+        _verdict_html(outcome.prediction),
+        view.overlay(opacity),
+        view.raw(),
+        pres.heatmap_note(view.method),
+        _status(lines),
+        view,
+    )
+
+
+def reblend(view: pres.HeatmapView | None, opacity: float) -> np.ndarray | None:
+    """Re-blend the last heatmap over its image at a new opacity (no model call)."""
+    return None if view is None else view.overlay(opacity)
+
+
+def model_changed(model_name: str | None, method: str | None) -> tuple[str, dict[str, Any]]:
+    """Describe the selected model and offer only the explanation methods it has."""
+    infos = {info.name: info for info in _model_infos()}
+    info = infos.get(model_name or "")
+    if info is None:
+        return "", gr.update()
+    choices = [(pres.METHOD_TITLES.get(m, m), m) for m in info.methods]
+    value = method if method in info.methods else "gradcam"
+    return pres.model_summary(info), gr.update(choices=choices, value=value)
+
+
+# ------------------------------------------------------------------------------------ compare
+def compare(
+    image: Any, opacity: float = DEFAULT_OPACITY
+) -> tuple[str, str, list[list[Any]], list[tuple[np.ndarray, str]], str]:
+    """Run every trained model on one image and line the answers up.
+
+    Returns:
+        (agreement HTML, probability bars HTML, table rows, Grad-CAM gallery, status Markdown).
+    """
+    path = _path_of(image)
+    if path is None:
+        return "", "", [], [], "Upload, drop or paste an image first."
+    try:
+        array = detector.load_image(path)
+        outcomes = pres.run_models(array, method="gradcam")
+    except detector.ModelNotTrainedError as exc:
+        return _notice_html(exc.message, "warning"), "", [], [], ""
+    except detector.ImageLoadError as exc:
+        message = f"Could not read this file as an image ({exc.code}): {exc.message}"
+        gr.Warning(message)
+        return _notice_html(message, "error"), "", [], [], ""
+    predictions = [o.prediction for o in outcomes if o.prediction is not None]
+    failed = [o for o in outcomes if not o.ok]
+    summary = pres.agreement(predictions, failed=len(failed))
+    kind = ("ok" if summary.unanimous else "warning") if predictions else "error"
+    agreement = _notice_html(summary.text, kind, "fd-agreement", agree=summary.unanimous)
+    bars = "".join(
+        _bar_html(pres.probability_bar(p), f"{p.model} · {pres.HEADLINES[p.label]}")
+        for p in predictions
+    )
+    rows = [list(row.values()) for row in pres.comparison_rows(outcomes)]
+    gallery = [
+        (
+            pres.heatmap_view(array, o.explanation).overlay(opacity),
+            f"{o.model} · {pres.percent(o.prediction.p_fake)} {o.prediction.label}",
+        )
+        for o in outcomes
+        if o.explanation is not None and o.prediction is not None
+    ]
+    status = [f"**`{o.model}` failed.** {o.error}" for o in failed]
+    return agreement, bars, rows, gallery, _status(status)
+
+
+def clear_compare() -> tuple[str, str, list[list[Any]], list[Any], str]:
+    """Empty comparison outputs (the image changed)."""
+    return "", "", [], [], ""
+
+
+# ------------------------------------------------------------------------------------ batch
+_CSV_DIR: list[Path] = []
+
+
+def _csv_dir() -> Path:
+    """A private folder for batch CSV files (generated names, pruned after an hour)."""
+    if not _CSV_DIR or not _CSV_DIR[0].is_dir():
+        _CSV_DIR[:] = [Path(tempfile.mkdtemp(prefix="fakedetect-app-"))]
+    return _CSV_DIR[0]
+
+
+def batch(files: Any, model_names: list[str] | None) -> tuple[list[list[Any]], str | None, str]:
+    """Score many files (images or zip archives) with the chosen models.
+
+    Returns:
+        (table rows in `presentation.BATCH_FIELDS` order, CSV file path, summary Markdown).
+    """
+    paths = [p for p in (_path_of(f) for f in (files or [])) if p]
+    if not paths:
+        return [], None, "Upload images or a .zip archive first."
+    trained = [info.name for info in pres.trained_models()]
+    if not trained:
+        return [], None, pres.no_models_message()
+    names = [name for name in (model_names or []) if name] or trained[:1]
+    items = pres.read_uploads(paths)
+    rows = pres.batch_rows(items, names)
+    folder = _csv_dir()
+    pres.prune_files(folder)
+    csv_path = pres.write_csv(rows, folder)
+    return [row.to_list() for row in rows], str(csv_path), pres.batch_summary(rows)
+
+
+# ------------------------------------------------------------------------------------ examples
+def load_examples(folder: Path = EXAMPLES_DIR) -> list[dict[str, str]]:
+    """The example images listed in ``examples.json`` that exist (none if it is missing)."""
+    try:
+        entries = json.loads((folder / "examples.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if isinstance(entries, dict):
+        entries = entries.get("examples", [])
+    examples = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            continue
+        path = (folder / entry["file"]).resolve()
+        if path.is_file() and path.parent == folder.resolve():
+            examples.append({**{k: str(v) for k, v in entry.items()}, "path": str(path)})
+    return examples
+
+
+EXAMPLES = load_examples()
+
+
+def example_credit(index: int, examples: list[dict[str, str]] | None = None) -> str:
+    """Where one example comes from (source, author, licence), without giving the answer away."""
+    examples = EXAMPLES if examples is None else examples
+    if not 0 <= index < len(examples):
+        return ""
+    entry = examples[index]
+    return ", ".join(
+        f"{key}: {entry[key]}" for key in ("source", "author", "licence") if entry.get(key)
+    )
+
+
+def example_note(index: int, examples: list[dict[str, str]] | None = None) -> str:
+    """The known answer and attribution of one example, as Markdown."""
+    examples = EXAMPLES if examples is None else examples
+    if not 0 <= index < len(examples):
+        return ""
+    entry = examples[index]
+    answer = "AI-generated" if entry.get("label") == "fake" else "a real photo"
+    generator = entry.get("generator", "")
+    if entry.get("label") == "fake" and generator:
+        answer += f" ({generator})"
+    credit = example_credit(index, examples)
+    return f"**Example {index + 1}** is {answer}. {credit}".strip()
+
+
+def select_example(index: int) -> tuple[str | None, str]:
+    """The image path and the note of one example."""
+    if not 0 <= index < len(EXAMPLES):
+        return None, ""
+    return EXAMPLES[index]["path"], example_note(index)
+
+
+def _on_example_select(evt: gr.SelectData) -> tuple[str | None, str]:
+    return select_example(int(evt.index))
+
+
+# ------------------------------------------------------------------------------------ API
+def _api_image(image: Any) -> str:
+    path = _path_of(image)
+    if path is None:
+        raise gr.Error("No image received: send one image file.")
+    return path
+
+
+def _api_error(exc: Exception, model: str | None = None) -> gr.Error:
+    if isinstance(exc, detector.ImageLoadError):
+        return gr.Error(f"Could not read this file as an image ({exc.code}): {exc.message}")
+    prefix = f"Model {model} failed" if model else "Failed"
+    return gr.Error(f"{prefix}: {pres.error_text(exc)}")
+
+
+def api_predict(image: Any, model: str | None = "") -> dict[str, Any]:
+    """Score one image with one model (empty name: the best) and return JSON."""
+    path = _api_image(image)
+    info, problem = _find_model(model)
+    if info is None:
+        raise gr.Error(problem or "no model")
+    try:
+        prediction = detector.load_model(info.name).predict(path)
+    except Exception as exc:
+        raise _api_error(exc, info.name) from None
+    return pres.api_result(prediction)
+
+
+def api_compare(image: Any) -> dict[str, Any]:
+    """Score one image with every trained model and return JSON, with a per-model error field."""
+    path = _api_image(image)
+    try:
+        outcomes = pres.run_models(path, method=None)
+    except Exception as exc:
+        raise _api_error(exc) from None
+    predictions = [o.prediction for o in outcomes if o.prediction is not None]
+    summary = pres.agreement(predictions, failed=len(outcomes) - len(predictions))
+    return {
+        "agreement": {
+            "unanimous": summary.unanimous,
+            "label": summary.label,
+            "counts": summary.counts,
+            "text": summary.text,
+        },
+        "models": [
+            {**pres.api_result(o.prediction), "error": None}
+            if o.prediction is not None
+            else {"model": o.model, "error": o.error}
+            for o in outcomes
+        ],
+    }
+
+
+def api_explain(
+    image: Any, model: str | None = "", method: str | None = "gradcam"
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Score and explain one image: (overlay, coloured heatmap, JSON with the method used)."""
+    path = _api_image(image)
+    info, problem = _find_model(model)
+    if info is None:
+        raise gr.Error(problem or "no model")
+    method = method or "gradcam"
+    if method not in pres.METHOD_TITLES:
+        raise gr.Error(f"Unknown method {method!r}; use one of: {', '.join(pres.METHOD_TITLES)}")
+    try:
+        array = detector.load_image(path)
+    except Exception as exc:
+        raise _api_error(exc) from None
+    outcome = pres.run_model(array, info.name, method)
+    if outcome.explanation is None or outcome.prediction is None:
+        raise gr.Error(f"Model {info.name} failed: {outcome.error}")
+    view = pres.heatmap_view(array, outcome.explanation)
+    result = {**pres.api_result(outcome.prediction), "method": view.method}
+    return view.overlay(DEFAULT_OPACITY), view.raw(), result
+
+
+def api_models() -> list[dict[str, Any]]:
+    """Every model the app knows (trained first, best first) as JSON."""
+    return [info.to_dict() for info in _model_infos()]
+
+
+# ------------------------------------------------------------------------------------ layout
+INTRO = """# Is this image AI-generated?
+Drop an image to get a calibrated verdict from a trained detector and a heatmap of where it looked.
+Scores are statistical evidence, not proof: read the note under the heatmap before you rely on one.
+"""
+
+API_DOCS = """### API
+Every call below works with `gradio_client` (`pip install gradio_client`):
+
+```python
+from gradio_client import Client, handle_file
+client = Client("http://127.0.0.1:7860/")          # or "user/space-name"
+client.predict(handle_file("photo.jpg"), "", api_name="/predict")      # "" = best model
+client.predict(handle_file("photo.jpg"), api_name="/compare")         # every model
+client.predict(handle_file("photo.jpg"), "", "gradcam", api_name="/explain")
+client.predict(api_name="/models")
+```
+
+`/predict` returns `{"model", "p_fake", "label", "threshold", "seconds", "uncertain_band",
+"warnings", "headline"}`; `label` is `fake`, `real` or `uncertain`. `/compare` returns
+`{"agreement": {...}, "models": [...]}` where a model that failed has an `error` and no score.
+An unreadable file is an error whose message names the problem (e.g. `truncated_file`).
+
+### Privacy
+Images are scored in memory and never leave this server. Gradio keeps uploads in its temporary
+cache, which the app clears of files older than an hour, every hour; zip archives are opened in
+memory and batch CSV files get generated names. No usage statistics are sent.
+"""
+
+
+def _theme() -> gr.themes.Base:
+    # System fonts: the page must not fetch web fonts (offline, and no third-party requests).
+    return gr.themes.Soft(
+        primary_hue="indigo",
+        font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+def build_demo() -> gr.Blocks:
+    """Lay out the app and wire its events."""
+    infos = _model_infos()
+    trained = [info for info in infos if info.trained]
+    default = trained[0] if trained else None
+    methods = default.methods if default else ("gradcam", "gradcam++")
+    with gr.Blocks(
+        title="fakedetect: is this image AI-generated?",
+        analytics_enabled=False,
+        delete_cache=(3600, 3600),
+    ) as demo:
+        gr.Markdown(INTRO)
+        gr.HTML(
+            _notice_html(pres.no_models_message(), "warning", "fd-no-models"),
+            visible=not trained,
+        )
+        with gr.Tabs():
+            with gr.Tab("Detect & compare", id="detect"):
+                if EXAMPLES:
+                    examples_gallery = gr.Gallery(
+                        value=[(e["path"], f"#{i + 1}") for i, e in enumerate(EXAMPLES)],
+                        label="Examples: click one to run it",
+                        columns=len(EXAMPLES),
+                        height=135,
+                        allow_preview=False,
+                        object_fit="cover",
+                        interactive=False,
+                        elem_id="fd-examples",
+                    )
+                    example_md = gr.Markdown(elem_id="fd-example-note")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=5):
+                        image_in = gr.Image(
+                            label="Image: drop, click to upload, or paste",
+                            sources=["upload", "clipboard"],
+                            type="filepath",
+                            image_mode=None,
+                            height=340,
+                            elem_id="fd-input",
+                        )
+                        model_dd = gr.Dropdown(
+                            choices=pres.model_choices(infos),
+                            value=default.name if default else None,
+                            label="Model",
+                            elem_id="fd-model",
+                        )
+                        model_md = gr.Markdown(
+                            pres.model_summary(default) if default else "",
+                            elem_id="fd-model-info",
+                        )
+                        method_in = gr.Radio(
+                            choices=[(pres.METHOD_TITLES[m], m) for m in methods],
+                            value="gradcam",
+                            label="Explanation",
+                        )
+                        opacity_in = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=DEFAULT_OPACITY,
+                            step=0.05,
+                            label="Heatmap opacity",
+                            elem_id="fd-opacity",
+                        )
+                        with gr.Row():
+                            detect_btn = gr.Button("Detect", variant="primary")
+                            compare_btn = gr.Button(
+                                "Compare all models",
+                                variant="secondary",
+                                elem_id="fd-compare-button",
+                            )
+                        if EXAMPLES:
+                            with gr.Accordion("Example credits", open=False):
+                                gr.Markdown(
+                                    "\n".join(
+                                        f"- #{i + 1}: {example_credit(i)}"
+                                        for i in range(len(EXAMPLES))
+                                    )
+                                    + "\n\nSee `assets/examples/ATTRIBUTION.md`."
+                                )
+                    with gr.Column(scale=7), gr.Tabs() as result_tabs:
+                        with gr.Tab("Verdict & heatmap", id="verdict"):
+                            verdict_out = gr.HTML(elem_id="fd-verdict")
+                            status_out = gr.Markdown(elem_id="fd-status")
+                            with gr.Row():
+                                overlay_out = gr.Image(
+                                    label="Explanation overlay",
+                                    interactive=False,
+                                    height=320,
+                                    elem_id="fd-overlay",
+                                )
+                                heatmap_out = gr.Image(
+                                    label="Raw heatmap",
+                                    interactive=False,
+                                    height=320,
+                                    elem_id="fd-heatmap",
+                                )
+                            note_out = gr.Markdown(pres.heatmap_note("gradcam"))
+                        with gr.Tab("Compare all models", id="compare"):
+                            agreement_out = gr.HTML(elem_id="fd-agreement")
+                            bars_out = gr.HTML(elem_id="fd-bars")
+                            compare_table = gr.Dataframe(
+                                headers=COMPARE_HEADERS,
+                                interactive=False,
+                                wrap=True,
+                                elem_id="fd-compare-table",
+                            )
+                            compare_gallery = gr.Gallery(
+                                label="Grad-CAM of every model",
+                                columns=3,
+                                height="auto",
+                                object_fit="contain",
+                                interactive=False,
+                            )
+                            compare_status = gr.Markdown()
+            with gr.Tab("Batch", id="batch"):
+                gr.Markdown(
+                    "Score many images at once: upload image files and/or `.zip` archives. "
+                    "Each (file, model) pair becomes one row; files that are not readable images "
+                    "get a row with the error. Archives are opened in memory."
+                )
+                with gr.Row():
+                    files_in = gr.File(
+                        label="Images or .zip archives",
+                        file_count="multiple",
+                        type="filepath",
+                        elem_id="fd-batch-files",
+                    )
+                    with gr.Column():
+                        models_in = gr.CheckboxGroup(
+                            choices=pres.model_choices(trained),
+                            value=[default.name] if default else [],
+                            label="Models",
+                        )
+                        batch_btn = gr.Button("Score all files", variant="primary")
+                batch_status = gr.Markdown(label="summary")
+                batch_table = gr.Dataframe(
+                    headers=BATCH_HEADERS, interactive=False, wrap=True, label="Results"
+                )
+                csv_out = gr.File(label="Results as CSV", interactive=False)
+            with gr.Tab("API & privacy", id="api"):
+                gr.Markdown(API_DOCS)
+
+        # Hidden components behind the JSON API endpoints.
+        api_image = gr.File(type="filepath", visible=False, label="image")
+        api_model = gr.Textbox(value="", visible=False, label="model")
+        api_method = gr.Textbox(value="gradcam", visible=False, label="method")
+        api_json = gr.JSON(visible=False, label="result")
+        api_overlay = gr.Image(visible=False, label="overlay")
+        api_heatmap = gr.Image(visible=False, label="heatmap")
+        api_button = gr.Button(visible=False)
+
+        # API endpoints first, so that UI handlers of the same name cannot take their names.
+        api_button.click(api_predict, [api_image, api_model], api_json, api_name="predict")
+        api_button.click(api_compare, api_image, api_json, api_name="compare")
+        api_button.click(
+            api_explain,
+            [api_image, api_model, api_method],
+            [api_overlay, api_heatmap, api_json],
+            api_name="explain",
+        )
+        api_button.click(api_models, None, api_json, api_name="models")
+
+        view_state = gr.State(None)
+        detect_inputs = [image_in, model_dd, method_in, opacity_in]
+        detect_outputs = [verdict_out, overlay_out, heatmap_out, note_out, status_out, view_state]
+        compare_outputs = [agreement_out, bars_out, compare_table, compare_gallery, compare_status]
+        private = {"api_visibility": "private"}
+
+        # The image input skips Gradio's own decoding (preprocess=False): a broken file reaches
+        # `detect`, which says what is wrong instead of failing with a bare "Error".
+        for trigger in (image_in.change, detect_btn.click, method_in.input):
+            trigger(detect, detect_inputs, detect_outputs, preprocess=False, **private)
+        image_in.change(clear_compare, None, compare_outputs, **private)
+        model_dd.input(model_changed, [model_dd, method_in], [model_md, method_in], **private).then(
+            detect, detect_inputs, detect_outputs, preprocess=False, **private
+        )
+        opacity_in.change(
+            reblend,
+            [view_state, opacity_in],
+            overlay_out,
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **private,
+        )
+        compare_btn.click(lambda: gr.Tabs(selected="compare"), None, result_tabs, **private).then(
+            compare, [image_in, opacity_in], compare_outputs, preprocess=False, **private
+        )
+        if EXAMPLES:
+            examples_gallery.select(_on_example_select, None, [image_in, example_md], **private)
+            image_in.upload(lambda: "", None, example_md, **private)
+        batch_btn.click(
+            batch, [files_in, models_in], [batch_table, csv_out, batch_status], api_name="batch"
+        )
+
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
+    return demo
+
+
+#: Arguments for `demo.launch` (Gradio 6 takes the theme and CSS here, not in `Blocks`).
+LAUNCH_KWARGS: dict[str, Any] = {
+    "max_file_size": MAX_FILE_SIZE,
+    "allowed_paths": [str(EXAMPLES_DIR)],
+    "theme": _theme(),
+    "css": CSS,
+}
+
+demo = build_demo()
+
+
+def warm_up() -> None:
+    """Load the best model before the first visitor arrives (TensorFlow is slow to start)."""
+    trained = pres.trained_models()
+    if trained:
+        try:
+            detector.load_model(trained[0].name)
+        except detector.DetectorError as exc:
+            log.warning("could not preload %s: %s", trained[0].name, exc)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    warm_up()
+    demo.launch(**LAUNCH_KWARGS)

@@ -1,0 +1,328 @@
+"""The Gradio app's handlers, called as plain functions on real (tiny and bundled) models."""
+
+from __future__ import annotations
+
+import csv
+import html
+import importlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import encode, make_image
+
+import detector
+from detector import presentation as pres
+from detector.models import clear_cache
+
+
+@pytest.fixture(scope="module")
+def app():
+    return importlib.import_module("app")
+
+
+@pytest.fixture
+def models(trained_dir, monkeypatch):
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(trained_dir))
+    return trained_dir
+
+
+@pytest.fixture
+def files(tmp_path):
+    """An image, a non-image, a truncated PNG and a zip of two images, as files."""
+    image = make_image(96, 128, seed=7)
+    paths = {
+        "image": tmp_path / "photo.png",
+        "text": tmp_path / "notes.png",
+        "truncated": tmp_path / "cut.png",
+        "zip": tmp_path / "more.zip",
+    }
+    paths["image"].write_bytes(encode(image))
+    paths["text"].write_bytes(b"this is not an image")
+    paths["truncated"].write_bytes(encode(image)[:200])
+    with zipfile.ZipFile(paths["zip"], "w") as archive:
+        archive.writestr("a.png", encode(make_image(64, 64, seed=1)))
+        archive.writestr("sub/b.jpg", encode(make_image(64, 64, seed=2), "JPEG"))
+    return {"array": image, **{k: str(v) for k, v in paths.items()}}
+
+
+def expected(name: str, image, directory=None) -> detector.Prediction:
+    return detector.load_model(name, directory).predict(image)
+
+
+# ----------------------------------------------------------------------------------- detect
+@pytest.mark.parametrize("model", ["tiny_cnn", "tiny_attention"])
+def test_detect_shows_the_verdict_overlay_and_heatmap(app, models, files, model):
+    verdict, overlay, heatmap, note, status, view = app.detect(
+        files["image"], model, "gradcam", 0.3
+    )
+    pred = expected(model, files["array"])
+    v = pres.verdict(pred)
+    assert f'data-label="{pred.label}"' in verdict
+    assert html.escape(v.headline) in verdict and f"<b>{v.probability}</b>" in verdict
+    assert f"<code>{model}</code>" in verdict
+    explanation = detector.explain(files["array"], model, "gradcam")
+    assert overlay.shape == (96, 128, 3) and heatmap.shape == (96, 128, 3)
+    np.testing.assert_array_equal(
+        overlay, detector.overlay_heatmap(files["array"], explanation.heatmap, alpha=0.3)
+    )
+    np.testing.assert_array_equal(heatmap, detector.colorize(explanation.heatmap))
+    assert "does not mean" in note and status == ""
+    np.testing.assert_array_equal(app.reblend(view, 0.0), files["array"])
+    np.testing.assert_array_equal(app.reblend(view, 1.0), heatmap)
+
+
+def test_detect_accepts_gradio_file_payloads_and_best_model_by_default(app, models, files):
+    payload = {"path": files["image"], "url": None, "orig_name": "photo.png"}
+    verdict = app.detect(payload, None)[0]
+    assert "<code>tiny_attention</code>" in verdict, "empty choice = best trained model"
+
+
+def test_detect_attention_and_fallback(app, models, files):
+    *_, note, status, view = app.detect(files["image"], "tiny_attention", "attention")
+    assert view.method == "attention" and "attention layer" in note and status == ""
+    *_, note, status, view = app.detect(files["image"], "tiny_cnn", "attention")
+    assert view.method == "gradcam"
+    assert status == "`tiny_cnn` has no Attention map; showing Grad-CAM."
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"), [("text", "not_an_image"), ("truncated", "truncated_file")]
+)
+def test_detect_bad_file_is_a_clear_message(app, models, files, kind, code):
+    with pytest.warns(UserWarning, match=code):
+        verdict, overlay, heatmap, _, status, view = app.detect(files[kind], "tiny_cnn")
+    assert overlay is None and heatmap is None and view is None
+    assert f"Could not read this file as an image ({code})" in verdict
+    assert 'data-kind="error"' in verdict and status == ""
+    assert "Traceback" not in verdict
+
+
+def test_detect_without_image_asks_for_one(app, models):
+    verdict, overlay, _, _, status, _ = app.detect(None, "tiny_cnn")
+    assert verdict == "" and overlay is None
+    assert status == "Upload, drop or paste an image to start."
+
+
+def test_detect_untrained_recipe_and_missing_models_say_how_to_train(
+    app, models, files, tmp_path, monkeypatch
+):
+    verdict, overlay, *_ = app.detect(files["image"], "efficientnet_b2")
+    assert overlay is None
+    assert "<code>efficientnet_b2</code> is a recipe without trained weights" in verdict
+    assert "<code>python -m training train efficientnet_b2" in verdict
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(tmp_path / "empty"))
+    verdict, overlay, *_ = app.detect(files["image"], "tiny_cnn")
+    assert overlay is None and "No trained detector is installed" in verdict
+    assert "<code>python -m training train simple_cnn" in verdict
+
+
+def test_model_changed_offers_only_supported_methods(app, models):
+    summary, update = app.model_changed("tiny_cnn", "attention")
+    assert summary.startswith("**Tiny simple_cnn**") and "ROC-AUC 0.700" in summary
+    assert update["choices"] == [("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++")]
+    assert update["value"] == "gradcam"
+    _, update = app.model_changed("tiny_attention", "attention")
+    assert ("Attention map", "attention") in update["choices"] and update["value"] == "attention"
+
+
+# ----------------------------------------------------------------------------------- compare
+def test_compare_runs_every_model(app, models, files):
+    agreement, bars, rows, gallery, status = app.compare(files["image"])
+    preds = {name: expected(name, files["array"]) for name in ("tiny_attention", "tiny_cnn")}
+    summary = pres.agreement(list(preds.values()))
+    assert summary.text in agreement and f'data-agree="{summary.unanimous}"' in agreement
+    assert [row[0] for row in rows] == ["tiny_attention", "tiny_cnn"]
+    for row in rows:
+        pred = preds[row[0]]
+        assert row[1] == pres.HEADLINES[pred.label]
+        assert row[2] == pytest.approx(round(pred.p_fake, 4))
+        assert row[3] == 0.5 and row[4] > 0 and row[5] == ""
+    assert bars.count('class="fd-bar"') == 2
+    assert [caption for _, caption in gallery] == [
+        f"{name} · {pres.percent(p.p_fake)} {p.label}" for name, p in preds.items()
+    ]
+    assert all(image.shape == (96, 128, 3) for image, _ in gallery)
+    assert status == ""
+    plain = app.compare(files["image"], 0.0)[3]
+    assert all(np.array_equal(image, files["array"]) for image, _ in plain), "opacity 0 = image"
+
+
+def test_compare_reports_a_failing_model_and_keeps_the_others(
+    app, trained_dir, files, tmp_path, monkeypatch
+):
+    root = tmp_path / "models"
+    shutil.copytree(trained_dir, root)
+    (root / "tiny_cnn" / "model.keras").write_bytes(b"PK\x03\x04 not a keras file")
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(root))
+    clear_cache()
+    try:
+        agreement, bars, rows, gallery, status = app.compare(files["image"])
+        assert "Only one model answered" in agreement and "(1 model failed)" in agreement
+        assert rows[1][:2] == ["tiny_cnn", "failed"] and rows[1][5].startswith("checksum_mismatch")
+        assert len(gallery) == 1 and bars.count('class="fd-bar"') == 1
+        assert status.startswith("**`tiny_cnn` failed.** checksum_mismatch")
+        api = app.api_compare(files["image"])
+        assert api["models"][1] == {"model": "tiny_cnn", "error": rows[1][5]}
+        assert api["models"][0]["error"] is None and api["models"][0]["p_fake"] > 0
+    finally:
+        clear_cache()
+
+
+def test_compare_bad_file_and_no_image(app, models, files):
+    with pytest.warns(UserWarning, match="not_an_image"):
+        agreement, _, rows, gallery, status = app.compare(files["text"])
+    assert rows == [] and gallery == [] and status == ""
+    assert "Could not read this file as an image (not_an_image)" in agreement
+    assert app.compare(None)[4] == "Upload, drop or paste an image first."
+
+
+# ----------------------------------------------------------------------------------- batch
+def test_batch_table_and_csv(app, models, files):
+    paths = [files["image"], files["text"], files["zip"]]
+    rows, csv_path, summary = app.batch(paths, ["tiny_cnn", "tiny_attention"])
+    assert [(r[0], r[1]) for r in rows] == [
+        (name, model)
+        for name in ("photo.png", "notes.png", "more.zip/a.png", "more.zip/sub/b.jpg")
+        for model in ("tiny_cnn", "tiny_attention")
+    ]
+    pred = expected("tiny_cnn", files["array"])
+    assert rows[0][2] == pred.label and rows[0][3] == pytest.approx(pred.p_fake, abs=1e-6)
+    assert rows[2][5].startswith("not_an_image") and rows[2][3] == ""
+    assert summary.startswith("4 files x 2 models:") and "2 error" in summary
+    path = Path(csv_path)
+    assert path.name.startswith("fakedetect-batch-") and path.suffix == ".csv"
+    assert not any(n in str(path) for n in ("photo", "notes", "more"))
+    with open(path, newline="") as fh:
+        table = list(csv.reader(fh))
+    assert table[0] == list(pres.BATCH_FIELDS) and len(table) == 9
+    assert table[1][:3] == ["photo.png", "tiny_cnn", pred.label]
+    assert float(table[1][3]) == pytest.approx(pred.p_fake, abs=1e-6)
+
+
+def test_batch_defaults_to_the_best_model_and_handles_nothing(app, models, files):
+    rows, _, _ = app.batch([{"path": files["image"]}], [])
+    assert [r[1] for r in rows] == ["tiny_attention"]
+    assert app.batch([], ["tiny_cnn"]) == ([], None, "Upload images or a .zip archive first.")
+
+
+# ----------------------------------------------------------------------------------- API
+def test_api_predict_returns_json(app, models, files):
+    result = app.api_predict(files["image"], "tiny_cnn")
+    pred = expected("tiny_cnn", files["array"])
+    assert set(result) >= {"p_fake", "label", "threshold", "model", "seconds"}
+    assert result["model"] == "tiny_cnn" and result["threshold"] == 0.5
+    assert result["p_fake"] == pytest.approx(pred.p_fake, abs=1e-6)
+    assert result["label"] == pred.label and result["seconds"] > 0
+    assert json.loads(json.dumps(result)) == result
+    assert app.api_predict(files["image"], "")["model"] == "tiny_attention"
+
+
+def test_api_errors_are_clear(app, models, files):
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match=r"Could not read this file as an image \(not_an_image\)"):
+        app.api_predict(files["text"], "tiny_cnn")
+    with pytest.raises(gr.Error, match="Unknown model `gpt`"):
+        app.api_predict(files["image"], "gpt")
+    with pytest.raises(gr.Error, match="recipe without trained weights"):
+        app.api_predict(files["image"], "efficientnet_b7_finetune")
+    with pytest.raises(gr.Error, match="No image received"):
+        app.api_compare(None)
+    with pytest.raises(gr.Error, match="truncated_file"):
+        app.api_compare(files["truncated"])
+    with pytest.raises(gr.Error, match="Unknown method 'lime'"):
+        app.api_explain(files["image"], "tiny_cnn", "lime")
+
+
+def test_api_explain_and_models(app, models, files):
+    overlay, heatmap, result = app.api_explain(files["image"], "tiny_attention", "attention")
+    assert overlay.shape == heatmap.shape == (96, 128, 3)
+    assert result["method"] == "attention" and result["model"] == "tiny_attention"
+    listed = app.api_models()
+    assert [m["name"] for m in listed[:2]] == ["tiny_attention", "tiny_cnn"]
+    assert listed[0]["trained"] and not listed[-1]["trained"]
+
+
+# ----------------------------------------------------------------------------------- examples
+def test_load_examples_is_robust(app, tmp_path):
+    assert app.load_examples(tmp_path / "missing") == []
+    (tmp_path / "examples.json").write_text("{not json")
+    assert app.load_examples(tmp_path) == []
+    (tmp_path / "example_01.png").write_bytes(encode(make_image(32, 32)))
+    entries = [
+        {"file": "example_01.png", "label": "fake", "generator": "SDXL", "source": "kit"},
+        {"file": "example_02.png", "label": "real"},
+        {"file": "../conftest.py", "label": "real"},
+        "junk",
+    ]
+    (tmp_path / "examples.json").write_text(json.dumps(entries))
+    examples = app.load_examples(tmp_path)
+    assert [e["file"] for e in examples] == ["example_01.png"]
+    assert examples[0]["path"] == str((tmp_path / "example_01.png").resolve())
+    note = app.example_note(0, examples)
+    assert note == "**Example 1** is AI-generated (SDXL). source: kit"
+    assert app.example_credit(0, examples) == "source: kit"
+    assert app.example_note(5, examples) == ""
+
+
+def test_shipped_examples_exist_and_are_small(app):
+    folder = app.EXAMPLES_DIR
+    if not (folder / "examples.json").is_file():
+        pytest.skip("no examples shipped yet")
+    entries = json.loads((folder / "examples.json").read_text())
+    assert len(app.load_examples()) == len(entries) >= 4
+    assert {e["label"] for e in entries} == {"fake", "real"}
+    for entry in entries:
+        assert set(entry) >= {"file", "label", "source", "generator", "licence", "author"}
+        assert entry["label"] not in entry["file"] and "fake" not in entry["file"]
+        detector.load_image(folder / entry["file"])
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 1.5e6
+    assert (folder / "ATTRIBUTION.md").is_file()
+
+
+# ----------------------------------------------------------------------------------- wiring
+def test_demo_wiring_endpoints_queue_and_limits(app):
+    fns = {fn.api_name: fn for fn in app.demo.fns.values()}
+    public = {name for name, fn in fns.items() if fn.api_visibility == "public"}
+    assert public == {"predict", "compare", "explain", "models", "batch"}
+    assert fns["predict"].fn is app.api_predict and fns["compare"].fn is app.api_compare
+    # the image input reaches `detect` undecoded, so broken files get a clear message
+    assert all(not fn.preprocess for name, fn in fns.items() if name.startswith("detect"))
+    assert app.demo._queue.default_concurrency_limit == app.CONCURRENCY_LIMIT == 2
+    assert app.demo._queue.max_size == app.QUEUE_MAX_SIZE
+    assert app.demo.analytics_enabled is False
+    import os
+
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    assert app.LAUNCH_KWARGS["max_file_size"] == "50mb"
+    assert app.LAUNCH_KWARGS["css"] == app.CSS
+    assert str(app.EXAMPLES_DIR) in app.LAUNCH_KWARGS["allowed_paths"]
+
+
+def test_app_imports_only_the_public_detector_api():
+    source = (Path(__file__).resolve().parent.parent / "app.py").read_text()
+    imports = [line.strip() for line in source.splitlines() if line.startswith(("import", "from"))]
+    detector_imports = [line for line in imports if "detector" in line]
+    assert detector_imports == ["import detector", "from detector import presentation as pres"]
+    assert "detector.presentation" in detector.__all__ or "presentation" in detector.__all__
+
+
+# ----------------------------------------------------------------------------------- bundled
+def test_handlers_on_the_bundled_models(app, files, monkeypatch):
+    monkeypatch.delenv("FAKEDETECT_MODELS_DIR", raising=False)
+    bundled = [info for info in detector.list_models() if info.trained]
+    if not bundled:
+        pytest.skip(f"no trained models bundled in {detector.models_dir()}")
+    best = bundled[0].name
+    verdict, overlay, heatmap, *_ = app.detect(files["image"], best)
+    pred = expected(best, files["array"])
+    assert f'data-label="{pred.label}"' in verdict and pres.percent(pred.p_fake) in verdict
+    assert overlay.shape == heatmap.shape == (96, 128, 3)
+    assert app.api_predict(files["image"], best)["p_fake"] == pytest.approx(pred.p_fake, abs=1e-6)
+    _, _, rows, gallery, status = app.compare(files["image"])
+    assert [row[0] for row in rows] == [info.name for info in bundled]
+    assert len(gallery) == len(bundled) and status == ""

@@ -1,0 +1,263 @@
+"""End to end: `python app.py` in a subprocess, called with gradio_client and driven in chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from browser import browser_page, screenshot_dir
+from conftest import encode, make_image
+
+import detector
+from detector import presentation as pres
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 180.0
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    models: Path
+    log: Path
+    process: subprocess.Popen
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="module")
+def server(trained_dir, tmp_path_factory):
+    """The app on 127.0.0.1 at a free port, set through GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {
+        **os.environ,
+        "FAKEDETECT_MODELS_DIR": str(trained_dir),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        # app.py must switch analytics off itself, whatever the environment says
+        "GRADIO_ANALYTICS_ENABLED": "True",
+        "MPLBACKEND": "Agg",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    url = f"http://127.0.0.1:{port}/"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                _get(url + "config")
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app did not start in {START_TIMEOUT:.0f} s:\n{log.read_text()}")
+                time.sleep(0.5)
+        yield Server(url, port, trained_dir, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    image = folder / "photo.png"
+    image.write_bytes(encode(make_image(160, 200, seed=11)))
+    bad = folder / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing an image needs")
+    return {"image": image, "bad": bad, "folder": folder}
+
+
+@pytest.mark.slow
+def test_server_honours_env_and_has_no_analytics(server):
+    config = json.loads(_get(server.url + "config"))
+    assert config["analytics_enabled"] is False
+    assert config["max_file_size"] == 50 * 1024 * 1024
+    assert f"Running on local URL:  http://127.0.0.1:{server.port}" in server.log.read_text()
+
+
+@pytest.mark.slow
+def test_gradio_client_endpoints_and_bad_file(server, inputs):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(server.url, verbose=False)
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/predict", "/compare", "/explain", "/models", "/batch"}
+
+    image = str(inputs["image"])
+    expected = {
+        name: detector.load_model(name, server.models).predict(image)
+        for name in ("tiny_attention", "tiny_cnn")
+    }
+    result = client.predict(handle_file(image), "tiny_cnn", api_name="/predict")
+    assert result["model"] == "tiny_cnn" and result["threshold"] == 0.5
+    assert result["p_fake"] == pytest.approx(expected["tiny_cnn"].p_fake, abs=1e-6)
+    assert result["label"] == expected["tiny_cnn"].label and result["seconds"] > 0
+
+    best = client.predict(handle_file(image), "", api_name="/predict")
+    assert best["model"] == "tiny_attention"
+
+    compared = client.predict(handle_file(image), api_name="/compare")
+    assert [m["model"] for m in compared["models"]] == ["tiny_attention", "tiny_cnn"]
+    for entry in compared["models"]:
+        assert entry["error"] is None
+        assert entry["p_fake"] == pytest.approx(expected[entry["model"]].p_fake, abs=1e-6)
+    assert compared["agreement"]["text"] == pres.agreement(list(expected.values())).text
+
+    with pytest.raises(AppError, match=r"Could not read this file as an image \(not_an_image\)"):
+        client.predict(handle_file(str(inputs["bad"])), "tiny_cnn", api_name="/predict")
+    with pytest.raises(AppError, match="not_an_image"):
+        client.predict(handle_file(str(inputs["bad"])), api_name="/compare")
+    again = client.predict(handle_file(image), "tiny_cnn", api_name="/predict")
+    assert again["p_fake"] == result["p_fake"], "the server still answers after bad input"
+
+    overlay, heatmap, explained = client.predict(
+        handle_file(image), "tiny_attention", "attention", api_name="/explain"
+    )
+    assert Path(overlay).is_file() and Path(heatmap).is_file()
+    assert detector.load_image(overlay).shape == (160, 200, 3)
+    assert explained["method"] == "attention"
+
+    models = client.predict(api_name="/models")
+    assert [m["name"] for m in models if m["trained"]] == ["tiny_attention", "tiny_cnn"]
+
+    table, csv_file, summary = client.predict(
+        [handle_file(image), handle_file(str(inputs["bad"]))], ["tiny_cnn"], api_name="/batch"
+    )
+    assert table["headers"] == list(pres.BATCH_FIELDS)
+    assert [row[0] for row in table["data"]] == ["photo.png", "broken.png"]
+    assert table["data"][0][3] == pytest.approx(expected["tiny_cnn"].p_fake, abs=1e-6)
+    assert table["data"][1][5].startswith("not_an_image")
+    assert Path(csv_file).name.startswith("fakedetect-batch-")
+    assert summary == "2 files x 1 model: 1 " + expected["tiny_cnn"].label + ", 1 error."
+
+
+@pytest.mark.slow
+def test_upload_size_limit(server, inputs):
+    import httpx
+    from gradio_client import Client, handle_file
+
+    big = inputs["folder"] / "big.png"
+    big.write_bytes(encode(make_image(64, 64)) + os.urandom(51 * 1024 * 1024))
+    with open(big, "rb") as fh:
+        response = httpx.post(
+            server.url + "gradio_api/upload", files={"files": ("big.png", fh)}, timeout=120
+        )
+    assert response.status_code == 413, response.text
+    assert "52428800" in response.text
+    client = Client(server.url, verbose=False)
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 52428800 bytes"):
+        client.predict(handle_file(str(big)), "tiny_cnn", api_name="/predict")
+    result = client.predict(handle_file(str(inputs["image"])), "tiny_cnn", api_name="/predict")
+    assert result["model"] == "tiny_cnn"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_drop_image_shows_verdict_and_overlay(server, inputs, tmp_path):
+    listing = ROOT / "assets" / "examples" / "examples.json"
+    examples = json.loads(listing.read_text()) if listing.is_file() else []
+    image = listing.parent / examples[0]["file"] if examples else inputs["image"]
+    expected = detector.load_model("tiny_attention", server.models).predict(str(image))
+    outside: list[str] = []
+    with browser_page() as page:
+        page.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if r.url.startswith("http") and not r.url.startswith(server.url)
+                else None
+            ),
+        )
+        page.goto(server.url, wait_until="load")
+        page.wait_for_selector("#fd-input input[type=file]", state="attached", timeout=60_000)
+        page.set_input_files("#fd-input input[type=file]", str(image))
+        page.wait_for_selector("#fd-verdict .fd-verdict", timeout=60_000)
+        page.wait_for_function(
+            "() => { const img = document.querySelector('#fd-overlay img');"
+            " return img && img.complete && img.naturalWidth > 0; }",
+            timeout=60_000,
+        )
+        verdict = page.inner_text("#fd-verdict")
+        assert pres.HEADLINES[expected.label] in verdict
+        assert f"P(AI-generated) = {pres.percent(expected.p_fake)}" in verdict
+        assert "tiny_attention" in verdict
+        assert page.is_visible("#fd-heatmap img")
+        assert "does not mean" in page.inner_text("body")
+        # the opacity slider re-blends the overlay without another model call
+        before = page.get_attribute("#fd-overlay img", "src")
+        page.locator("#fd-opacity input[type=range]").evaluate(
+            "el => { el.value = '0.6'; el.dispatchEvent(new Event('input', {bubbles: true}));"
+            " el.dispatchEvent(new Event('change', {bubbles: true})); }"
+        )
+        page.wait_for_function(
+            "b => document.querySelector('#fd-overlay img').getAttribute('src') !== b",
+            arg=before,
+            timeout=30_000,
+        )
+        page.wait_for_timeout(500)
+        folder = screenshot_dir(tmp_path)
+        shot = folder / "gradio.png"
+        page.screenshot(path=str(shot), full_page=True)
+
+        page.click("#fd-compare-button")
+        page.wait_for_selector("#fd-agreement .fd-agreement", timeout=60_000)
+        assert "Both models agree" in page.inner_text("#fd-agreement") or "disagree" in (
+            page.inner_text("#fd-agreement")
+        )
+        assert page.locator("#fd-bars .fd-bar").count() == 2
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(folder / "gradio_compare.png"), full_page=True)
+    assert shot.stat().st_size > 20_000
+    assert outside == [], f"the page fetched from other hosts: {outside}"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_example_gallery_runs_on_click(server):
+    listing = ROOT / "assets" / "examples" / "examples.json"
+    if not listing.is_file():
+        pytest.skip("no examples shipped yet")
+    first = json.loads(listing.read_text())[0]
+    expected = detector.load_model("tiny_attention", server.models).predict(
+        str(listing.parent / first["file"])
+    )
+    with browser_page() as page:
+        page.goto(server.url, wait_until="load")
+        page.wait_for_selector("#fd-examples img", timeout=60_000)
+        page.locator("#fd-examples img").first.click()
+        page.wait_for_selector("#fd-verdict .fd-verdict", timeout=60_000)
+        assert f"= {pres.percent(expected.p_fake)}" in page.inner_text("#fd-verdict")
+        page.wait_for_selector("#fd-example-note strong", timeout=30_000)
+        note = page.inner_text("#fd-example-note")
+        answer = "AI-generated" if first["label"] == "fake" else "a real photo"
+        assert note.startswith(f"Example 1 is {answer}")

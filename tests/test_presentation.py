@@ -1,0 +1,324 @@
+"""Presentation helpers shared by the apps: verdicts, bars, agreement, notes, uploads, batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import encode, make_image
+
+import detector
+from detector import presentation as pres
+from detector.models import clear_cache
+
+
+def prediction(p_fake: float, label: str, model: str = "m", seconds: float = 0.012):
+    return detector.Prediction(
+        model=model,
+        p_fake=p_fake,
+        label=label,
+        threshold=0.5,
+        seconds=seconds,
+        uncertain_band=(0.4, 0.6),
+    )
+
+
+def make_zip(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def models_env(trained_dir, monkeypatch):
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(trained_dir))
+    return trained_dir
+
+
+# ------------------------------------------------------------------------------- verdicts
+@pytest.mark.parametrize(
+    ("p_fake", "label", "headline", "colour"),
+    [
+        (0.873, "fake", "Likely AI-generated", "#d32f2f"),
+        (0.12, "real", "Likely a real photo", "#2e7d32"),
+        (0.45, "uncertain", "Uncertain", "#ef6c00"),
+    ],
+)
+def test_verdict_text(p_fake, label, headline, colour):
+    v = pres.verdict(prediction(p_fake, label))
+    assert (v.label, v.headline, v.colour) == (label, headline, colour)
+    assert v.probability == f"{100 * p_fake:.1f}%"
+    assert v.milliseconds == pytest.approx(12.0)
+    assert "threshold 50.0%" in v.detail
+    assert "from 40.0% to 60.0% are reported as uncertain" in v.detail
+
+
+def test_verdict_without_band_does_not_mention_it():
+    pred = detector.Prediction("m", 0.7, "fake", 0.5, 0.01, uncertain_band=(0.5, 0.5))
+    assert "uncertain" not in pres.verdict(pred).detail
+
+
+def test_probability_bars_are_percentages():
+    bars = pres.probability_bars([prediction(0.873, "fake", "a"), prediction(0.1, "real", "b")])
+    assert [b.model for b in bars] == ["a", "b"]
+    assert bars[0].width == pytest.approx(87.3)
+    assert bars[0].threshold == 50.0 and bars[0].band == (40.0, 60.0)
+    assert bars[0].text == "87.3% · fake"
+    assert bars[1].colour == pres.COLOURS["real"] and bars[1].milliseconds == 12.0
+
+
+def test_api_result_has_the_documented_fields():
+    data = pres.api_result(prediction(0.873, "fake", "cnn"))
+    assert data["model"] == "cnn" and data["p_fake"] == 0.873 and data["label"] == "fake"
+    assert data["threshold"] == 0.5 and data["seconds"] == 0.012
+    assert data["headline"] == "Likely AI-generated"
+
+
+# ------------------------------------------------------------------------------- agreement
+def test_agreement_unanimous_majority_tie_and_none():
+    both = pres.agreement([prediction(0.9, "fake"), prediction(0.8, "fake")])
+    assert both.unanimous and both.label == "fake" and both.counts == {"fake": 2}
+    assert both.text == "Both models agree: likely ai-generated."
+
+    three = pres.agreement(
+        [prediction(0.9, "fake"), prediction(0.1, "real"), prediction(0.7, "fake")]
+    )
+    assert not three.unanimous and three.label == "fake"
+    assert three.counts == {"fake": 2, "real": 1}
+    assert three.text == "The models disagree (2 fake, 1 real); the majority says fake."
+
+    tie = pres.agreement([prediction(0.9, "fake"), prediction(0.45, "uncertain")], failed=1)
+    assert not tie.unanimous and tie.label is None and tie.failed == 1
+    assert tie.text == "The models disagree (1 fake, 1 uncertain): no majority (1 model failed)."
+
+    none = pres.agreement([], failed=2)
+    assert none.answered == 0 and none.label is None
+    assert none.text == "No model produced a score (2 models failed)."
+
+    one = pres.agreement([prediction(0.2, "real")])
+    assert one.unanimous and one.text == "Only one model answered: likely a real photo."
+
+
+# ------------------------------------------------------------------------------- notes
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "attention"])
+def test_heatmap_note_says_what_it_means_and_does_not_mean(method):
+    note = pres.heatmap_note(method)
+    assert "**What it does not mean.**" in note
+    assert "not a map of edited or generated pixels" in note
+    assert "relative to this image" in note
+    assert {"gradcam": "Grad-CAM:", "gradcam++": "Grad-CAM++", "attention": "attention layer"}[
+        method
+    ] in note
+
+
+def test_model_choices_put_trained_first_with_metrics(models_env):
+    infos = detector.list_models()
+    choices = pres.model_choices(infos)
+    assert [value for _, value in choices[:2]] == ["tiny_attention", "tiny_cnn"]
+    assert choices[0][0] == "tiny_attention · ROC-AUC 0.90"
+    untrained = dict((v, k) for k, v in choices)["efficientnet_b2"]
+    assert untrained == "efficientnet_b2 · not trained (no weights)"
+    summary = pres.model_summary(infos[0])
+    assert "ROC-AUC 0.900" in summary and "Attention map" in summary
+    not_trained = next(i for i in infos if not i.trained)
+    assert "python -m training train" in pres.model_summary(not_trained)
+
+
+def test_no_models_message_says_how_to_train(tmp_path):
+    text = pres.no_models_message(tmp_path)
+    assert str(tmp_path) in text and "python -m training train" in text
+    assert "never scores images with an untrained or random model" in text
+
+
+# ------------------------------------------------------------------------------- heatmaps
+def test_resize_for_display_keeps_small_images_and_shrinks_large_ones():
+    small = make_image(64, 80)
+    same, none = pres.resize_for_display(small)
+    assert same is small and none is None
+    big = make_image(1000, 2000)
+    heat = np.linspace(0, 1, 1000 * 2000, dtype=np.float32).reshape(1000, 2000)
+    image, heatmap = pres.resize_for_display(big, heat, max_side=500)
+    assert image.shape == (250, 500, 3) and image.dtype == np.uint8
+    assert heatmap.shape == (250, 500) and 0.0 <= heatmap.min() <= heatmap.max() <= 1.0
+    assert heatmap[0, 0] < 0.01 and heatmap[-1, -1] > 0.99
+
+
+def test_heatmap_view_blends_like_the_detector(models_env):
+    image = make_image(96, 128)
+    explanation = detector.explain(image, "tiny_cnn", "gradcam")
+    view = pres.heatmap_view(image, explanation)
+    assert view.image.shape == (96, 128, 3) and view.heatmap.shape == (96, 128)
+    np.testing.assert_array_equal(view.overlay(0.45), explanation.overlay)
+    np.testing.assert_array_equal(view.overlay(0.0), image)
+    np.testing.assert_array_equal(view.overlay(1.0), detector.colorize(explanation.heatmap))
+    np.testing.assert_array_equal(view.raw(), detector.colorize(explanation.heatmap))
+
+
+# ------------------------------------------------------------------------------- running
+def test_run_models_matches_predict_and_survives_a_broken_model(trained_dir, tmp_path, monkeypatch):
+    root = tmp_path / "models"
+    shutil.copytree(trained_dir, root)
+    weights = root / "tiny_cnn" / "model.keras"
+    weights.write_bytes(weights.read_bytes()[:-100] + b"\0" * 100)
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(root))
+    clear_cache()
+    image = make_image(64, 64, seed=3)
+    outcomes = pres.run_models(image)
+    assert [o.model for o in outcomes] == ["tiny_attention", "tiny_cnn"]
+    good, bad = outcomes
+    assert good.ok and good.explanation is not None
+    expected = detector.load_model("tiny_attention", trained_dir).predict(image)
+    assert good.prediction.p_fake == pytest.approx(expected.p_fake, abs=1e-6)
+    assert not bad.ok and bad.error.startswith("checksum_mismatch: weights of model 'tiny_cnn'")
+    rows = pres.comparison_rows(outcomes)
+    assert rows[0]["model"] == "tiny_attention" and rows[0]["error"] == ""
+    assert rows[0]["p_fake"] == round(expected.p_fake, 4)
+    assert rows[1]["verdict"] == "failed" and rows[1]["p_fake"] is None
+    clear_cache()
+
+
+def test_run_model_falls_back_to_gradcam_without_attention(models_env):
+    outcome = pres.run_model(make_image(64, 64), "tiny_cnn", "attention")
+    assert outcome.ok and outcome.explanation.method == "gradcam"
+    outcome = pres.run_model(make_image(64, 64), "tiny_attention", "attention")
+    assert outcome.explanation.method == "attention"
+
+
+def test_run_models_without_trained_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(tmp_path))
+    with pytest.raises(detector.ModelNotTrainedError, match="No trained detector is installed"):
+        pres.run_models(make_image())
+
+
+# ------------------------------------------------------------------------------- uploads
+def test_extract_zip_reads_members_into_memory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    png = encode(make_image(32, 32))
+    data = make_zip(
+        {
+            "photos/a.png": png,
+            "b.txt": b"hello",
+            "__MACOSX/photos/._a.png": b"junk",
+            ".hidden.png": png,
+            "inner.zip": make_zip({"x.png": png}),
+        }
+    )
+    items = pres.extract_zip(data, "upload.zip")
+    assert [(i.name, i.data is not None) for i in items] == [
+        ("upload.zip/photos/a.png", True),
+        ("upload.zip/b.txt", True),
+        ("upload.zip/inner.zip", False),
+    ]
+    assert items[0].data == png
+    assert items[2].error.startswith("nested_archive")
+    assert list(tmp_path.iterdir()) == [], "nothing may be written to disk"
+
+
+def test_extract_zip_limits():
+    png = encode(make_image(32, 32))
+    many = make_zip({f"{i}.png": png for i in range(5)})
+    items = pres.extract_zip(many, "many.zip", pres.UploadLimits(max_files=3))
+    assert [i.name for i in items[:3]] == ["many.zip/0.png", "many.zip/1.png", "many.zip/2.png"]
+    assert items[3].error == "too_many_files: 2 more file(s) skipped (limit 3 per batch)"
+
+    big = make_zip({"big.bin": os.urandom(4096)})
+    items = pres.extract_zip(big, "big.zip", pres.UploadLimits(max_file_bytes=1000))
+    assert items[0].error.startswith("file_too_large")
+
+    bomb = make_zip({"zeros.png": b"\0" * 5_000_000})
+    assert pres.extract_zip(bomb, "bomb.zip")[0].error.startswith("suspicious_archive")
+
+    total = make_zip({f"{i}.bin": os.urandom(2000) for i in range(3)}, zipfile.ZIP_STORED)
+    items = pres.extract_zip(total, "t.zip", pres.UploadLimits(max_total_bytes=4500))
+    assert [i.data is not None for i in items] == [True, True, False]
+    assert items[2].error.startswith("batch_too_large: 1 more file(s) skipped")
+
+    assert pres.extract_zip(b"PK\x03\x04garbage", "bad.zip")[0].error.startswith("bad_archive")
+    assert pres.extract_zip(make_zip({}), "empty.zip")[0].error.startswith("empty_archive")
+
+
+def test_read_uploads_opens_zips_and_cleans_names(tmp_path):
+    png = encode(make_image(32, 32))
+    (tmp_path / "one.png").write_bytes(png)
+    (tmp_path / "pack.zip").write_bytes(make_zip({"two.png": png, "three.png": png}))
+    items = pres.read_uploads(
+        [tmp_path / "one.png", tmp_path / "pack.zip", tmp_path / "missing.png", ("a\nb.png", png)]
+    )
+    assert [i.name for i in items] == [
+        "one.png",
+        "pack.zip/two.png",
+        "pack.zip/three.png",
+        "missing.png",
+        "a?b.png",
+    ]
+    assert items[3].error.startswith("unreadable_file")
+    limited = pres.read_uploads([tmp_path / "pack.zip"] * 3, pres.UploadLimits(max_files=3))
+    assert [i.data is not None for i in limited] == [True, True, True, False, False]
+    assert limited[3].error == "too_many_files: 1 more file(s) skipped (limit 3 per batch)"
+    assert limited[4].error == "too_many_files: 1 more file(s) skipped (limit 3 per batch)"
+
+
+# ------------------------------------------------------------------------------- batches
+def test_batch_rows_score_every_file_with_every_model(models_env):
+    images = [make_image(64, 64, seed=s) for s in range(3)]
+    items = [pres.UploadItem(f"img{i}.png", encode(im)) for i, im in enumerate(images)]
+    items.insert(1, pres.UploadItem("notes.txt", b"not an image"))
+    items.append(pres.UploadItem("late.zip", error="too_many_files: 1 more file(s) skipped"))
+    rows = pres.batch_rows(items, ["tiny_cnn", "nope"], chunk=2)
+    assert [(r.file, r.model) for r in rows[:4]] == [
+        ("img0.png", "tiny_cnn"),
+        ("img0.png", "nope"),
+        ("notes.txt", "tiny_cnn"),
+        ("notes.txt", "nope"),
+    ]
+    expected = detector.predict_batch(images, "tiny_cnn")
+    scored = [r for r in rows if r.model == "tiny_cnn" and r.error is None]
+    assert [r.file for r in scored] == ["img0.png", "img1.png", "img2.png"]
+    for row, pred in zip(scored, expected, strict=True):
+        assert row.p_fake == pytest.approx(pred.p_fake, abs=1e-6)
+        assert row.verdict == pred.label and row.seconds > 0
+    assert rows[2].error.startswith("not_an_image")
+    nope = [r for r in rows if r.model == "nope" and r.file.startswith("img")]
+    assert len(nope) == 3
+    assert all(r.error.startswith("model_failed: model_not_found") for r in nope)
+    assert rows[-2].error == "too_many_files: 1 more file(s) skipped"
+    assert pres.batch_summary(rows).startswith("5 files x 2 models: ")
+    assert rows[0].to_list()[:3] == ["img0.png", "tiny_cnn", expected[0].label]
+
+
+def test_write_csv_uses_a_generated_name_and_neutralises_formulas(tmp_path):
+    rows = [
+        pres.BatchRow("=HYPERLINK(1).png", "m", "fake", 0.9, 0.01, None),
+        pres.BatchRow("secret-name.png", "m", None, None, None, "not_an_image: no"),
+    ]
+    path = pres.write_csv(rows, tmp_path)
+    assert path.parent == tmp_path and path.name.startswith("fakedetect-batch-")
+    assert "secret" not in path.name and "HYPERLINK" not in path.name
+    with open(path, newline="") as fh:
+        table = list(csv.reader(fh))
+    assert table[0] == list(pres.BATCH_FIELDS)
+    assert table[1] == ["'=HYPERLINK(1).png", "m", "fake", "0.9", "0.01", ""]
+    assert table[2] == ["secret-name.png", "m", "", "", "", "not_an_image: no"]
+    old = tmp_path / "fakedetect-batch-old.csv"
+    old.write_text("x")
+    os.utime(old, (0, 0))
+    assert pres.prune_files(tmp_path) == 1 and not old.exists() and path.exists()
+
+
+def test_clean_name():
+    assert pres.clean_name("a\x00b\tc.png") == "a?b?c.png"
+    assert pres.clean_name("   ") == "(unnamed)"
+    assert len(pres.clean_name("x" * 500)) == 200
+
+
+def test_presentation_is_ui_agnostic():
+    source = Path(pres.__file__).read_text()
+    assert "import gradio" not in source and "import streamlit" not in source
