@@ -314,6 +314,13 @@ def test_build_resumes_without_redoing_work(tmp_path: Path):
     _, gen = build(out)
     assert sum(gen.calls.values()) == 2
     assert (out / "manifest.csv").read_bytes() == before
+    # a lost real tile is cut again from its photo, identical, without new fakes
+    real = next(r for r in read_rows(out) if r["label"] == "real")
+    (out / real["file"]).unlink()
+    _, gen = build(out)
+    assert sum(gen.calls.values()) == 0
+    assert hashlib.sha256((out / real["file"]).read_bytes()).hexdigest() == real["sha256"]
+    assert (out / "manifest.csv").read_bytes() == before
 
 
 def test_interrupted_build_resumes_from_partial_manifest(tmp_path: Path):

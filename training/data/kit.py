@@ -432,9 +432,14 @@ def build_starter_kit(
             [TileSpec(**t) for t in d["tiles"]],
             d["flat_skipped"],
         )
-        if all((tile_dir / f"{t.tile_id}.png").exists() for t in res.tiles):
-            return res
-        return None
+
+        # usable when every tile is staged or already in the kit (a missing one is re-cut later)
+        def have(tid: str) -> bool:
+            return (tile_dir / f"{tid}.png").exists() or any(
+                (out / "images" / s / "real" / f"{tid}.png").exists() for s in T.SPLITS
+            )
+
+        return res if all(have(t.tile_id) for t in res.tiles) else None
 
     def store_scan(res: ScanResult) -> None:
         _write_atomic(scan_dir / f"{res.photo_id}.json", json.dumps(asdict(res)).encode())
