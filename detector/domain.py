@@ -178,7 +178,14 @@ def domain_warnings(
         side, source = training_side(card)
         size = int(card.spec.preprocessing.size)
         tile = f"the {side} px training images" if source == "training data" else f"{side} px"
-        if long > LARGE_FACTOR * side:
+        native = card.spec.preprocessing.resize == "native_crop"
+        if long > LARGE_FACTOR * side and native:
+            warnings.append(
+                f"This image ({width}x{height} px) is far larger than {tile} the model "
+                f"learned from; it scores only the central {size}x{size} px patch at full "
+                "resolution, so anything outside that patch is not looked at."
+            )
+        elif long > LARGE_FACTOR * side:
             warnings.append(
                 f"This image ({width}x{height} px) is far larger than {tile} the model "
                 f"learned from; it is shrunk to {size}x{size} px before scoring, which wipes out "

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-ResizeMode = Literal["resize", "center_crop"]
+ResizeMode = Literal["resize", "center_crop", "native_crop"]
 Interpolation = Literal["area", "bilinear"]
 ValueScale = Literal["unit", "raw", "imagenet", "div127"]
 OutputConvention = Literal["sigmoid_fake", "sigmoid_real", "softmax_fake_real"]
@@ -30,8 +30,10 @@ class Preprocessing:
 
     Attributes:
         size: Side of the square model input, in pixels.
-        resize: ``"resize"`` squashes the whole image to size x size; ``"center_crop"`` resizes
-            the shorter side to ``size`` and crops the centre.
+        resize: ``"resize"`` squashes the whole image to size x size (as the published systems
+            did); ``"center_crop"`` resizes the shorter side to ``size`` and crops the centre;
+            ``"native_crop"`` crops a size x size patch at the image's own resolution (no
+            resampling, so generator traces survive; images smaller than ``size`` are enlarged).
         interpolation: ``"area"`` (OpenCV INTER_AREA when shrinking, bilinear when enlarging) or
             ``"bilinear"`` (OpenCV INTER_LINEAR, as the published systems did).
         scale: Value scaling applied by the model's first layer (documented here, executed in the
@@ -48,27 +50,39 @@ class Preprocessing:
     def __post_init__(self) -> None:
         if self.size < 8:
             raise ValueError(f"input size must be at least 8 px, got {self.size}")
-        if self.resize not in ("resize", "center_crop"):
+        if self.resize not in ("resize", "center_crop", "native_crop"):
             raise ValueError(f"unknown resize mode {self.resize!r}")
         if self.interpolation not in ("area", "bilinear"):
             raise ValueError(f"unknown interpolation {self.interpolation!r}")
         if self.scale not in VALUE_SCALES:
             raise ValueError(f"unknown value scale {self.scale!r}")
 
-    def crop_box(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """The region (top, left, bottom, right) of an H x W image that the model sees."""
+    def crop_box(
+        self, height: int, width: int, rng: np.random.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        """The region (top, left, bottom, right) of an H x W image that the model sees.
+
+        With ``native_crop`` and a random generator (training), the patch position is random;
+        otherwise it is centred.
+        """
         if self.resize == "resize":
             return 0, 0, height, width
         side = min(height, width)
-        top, left = (height - side) // 2, (width - side) // 2
+        if self.resize == "native_crop" and side >= self.size:
+            side = self.size
+        if rng is not None and self.resize == "native_crop":
+            top = int(rng.integers(0, height - side + 1))
+            left = int(rng.integers(0, width - side + 1))
+        else:
+            top, left = (height - side) // 2, (width - side) // 2
         return top, left, top + side, left + side
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """Resize one RGB uint8 image to the model input; returns float32 (size, size, 3) in 0-255.
+    def apply(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Bring one RGB uint8 image to the model input; returns float32 (size, size, 3), 0-255.
 
         Value scaling is not applied here: it is the model's first layer.
         """
-        top, left, bottom, right = self.crop_box(*image.shape[:2])
+        top, left, bottom, right = self.crop_box(*image.shape[:2], rng=rng)
         region = image[top:bottom, left:right]
         h, w = region.shape[:2]
         if (h, w) == (self.size, self.size):
@@ -81,11 +95,13 @@ class Preprocessing:
             out = cv2.resize(region, (self.size, self.size), interpolation=flag)
         return out.astype(np.float32)
 
-    def apply_batch(self, images: list[np.ndarray]) -> np.ndarray:
+    def apply_batch(
+        self, images: list[np.ndarray], rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """Preprocess several images into one float32 batch (N, size, size, 3)."""
         batch = np.empty((len(images), self.size, self.size, 3), dtype=np.float32)
         for i, image in enumerate(images):
-            batch[i] = self.apply(image)
+            batch[i] = self.apply(image, rng)
         return batch
 
 

@@ -147,3 +147,27 @@ def test_real_efficientnet_b7_recipes_build(name):
     model = recipe.build(input_size=64)
     assert 63e6 < model.count_params() < 68e6
     assert model.get_layer("top_activation").output.shape[1:3] == (2, 2)
+
+
+def test_native_crop_keeps_pixels_and_maps_heatmaps_back():
+    from detector.spec import Preprocessing
+
+    prep = Preprocessing(size=32, resize="native_crop")
+    image = make_image(50, 80, seed=9)
+    out = prep.apply(image)
+    np.testing.assert_array_equal(out, image[9:41, 24:56].astype(np.float32))  # no resampling
+    rng = np.random.default_rng(0)
+    boxes = {prep.crop_box(50, 80, rng) for _ in range(20)}
+    assert len(boxes) > 5 and all(b[2] - b[0] == 32 and b[3] - b[1] == 32 for b in boxes)
+    small = prep.apply(make_image(20, 24))  # smaller than the input: enlarged
+    assert small.shape == (32, 32, 3)
+    spec = get_recipe("simple_cnn").spec(
+        **{**get_recipe("simple_cnn").tiny, "resize": "native_crop"}
+    )
+    det = Detector(
+        get_recipe("simple_cnn").build(spec),
+        tiny_card("n", "simple_cnn").__class__(name="n", spec=spec, sha256=""),
+    )
+    heat = det.explain(image).heatmap
+    assert heat.shape == (50, 80)
+    assert heat[:9].max() == 0 and heat[:, :24].max() == 0  # outside the patch: nothing

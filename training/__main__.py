@@ -27,6 +27,7 @@ def _train(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         input_size=args.input_size,
         backbone=args.backbone,
+        resize=args.resize,
         backbone_weights=args.backbone_weights,
         robust_augment=not args.no_robust_augment,
         max_train=args.max_train,
@@ -105,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float)
     t.add_argument("--input-size", type=int)
     t.add_argument("--backbone", help="e.g. mobilenet_v2, efficientnet_b2")
+    t.add_argument(
+        "--resize",
+        choices=("resize", "center_crop", "native_crop"),
+        help="override the recipe's resize mode (native_crop keeps generator traces)",
+    )
     t.add_argument("--backbone-weights", choices=("imagenet", "none"), default="imagenet")
     t.add_argument("--no-robust-augment", action="store_true")
     t.add_argument("--max-train", type=int)

@@ -24,6 +24,8 @@ class TrainConfig:
         learning_rate: Main-phase learning rate (recipe default when None).
         input_size: Override the recipe's input size.
         backbone: Override the recipe's backbone (e.g. ``mobilenet_v2``).
+        resize: Override the recipe's resize mode (``resize``, ``center_crop`` or
+            ``native_crop``: a patch at the image's own resolution, keeping generator traces).
         backbone_weights: ``imagenet`` or ``none``. ImageNet weights come from keras.applications
             (EfficientNets, needs internet) or the offline torchvision conversion (MobileNetV2).
         robust_augment: Random JPEG re-encoding, resizing, blur and crops on both classes.
@@ -53,6 +55,7 @@ class TrainConfig:
     learning_rate: float | None = None
     input_size: int | None = None
     backbone: str | None = None
+    resize: str | None = None
     backbone_weights: str = "imagenet"
     robust_augment: bool = True
     max_train: int | None = None
@@ -81,6 +84,8 @@ class TrainConfig:
             overrides["input_size"] = self.input_size
         if self.backbone is not None:
             overrides["backbone"] = self.backbone
+        if self.resize is not None:
+            overrides["resize"] = self.resize
         return overrides
 
     def to_dict(self) -> dict[str, Any]:

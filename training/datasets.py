@@ -100,9 +100,11 @@ def targets(labels: np.ndarray, output: str) -> np.ndarray:
     raise ValueError(f"unknown output convention {output!r}")
 
 
-def preprocess(images: Sequence[np.ndarray], spec: ModelSpec) -> np.ndarray:
-    """The serving preprocessing, as a float32 batch."""
-    return spec.preprocessing.apply_batch(list(images))
+def preprocess(
+    images: Sequence[np.ndarray], spec: ModelSpec, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """The serving preprocessing, as a float32 batch (random native crops when ``rng`` is set)."""
+    return spec.preprocessing.apply_batch(list(images), rng)
 
 
 class BatchSequence(keras.utils.PyDataset):
@@ -143,7 +145,7 @@ class BatchSequence(keras.utils.PyDataset):
         images = [self.data.images[i] for i in chosen]
         if self.augment is not None:
             images = [self.augment(im, rng) for im in images]
-        return preprocess(images, self.spec), self.y[chosen]
+        return preprocess(images, self.spec, rng), self.y[chosen]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -38,7 +38,10 @@ class TrainingContext:
     verbose: int = 1
 
     def sequence(self, augment=None, seed_offset: int = 0) -> BatchSequence:
-        base = RobustAugment() if self.config.robust_augment else None
+        # random native crops already crop; cropping further would force an upscale
+        native = self.spec.preprocessing.resize == "native_crop"
+        robust = RobustAugment(p_crop=0.0) if native else RobustAugment()
+        base = robust if self.config.robust_augment else None
         steps = [s for s in (base, augment) if s is not None]
         return BatchSequence(
             self.train,

@@ -10,12 +10,12 @@ PY="${PYTHON:-.venv/bin/python}"
 "$PY" -m training.data build-starter-kit --out "$KIT" --seed 0
 
 "$PY" -m training train simple_cnn --data "$KIT" --out assets/models/simple_cnn \
-  --title "Small CNN (S3 recipe)" --epochs 30 --seed 0
+  --title "Small CNN (S3 recipe)" --resize native_crop --epochs 30 --seed 0
 
 "$PY" -m training train efficientnet_b2 --data "$KIT" --out assets/models/s2_mobilenetv2_fgsm \
-  --title "MobileNetV2 + FGSM (S2 recipe)" --backbone mobilenet_v2 --input-size 224 \
+  --title "MobileNetV2 + FGSM (S2 recipe)" --backbone mobilenet_v2 --input-size 224 --resize native_crop \
   --frozen-epochs 4 --fgsm-epochs 2 --finetune-epochs 3 --seed 0
 
 "$PY" -m training train efficientnet_b7_attention --data "$KIT" \
   --out assets/models/s1_attention_mobilenetv2 --title "MobileNetV2 + attention (S1 recipe)" \
-  --backbone mobilenet_v2 --input-size 224 --epochs 8 --seed 0
+  --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 8 --seed 0

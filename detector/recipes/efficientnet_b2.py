@@ -20,6 +20,7 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
         preprocessing=Preprocessing(
             size=int(params["input_size"]),
             interpolation=params["interpolation"],
+            resize=params["resize"],
             scale=backbone.native_scale,
         ),
         output="sigmoid_fake",
@@ -49,6 +50,7 @@ RECIPE = register(
         defaults={
             "input_size": 224,
             "interpolation": "area",
+            "resize": "resize",
             "backbone": "efficientnet_b2",
             "dropout": 0.4,
         },

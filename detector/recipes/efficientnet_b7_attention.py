@@ -22,7 +22,10 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
         recipe="efficientnet_b7_attention",
         preprocessing=Preprocessing(
-            size=int(params["input_size"]), interpolation=params["interpolation"], scale=scale
+            size=int(params["input_size"]),
+            interpolation=params["interpolation"],
+            resize=params["resize"],
+            scale=scale,
         ),
         output="softmax_fake_real",
         gradcam_layer=backbone.last_conv_layer,
@@ -62,6 +65,7 @@ RECIPE = register(
         defaults={
             "input_size": 128,
             "interpolation": "bilinear",
+            "resize": "resize",
             "backbone": "efficientnet_b7",
             "scale": None,
             "l2": 1e-3,

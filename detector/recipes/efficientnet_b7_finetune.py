@@ -20,6 +20,7 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
         preprocessing=Preprocessing(
             size=int(params["input_size"]),
             interpolation=params["interpolation"],
+            resize=params["resize"],
             scale=backbone.native_scale,
         ),
         output="sigmoid_fake",
@@ -45,7 +46,12 @@ RECIPE = register(
             "all weights trained, flip/rotation/colour-jitter augmentation, ImageNet mean/std "
             "(done inside the Keras EfficientNet), early stopping, best checkpoint, fixed seeds."
         ),
-        defaults={"input_size": 224, "interpolation": "bilinear", "backbone": "efficientnet_b7"},
+        defaults={
+            "input_size": 224,
+            "interpolation": "bilinear",
+            "resize": "resize",
+            "backbone": "efficientnet_b7",
+        },
         make_spec=_spec,
         make_model=_model,
         tiny={"input_size": 32, "backbone": "tiny"},

@@ -16,7 +16,10 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
         recipe="simple_cnn",
         preprocessing=Preprocessing(
-            size=int(params["input_size"]), interpolation=params["interpolation"], scale="div127"
+            size=int(params["input_size"]),
+            interpolation=params["interpolation"],
+            resize=params["resize"],
+            scale="div127",
         ),
         output="sigmoid_real",
         gradcam_layer="head_block4_conv",
@@ -55,6 +58,7 @@ RECIPE = register(
         defaults={
             "input_size": 128,
             "interpolation": "area",
+            "resize": "resize",
             "widths": (32, 64, 128, 256),
             "dense": (512, 256, 128),
         },
