@@ -113,9 +113,10 @@ class Detector:
 
             self._explain_fns["attention"] = attention_fn
         self._lock = threading.Lock()
-        if warmup:
-            zeros = np.zeros((1, size, size, 3), dtype=np.float32)
+        if warmup:  # trace the default paths now, not on a visitor's first request
+            zeros = tf.zeros((1, size, size, 3), dtype=tf.float32)
             self._predict_fn(zeros)
+            self._explain_fns["gradcam"](zeros)
 
     # ------------------------------------------------------------------ scoring
     @property
