@@ -1,4 +1,4 @@
-"""Gradio app: is this image AI-generated? Detect, explain, compare and batch-score images.
+"""Gradio app: is this image AI-generated? Detect, explain, compare, batch-score and inspect images.
 
 Runs offline on the models in ``assets/models`` (or ``$FAKEDETECT_MODELS_DIR``) and deploys
 unchanged as a Hugging Face Space: ``python app.py``. The layout is here; every score, heatmap and
@@ -6,7 +6,8 @@ sentence comes from the `detector` package. Handlers are plain functions returni
 
 API (``gradio_client``): ``/predict`` (image, model) and ``/compare`` (image) return JSON;
 ``/explain`` (image, model, method) returns the overlay, the heatmap and JSON; ``/models`` lists the
-models; ``/batch`` (files, models) returns the table and a CSV file.
+models; ``/batch`` (files, models) returns the table and a CSV file; ``/inspect`` (image) returns
+the file's provenance evidence (`detector.inspect_file`) as JSON.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ QUEUE_MAX_SIZE = 64
 DEFAULT_OPACITY = 0.45
 COMPARE_HEADERS = ["model", "verdict", "P(AI-generated)", "threshold", "inference ms", "error"]
 BATCH_HEADERS = list(pres.BATCH_FIELDS)
+STRESS_HEADERS = list(pres.STRESS_FIELDS)
+#: Which models the evidence board stress-tests.
+STRESS_SCOPES = [("The selected model", "selected"), ("All trained models", "all")]
+#: Notice colour of each evidence headline tone.
+EVIDENCE_KINDS = {"ai": "warning", "camera": "info", "none": "info", "unreadable": "error"}
 
 CSS = """
 #fd-verdict { min-height: 4rem; }
@@ -107,6 +113,18 @@ def _bar_html(bar: pres.ProbabilityBar, label: str = "") -> str:
     )
 
 
+def _warnings_html(warnings: tuple[str, ...] | list[str]) -> str:
+    """A prediction's domain warnings under `pres.WARNINGS_TITLE` (empty without warnings)."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return (
+        '<div class="fd-warnings" style="margin-top:0.5rem;font-size:0.9em">'
+        f"<b>⚠️ {html.escape(pres.WARNINGS_TITLE)}</b>"
+        f'<ul style="margin:0.2rem 0 0 1.1rem;padding:0">{items}</ul></div>'
+    )
+
+
 def _verdict_html(prediction: detector.Prediction) -> str:
     v = pres.verdict(prediction)
     bar = _bar_html(pres.probability_bar(prediction))
@@ -120,7 +138,8 @@ def _verdict_html(prediction: detector.Prediction) -> str:
         f"P(AI-generated) = <b>{v.probability}</b></div>"
         f"{bar}"
         f'<div style="font-size:0.9em;opacity:.85">{html.escape(v.detail)}<br>'
-        f"Model <code>{html.escape(v.model)}</code> · {v.milliseconds:.0f} ms</div></div>"
+        f"Model <code>{html.escape(v.model)}</code> · {v.milliseconds:.0f} ms</div>"
+        f"{_warnings_html(prediction.warnings)}</div>"
     )
 
 
@@ -147,6 +166,10 @@ def _status(lines: list[str]) -> str:
     return "\n\n".join(lines)
 
 
+def _read_error(exc: detector.ImageLoadError) -> str:
+    return pres.read_error(exc.code, exc.message)
+
+
 # ------------------------------------------------------------------------------------ detect
 def detect(
     image: Any, model_name: str | None, method: str = "gradcam", opacity: float = DEFAULT_OPACITY
@@ -165,12 +188,13 @@ def detect(
     if info is None:
         return _notice_html(problem or "", "warning"), None, None, note, "", None
     try:
-        array = detector.load_image(path)
+        loaded = pres.load_file(path)
     except detector.ImageLoadError as exc:
-        message = f"Could not read this file as an image ({exc.code}): {exc.message}"
+        message = _read_error(exc)
         gr.Warning(message)
         return _notice_html(message, "error"), None, None, note, "", None
-    outcome = pres.run_model(array, info.name, method)
+    array = loaded.array
+    outcome = pres.outcome_with_warnings(pres.run_model(array, info.name, method), loaded)
     if not outcome.ok or outcome.explanation is None:
         message = f"Model `{info.name}` failed: {outcome.error}"
         gr.Warning(message)
@@ -183,7 +207,6 @@ def detect(
             f"`{info.name}` has no {pres.METHOD_TITLES.get(method, method)}; showing "
             f"{pres.METHOD_TITLES[view.method]}."
         )
-    lines.extend(f"⚠️ {warning}" for warning in outcome.prediction.warnings)
     return (
         _verdict_html(outcome.prediction),
         view.overlay(opacity),
@@ -223,14 +246,16 @@ def compare(
     if path is None:
         return "", "", [], [], "Upload, drop or paste an image first."
     try:
-        array = detector.load_image(path)
+        loaded = pres.load_file(path)
+        array = loaded.array
         outcomes = pres.run_models(array, method="gradcam")
     except detector.ModelNotTrainedError as exc:
         return _notice_html(exc.message, "warning"), "", [], [], ""
     except detector.ImageLoadError as exc:
-        message = f"Could not read this file as an image ({exc.code}): {exc.message}"
+        message = _read_error(exc)
         gr.Warning(message)
         return _notice_html(message, "error"), "", [], [], ""
+    outcomes = [pres.outcome_with_warnings(o, loaded) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
     failed = [o for o in outcomes if not o.ok]
     summary = pres.agreement(predictions, failed=len(failed))
@@ -250,7 +275,8 @@ def compare(
         if o.explanation is not None and o.prediction is not None
     ]
     status = [f"**`{o.model}` failed.** {o.error}" for o in failed]
-    return agreement, bars, rows, gallery, _status(status)
+    warnings = pres.warnings_markdown(pres.combined_warnings(predictions))
+    return agreement, bars, rows, gallery, _status([*status, warnings] if warnings else status)
 
 
 def clear_compare() -> tuple[str, str, list[list[Any]], list[Any], str]:
@@ -288,6 +314,85 @@ def batch(files: Any, model_names: list[str] | None) -> tuple[list[list[Any]], s
     pres.prune_files(folder)
     csv_path = pres.write_csv(rows, folder)
     return [row.to_list() for row in rows], str(csv_path), pres.batch_summary(rows)
+
+
+# ------------------------------------------------------------------------------------ evidence
+EvidenceOutputs = tuple[
+    str, str, dict[str, Any] | None, np.ndarray | None, np.ndarray | None, Any, list[list[Any]], str
+]
+
+
+def _no_evidence(headline: str = "", stress: str = "") -> EvidenceOutputs:
+    return headline, "", None, None, None, None, [], stress
+
+
+def _stress_names(model_name: str | None, scope: str | None) -> tuple[list[str], str | None]:
+    """The models to stress-test (``scope`` ``all`` or the selected one), or why there are none."""
+    if scope == "all":
+        names = [info.name for info in pres.trained_models()]
+        return (names, None) if names else ([], pres.no_models_message())
+    info, problem = _find_model(model_name)
+    return ([info.name], None) if info is not None else ([], problem)
+
+
+def evidence_board(
+    image: Any, model_name: str | None = None, scope: str | None = "selected"
+) -> EvidenceOutputs:
+    """The evidence board of one uploaded file: provenance, forensic views and a stress test.
+
+    Provenance is read from the uploaded file's own bytes (metadata survives); the forensic
+    views and the stress test need decodable pixels, and the stress test a trained model.
+
+    Returns:
+        (provenance headline HTML, provenance Markdown, the report as JSON, residual spectrum,
+        ELA map, stress-test Figure, stress-test rows in `STRESS_HEADERS` order, stress Markdown).
+    """
+    path = _path_of(image)
+    if path is None:
+        return _no_evidence(stress="Upload, drop or paste an image first.")
+    try:
+        report = detector.inspect_file(path)
+    except detector.ImageLoadError as exc:
+        message = _read_error(exc)
+        gr.Warning(message)
+        return _no_evidence(_notice_html(message, "error", "fd-evidence-headline"))
+    headline, tone = pres.evidence_headline(report)
+    provenance = pres.evidence_markdown(report)
+    problem = pres.evidence_error(report)
+    if problem is not None:
+        gr.Warning(problem)
+        text = problem if tone == "unreadable" else f"{problem}. Its metadata says: {headline}"
+        card = _notice_html(text, "error", "fd-evidence-headline", tone="unreadable")
+        return card, provenance, report.to_dict(), None, None, None, [], ""
+    card = _notice_html(
+        headline, EVIDENCE_KINDS.get(tone, "info"), "fd-evidence-headline", tone=tone
+    )
+    try:
+        array = detector.load_image(path)
+    except detector.ImageLoadError as exc:  # readable a moment ago: the file changed
+        return card, provenance, report.to_dict(), None, None, None, [], _read_error(exc)
+    spectrum, ela = (view.image for view in pres.forensic_views(array))
+    names, missing = _stress_names(model_name, scope)
+    if not names:
+        return card, provenance, report.to_dict(), spectrum, ela, None, [], missing or ""
+    outcome = pres.run_stress(array, names)
+    figure = detector.plot_stress(outcome.result) if outcome.result is not None else None
+    rows = [list(row.values()) for row in pres.stress_rows(outcome)]
+    return (
+        card,
+        provenance,
+        report.to_dict(),
+        spectrum,
+        ela,
+        figure,
+        rows,
+        pres.stress_markdown(outcome),
+    )
+
+
+def clear_evidence() -> EvidenceOutputs:
+    """Empty evidence outputs (the image changed)."""
+    return _no_evidence()
 
 
 # ------------------------------------------------------------------------------------ examples
@@ -358,7 +463,7 @@ def _api_image(image: Any) -> str:
 
 def _api_error(exc: Exception, model: str | None = None) -> gr.Error:
     if isinstance(exc, detector.ImageLoadError):
-        return gr.Error(f"Could not read this file as an image ({exc.code}): {exc.message}")
+        return gr.Error(_read_error(exc))
     prefix = f"Model {model} failed" if model else "Failed"
     return gr.Error(f"{prefix}: {pres.error_text(exc)}")
 
@@ -380,9 +485,11 @@ def api_compare(image: Any) -> dict[str, Any]:
     """Score one image with every trained model and return JSON, with a per-model error field."""
     path = _api_image(image)
     try:
-        outcomes = pres.run_models(path, method=None)
+        loaded = pres.load_file(path)
+        outcomes = pres.run_models(loaded.array, method=None)
     except Exception as exc:
         raise _api_error(exc) from None
+    outcomes = [pres.outcome_with_warnings(o, loaded) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
     summary = pres.agreement(predictions, failed=len(outcomes) - len(predictions))
     return {
@@ -424,12 +531,35 @@ def api_explain(
     return view.overlay(DEFAULT_OPACITY), view.raw(), result
 
 
+def api_inspect(image: Any) -> dict[str, Any]:
+    """The provenance evidence of one image file (`EvidenceReport.to_dict`), read from its bytes.
+
+    A file whose pixels cannot be decoded is an error naming the problem, as in ``/predict``.
+    """
+    path = _api_image(image)
+    try:
+        report = detector.inspect_file(path)
+    except Exception as exc:
+        raise _api_error(exc) from None
+    problem = pres.evidence_error(report)
+    if problem is not None:
+        raise gr.Error(problem)
+    return report.to_dict()
+
+
 def api_models() -> list[dict[str, Any]]:
     """Every model the app knows (trained first, best first) as JSON."""
     return [info.to_dict() for info in _model_infos()]
 
 
 # ------------------------------------------------------------------------------------ layout
+EVIDENCE_INTRO = (
+    pres.EVIDENCE_INTRO
+    + " Provenance is read from the uploaded file itself; an image pasted from the clipboard is a "
+    "fresh copy and carries no metadata. The stress test re-scores the image about 12 times per "
+    "model."
+)
+
 INTRO = """# Is this image AI-generated?
 Drop an image to get a calibrated verdict from a trained detector and a heatmap of where it looked.
 Scores are statistical evidence, not proof: read the note under the heatmap before you rely on one.
@@ -444,13 +574,18 @@ client = Client("http://127.0.0.1:7860/")          # or "user/space-name"
 client.predict(handle_file("photo.jpg"), "", api_name="/predict")      # "" = best model
 client.predict(handle_file("photo.jpg"), api_name="/compare")         # every model
 client.predict(handle_file("photo.jpg"), "", "gradcam", api_name="/explain")
+client.predict(handle_file("photo.jpg"), api_name="/inspect")         # provenance evidence
 client.predict(api_name="/models")
 ```
 
 `/predict` returns `{"model", "p_fake", "label", "threshold", "seconds", "uncertain_band",
 "warnings", "headline"}`; `label` is `fake`, `real` or `uncertain`. `/compare` returns
 `{"agreement": {...}, "models": [...]}` where a model that failed has an `error` and no score.
-An unreadable file is an error whose message names the problem (e.g. `truncated_file`).
+`/inspect` returns the file's provenance evidence, read from the file's own bytes and kept apart
+from any model score: `{"readable", "format", "width", "height", "headline", "note", "items"}`,
+each item with `kind`, `title`, `found`, `summary`, `indicates`, `details`, `proves` and
+`does_not_prove`. An unreadable file is an error whose message names the problem (e.g.
+`truncated_file`).
 
 ### Privacy
 Images are scored in memory and never leave this server. Gradio keeps uploads in its temporary
@@ -538,6 +673,11 @@ def build_demo() -> gr.Blocks:
                                 variant="secondary",
                                 elem_id="fd-compare-button",
                             )
+                            evidence_btn = gr.Button(
+                                "Evidence board",
+                                variant="secondary",
+                                elem_id="fd-evidence-button",
+                            )
                         if EXAMPLES:
                             with gr.Accordion("Example credits", open=False):
                                 gr.Markdown(
@@ -582,6 +722,76 @@ def build_demo() -> gr.Blocks:
                                 interactive=False,
                             )
                             compare_status = gr.Markdown()
+                        with gr.Tab("Evidence", id="evidence"):
+                            gr.Markdown(EVIDENCE_INTRO)
+                            with gr.Row(equal_height=True):
+                                scope_in = gr.Radio(
+                                    choices=STRESS_SCOPES,
+                                    value="selected",
+                                    label="Stress-test",
+                                    scale=3,
+                                    elem_id="fd-stress-scope",
+                                )
+                                gather_btn = gr.Button(
+                                    "Gather evidence",
+                                    variant="primary",
+                                    scale=1,
+                                    elem_id="fd-gather-button",
+                                )
+                            gr.Markdown("### 1 · Provenance evidence (the file, not a model)")
+                            evidence_headline = gr.HTML(elem_id="fd-evidence-headline")
+                            gr.Markdown(pres.EVIDENCE_NOTE)
+                            with gr.Accordion(
+                                "Every item: what it proves, and what not", open=True
+                            ):
+                                evidence_md = gr.Markdown(elem_id="fd-evidence-items")
+                            with gr.Accordion("The full report as JSON", open=False):
+                                evidence_json = gr.JSON(label="report", elem_id="fd-evidence-json")
+                            gr.Markdown("### 2 · Forensic views (pictures to read, not detectors)")
+                            with gr.Row():
+                                with gr.Column():
+                                    spectrum_out = gr.Image(
+                                        label=pres.FORENSIC_TITLES["spectrum"],
+                                        interactive=False,
+                                        height=300,
+                                        format="png",  # lossless: WebP would blur the traces
+                                        elem_id="fd-spectrum",
+                                    )
+                                    gr.Markdown(pres.FORENSIC_EXPLANATIONS["spectrum"])
+                                with gr.Column():
+                                    ela_out = gr.Image(
+                                        label=pres.FORENSIC_TITLES["ela"],
+                                        interactive=False,
+                                        height=300,
+                                        format="png",  # lossless: WebP would blur the traces
+                                        elem_id="fd-ela",
+                                    )
+                                    gr.Markdown(pres.FORENSIC_EXPLANATIONS["ela"])
+                            gr.Markdown(
+                                "### 3 · Stress test (the scores after JPEG re-compression and "
+                                "downscaling)"
+                            )
+                            stress_plot = gr.Plot(
+                                label="P(AI-generated) under changes",
+                                format="png",
+                                elem_id="fd-stress-plot",
+                            )
+                            stress_table = gr.Dataframe(
+                                headers=STRESS_HEADERS,
+                                datatype=[
+                                    "str",
+                                    "number",
+                                    "str",
+                                    "number",
+                                    "number",
+                                    "bool",
+                                    "str",
+                                ],
+                                interactive=False,
+                                wrap=True,
+                                elem_id="fd-stress-table",
+                            )
+                            stress_md = gr.Markdown(elem_id="fd-stress-note")
             with gr.Tab("Batch", id="batch"):
                 gr.Markdown(
                     "Score many images at once: upload image files and/or `.zip` archives. "
@@ -629,6 +839,7 @@ def build_demo() -> gr.Blocks:
             api_name="explain",
         )
         api_button.click(api_models, None, api_json, api_name="models")
+        api_button.click(api_inspect, api_image, api_json, api_name="inspect")
 
         view_state = gr.State(None)
         detect_inputs = [image_in, model_dd, method_in, opacity_in]
@@ -654,6 +865,24 @@ def build_demo() -> gr.Blocks:
         )
         compare_btn.click(lambda: gr.Tabs(selected="compare"), None, result_tabs, **private).then(
             compare, [image_in, opacity_in], compare_outputs, preprocess=False, **private
+        )
+        evidence_outputs = [
+            evidence_headline,
+            evidence_md,
+            evidence_json,
+            spectrum_out,
+            ela_out,
+            stress_plot,
+            stress_table,
+            stress_md,
+        ]
+        evidence_inputs = [image_in, model_dd, scope_in]
+        image_in.change(clear_evidence, None, evidence_outputs, **private)
+        evidence_btn.click(lambda: gr.Tabs(selected="evidence"), None, result_tabs, **private).then(
+            evidence_board, evidence_inputs, evidence_outputs, preprocess=False, **private
+        )
+        gather_btn.click(
+            evidence_board, evidence_inputs, evidence_outputs, preprocess=False, **private
         )
         if EXAMPLES:
             examples_gallery.select(_on_example_select, None, [image_in, example_md], **private)

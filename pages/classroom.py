@@ -29,7 +29,7 @@ def pick_image(examples: list[cr.Example]) -> common.Upload | None:
         if choice == UPLOAD:
             file = st.file_uploader(
                 "Your image (it stays in memory, never on disk)",
-                type=common.UPLOAD_TYPES[:-1],
+                type=common.UPLOAD_FILTER,
                 key="class_file",
             )
             if file is not None:

@@ -7,6 +7,7 @@ file name is only ever shown (escaped), never used as a path.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 from dataclasses import dataclass
@@ -23,8 +24,12 @@ from detector import presentation as pres
 
 #: Initial heatmap opacity (the same as the Gradio app's).
 DEFAULT_OPACITY = 0.45
-#: File types offered in the upload dialog (the bytes decide the real format).
+#: File types the Detect page reads (the bytes decide the real format).
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "zip"]
+#: The uploaders' ``type`` filter: none. Streamlit checks the extension on the server and raises
+#: an uncaught exception for any other one (sent by a client that skips the browser's dialog
+#: filter); without a filter the bytes decide, and a file that is not an image gets a clear error.
+UPLOAD_FILTER: list[str] | None = None
 #: Side of example thumbnails, in pixels.
 THUMB_SIDE = 320
 
@@ -48,9 +53,14 @@ class Upload:
         return hashlib.sha256(self.data).hexdigest()
 
     @cached_property
+    def loaded(self) -> pres.LoadedImage:
+        """The decoded image with its `ImageInfo` and bytes (raises `detector.ImageLoadError`)."""
+        return pres.load_file(self.data)
+
+    @cached_property
     def array(self) -> np.ndarray:
         """The decoded RGB image (raises `detector.ImageLoadError`)."""
-        return detector.load_image(self.data)
+        return self.loaded.array
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,7 +80,7 @@ def models_root() -> str:
 
 def read_error(exc: detector.ImageLoadError) -> str:
     """The message for a file that is not a readable image (same wording as the Gradio app)."""
-    return f"Could not read this file as an image ({exc.code}): {exc.message}"
+    return pres.read_error(exc.code, exc.message)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
@@ -104,8 +114,14 @@ def load_detector(root: str, name: str) -> tuple[Any, str | None]:
 def analyse_cached(
     root: str, digest: str, name: str, method: str | None, _upload: Upload
 ) -> cr.ModelView:
-    """One model's verdict (and heatmap) for one image, keyed by image hash, model and method."""
-    return cr.analyse(_upload.array, name, method)
+    """One model's verdict (and heatmap) for one image, keyed by image hash, model and method.
+
+    The verdict carries the file's domain warnings (a decoded array alone gets none).
+    """
+    view = cr.analyse(_upload.array, name, method)
+    if view.prediction is None:
+        return view
+    return dataclasses.replace(view, prediction=pres.with_warnings(view.prediction, _upload.loaded))
 
 
 def analyse(upload: Upload, name: str, method: str | None) -> cr.ModelView:
@@ -203,10 +219,12 @@ def verdict_html(prediction: detector.Prediction, compact: bool = False) -> str:
 
 
 def show_verdict(prediction: detector.Prediction, compact: bool = False) -> None:
-    """Render a verdict card and the prediction's warnings."""
+    """Render a verdict card and, under it, why the score may not be trustworthy."""
     st.html(verdict_html(prediction, compact))
-    for warning in prediction.warnings:
-        st.caption(f":material/warning: {warning}")
+    if prediction.warnings:
+        st.caption(f":material/warning: **{pres.WARNINGS_TITLE}**")
+        for warning in prediction.warnings:
+            st.caption(f"- {warning}")
 
 
 def show_agreement(views: list[cr.ModelView]) -> None:
@@ -331,3 +349,124 @@ def model_input_cached(
 ) -> tuple[cr.ModelInput | None, str | None]:
     """What a model sees of an image, and its raw heatmap grid (or why it failed)."""
     return cr.safe_call(lambda: cr.model_input(_upload.array, name, method))
+
+
+# ------------------------------------------------------------------------------------ evidence
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def evidence_report(
+    digest: str, _upload: Upload
+) -> tuple[detector.EvidenceReport | None, str | None]:
+    """The provenance evidence of an upload, read from its bytes (or why it cannot be read)."""
+    return cr.safe_call(lambda: detector.inspect_file(_upload.data))
+
+
+@st.cache_data(max_entries=32, max_size="200MB", ttl=3600, show_spinner=False)
+def forensic_views(
+    digest: str, _upload: Upload
+) -> tuple[list[pres.ForensicView] | None, str | None]:
+    """The residual spectrum and ELA map of an upload (or why they could not be made)."""
+    return cr.safe_call(lambda: pres.forensic_views(_upload.array))
+
+
+@st.cache_data(
+    max_entries=64, ttl=3600, show_spinner="Re-scoring under JPEG re-encoding and downscaling…"
+)
+def evidence_stress(
+    root: str, digest: str, names: tuple[str, ...], _upload: Upload
+) -> pres.StressOutcome:
+    """The stress test of an upload by each model (12 re-scored variants per model)."""
+    return pres.run_stress(_upload.array, names)
+
+
+def show_provenance(report: detector.EvidenceReport) -> None:
+    """The report's headline, what provenance evidence is, and every item."""
+    headline, tone = pres.evidence_headline(report)
+    if tone == "unreadable":
+        st.error(headline, icon=":material/block:")
+    elif tone == "ai":
+        st.warning(headline, icon=":material/smart_toy:")
+    else:
+        st.info(headline, icon=":material/photo_camera:" if tone == "camera" else None)
+    st.caption(report.note)
+    st.markdown(pres.evidence_markdown(report))
+
+
+def show_forensics(upload: Upload) -> None:
+    """The two forensic views side by side, each with its one-line explanation."""
+    views, error = forensic_views(upload.digest, upload)
+    if views is None:
+        st.error(f"The forensic views failed: {error}", icon=":material/error:")
+        return
+    for view, column in zip(views, st.columns(len(views), gap="medium"), strict=True):
+        with column:
+            # Lossless: JPEG would add its own 8x8 blocks to the pictures of compression traces.
+            st.image(view.image, caption=view.title, width="stretch", output_format="PNG")
+            st.caption(view.explanation)
+
+
+def show_stress(upload: Upload, names: list[str], key: str) -> None:
+    """The stress test behind a toggle: the curves, a fragile flag per model, the definition."""
+    run = st.toggle(
+        "Run the stress test",
+        key=key,
+        help="Re-scores the image about 12 times per model: JPEG re-encoded at 7 qualities and "
+        "downscaled to 4 sizes.",
+    )
+    st.caption(f"*Fragile:* {detector.FRAGILE_DEFINITION}")
+    if not run:
+        return
+    if not names:
+        st.warning("Choose at least one model in the sidebar.", icon=":material/left_click:")
+        return
+    outcome = evidence_stress(models_root(), upload.digest, tuple(names), upload)
+    for name, error in outcome.errors.items():
+        st.error(f"Model `{name}` failed the stress test: {error}", icon=":material/error:")
+    if outcome.result is None:
+        return
+    st.pyplot(detector.plot_stress(outcome.result), width="stretch", alt=pres.STRESS_PLOT_ALT)
+    st.dataframe(
+        pres.stress_rows(outcome),
+        hide_index=True,
+        column_config={
+            "fragile": st.column_config.CheckboxColumn(
+                "fragile", help="The verdict flips under a mild change (see below the toggle)."
+            )
+        },
+    )
+    fragile = [f"`{name}`" for name, flag in outcome.fragile.items() if flag]
+    if fragile:
+        st.warning(f"Fragile on this image: {', '.join(fragile)}.", icon=":material/warning:")
+    else:
+        st.success(
+            "No model is fragile on this image: no verdict flips under a mild change.",
+            icon=":material/check:",
+        )
+
+
+def show_evidence(upload: Upload, names: list[str], key: str) -> None:
+    """The evidence board of one image, kept apart from the scores: provenance, forensic
+    views and the stress test, in three tabs."""
+    st.markdown("##### Evidence beyond the score")
+    st.caption(pres.EVIDENCE_INTRO)
+    provenance, forensics, stress = st.tabs(
+        ["Provenance evidence", "Forensic views", "Stress test"]
+    )
+    with provenance:
+        report, error = evidence_report(upload.digest, upload)
+        if report is None:
+            st.error(f"The file's metadata could not be read: {error}", icon=":material/error:")
+        else:
+            show_provenance(report)
+    with forensics:
+        show_forensics(upload)
+    with stress:
+        show_stress(upload, names, key=f"{key}_stress")
+
+
+def show_unreadable_provenance(upload: Upload) -> None:
+    """For a file whose pixels cannot be decoded: its metadata, when any could still be read."""
+    report, _ = evidence_report(upload.digest, upload)
+    if report is None or not [it for it in report.found_items if it.kind != "file"]:
+        return
+    with st.popover("What the file itself still says", icon=":material/description:"):
+        show_provenance(report)

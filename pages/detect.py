@@ -1,4 +1,6 @@
-"""Detect page: upload images, get verdicts and heatmaps from every chosen model side by side."""
+"""Detect page: upload images, get verdicts and heatmaps from every chosen model side by side,
+and, kept apart from the scores, each image's evidence board (provenance, forensic views, stress
+test)."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ common.untrained_note(all_infos)
 
 files = st.file_uploader(
     "Images: drag and drop, or browse (PNG, JPEG, WebP, BMP, GIF, TIFF, or a .zip of them)",
-    type=common.UPLOAD_TYPES,
+    type=common.UPLOAD_FILTER,
     accept_multiple_files=True,
     key="detect_files",
     help="Files stay in memory and are never written to disk.",
@@ -165,6 +167,7 @@ for index, (item, checked, views) in enumerate(results):
             continue
         if checked.error is not None or checked.image is None:
             st.error(f"**{title}**: {checked.error}", icon=":material/block:")
+            common.show_unreadable_provenance(item)
             continue
         for start in range(0, len(views), PER_ROW):
             chunk = views[start : start + PER_ROW]
@@ -190,6 +193,14 @@ for index, (item, checked, views) in enumerate(results):
             for view, column in zip(chunk, bottom[1:], strict=False):
                 with column:
                     common.show_model_heatmap(view, opacity, raw=show_raw)
+        # The evidence board: on by default for a single image, one toggle per image otherwise.
+        key = f"detect_evidence_{index}_{item.digest[:16]}"
+        if st.toggle(
+            "Evidence beyond the score: provenance, forensic views, stress test",
+            value=len(results) == 1,
+            key=key,
+        ):
+            common.show_evidence(item, names, key)
 
 if len(inputs) == 1:
     st.download_button(**csv_button, key="detect_csv")

@@ -288,7 +288,7 @@ def test_shipped_examples_exist_and_are_small(app):
 def test_demo_wiring_endpoints_queue_and_limits(app):
     fns = {fn.api_name: fn for fn in app.demo.fns.values()}
     public = {name for name, fn in fns.items() if fn.api_visibility == "public"}
-    assert public == {"predict", "compare", "explain", "models", "batch"}
+    assert public == {"predict", "compare", "explain", "models", "batch", "inspect"}
     assert fns["predict"].fn is app.api_predict and fns["compare"].fn is app.api_compare
     # the image input reaches `detect` undecoded, so broken files get a clear message
     assert all(not fn.preprocess for name, fn in fns.items() if name.startswith("detect"))

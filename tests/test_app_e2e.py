@@ -111,7 +111,7 @@ def test_gradio_client_endpoints_and_bad_file(server, inputs):
 
     client = Client(server.url, verbose=False)
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/predict", "/compare", "/explain", "/models", "/batch"}
+    assert set(endpoints) == {"/predict", "/compare", "/explain", "/models", "/batch", "/inspect"}
 
     image = str(inputs["image"])
     expected = {
