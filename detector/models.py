@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -325,6 +326,7 @@ def export_model(model: Any, folder: str | Path, card: ModelCard) -> ModelCard:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    model = _without_optimizer(model)
     weights = folder / card.weights_file
     tmp = weights.with_name(weights.stem + ".tmp.keras")
     model.save(tmp)
@@ -333,3 +335,28 @@ def export_model(model: Any, folder: str | Path, card: ModelCard) -> ModelCard:
     written.save(folder)
     clear_cache()
     return written
+
+
+def _without_optimizer(model: Any) -> Any:
+    """An uncompiled copy of a compiled model, so the archive holds no optimizer state."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    from detector._keras import keras
+    from detector.layers import CUSTOM_OBJECTS
+
+    # rebuilt from its layer config only (clone_model and model_from_json recompile it)
+    copy = keras.Model.from_config(model.get_config(), custom_objects=CUSTOM_OBJECTS)
+    copy.set_weights(model.get_weights())
+    for layer in copy.layers:  # e.g. Normalization: assigned statistics take effect here
+        if hasattr(layer, "finalize_state") and getattr(layer, "built", False):
+            with contextlib.suppress(AttributeError, ValueError, NotImplementedError):
+                layer.finalize_state()
+    return copy
+
+
+def reexport(folder: str | Path) -> ModelCard:
+    """Rewrite a model folder's weights without optimizer state (same weights, new SHA-256)."""
+    folder = Path(folder)
+    card = ModelCard.load(folder)
+    model = load_keras_file(folder / card.weights_file)
+    return export_model(model, folder, card)

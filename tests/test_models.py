@@ -131,3 +131,23 @@ def test_predictions_carry_domain_warnings(trained_dir):
     colour = det.explain(encode(make_image(64, 64)))
     assert not any("black-and-white" in w for w in colour.prediction.warnings)
     assert result.to_dict()["warnings"] == list(result.warnings)
+
+
+def test_export_drops_optimizer_state(tmp_path):
+    from detector._keras import keras
+
+    card = tiny_card("compiled", "simple_cnn")
+    model = detector.recipes.get_recipe("simple_cnn").build(card.spec)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    x = np.stack([card.spec.preprocessing.apply(make_image(32, 32, s)) for s in range(4)])
+    model.fit(x, np.ones((4, 1)), epochs=1, verbose=0)  # creates the Adam slots
+    plain = tmp_path / "plain"
+    written = export_model(model, tmp_path / "compiled", card)
+    plain_card = tiny_card("plain", "simple_cnn")
+    export_model(detector.recipes.get_recipe("simple_cnn").build(card.spec), plain, plain_card)
+    size = (tmp_path / "compiled" / "model.keras").stat().st_size
+    assert size <= (plain / "model.keras").stat().st_size * 1.05
+    det = detector.load_model("compiled", tmp_path)
+    expected = 1.0 - np.asarray(model(x[:1]))[0, 0]
+    assert det.p_fake_batch(x[:1])[0] == pytest.approx(expected, abs=1e-5)
+    assert written.sha256 == detector.card.sha256_file(tmp_path / "compiled" / "model.keras")
