@@ -10,7 +10,7 @@ PY="${PYTHON:-.venv/bin/python}"
 "$PY" -m training.data build-starter-kit --out "$KIT" --seed 0
 
 "$PY" -m training train simple_cnn --data "$KIT" --out assets/models/simple_cnn \
-  --title "Small CNN (S3 recipe)" --resize native_crop --epochs 30 --seed 0
+  --title "Small CNN (S3 recipe)" --resize native_crop --epochs 20 --seed 0
 
 "$PY" -m training train efficientnet_b2 --data "$KIT" --out assets/models/s2_mobilenetv2_fgsm \
   --title "MobileNetV2 + FGSM (S2 recipe)" --backbone mobilenet_v2 --input-size 224 --resize native_crop \
@@ -19,3 +19,10 @@ PY="${PYTHON:-.venv/bin/python}"
 "$PY" -m training train efficientnet_b7_attention --data "$KIT" \
   --out assets/models/s1_attention_mobilenetv2 --title "MobileNetV2 + attention (S1 recipe)" \
   --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 8 --seed 0
+
+"$PY" -m training train efficientnet_b7_finetune --data "$KIT" \
+  --out assets/models/s4_mobilenetv2_finetune --title "MobileNetV2 fine-tuned (S4 recipe)" \
+  --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 6 --lr 3e-4 \
+  --patience 3 --seed 0 --deterministic
+
+"$PY" -m training.model_table
