@@ -79,8 +79,10 @@ class ModelInfo:
 
 
 def _untrained_note(recipe: str) -> str:
+    backbone = recipes()[recipe].spec().params.get("backbone") if recipe in recipes() else None
+    what = f"recipe {recipe!r}" + (f" with its published {backbone} backbone" if backbone else "")
     return (
-        f"no trained weights ship for recipe {recipe!r}; train one with "
+        f"no trained weights ship for {what}; train one with "
         f"`python -m training train {recipe} --data DIR --out assets/models/NAME`, "
         "or load a published checkpoint (see README, 'Models')"
     )
@@ -131,11 +133,12 @@ def list_models(directory: str | Path | None = None) -> list[ModelInfo]:
         for card in cards.values()
     ]
     infos.sort(key=lambda info: -float(info.metrics.get("roc_auc", 0.0)))
-    trained_recipes = {card.spec.recipe for card in cards.values()}
+    # a recipe counts as trained when a model with its default backbone ships
+    trained = {(c.spec.recipe, c.spec.params.get("backbone")) for c in cards.values()}
     for name, recipe in recipes().items():
-        if name in cards or name in trained_recipes:
-            continue
         spec = recipe.spec()
+        if name in cards or (name, spec.params.get("backbone")) in trained:
+            continue
         infos.append(
             ModelInfo(
                 name=name,

@@ -325,4 +325,4 @@ def test_handlers_on_the_bundled_models(app, files, monkeypatch):
     assert app.api_predict(files["image"], best)["p_fake"] == pytest.approx(pred.p_fake, abs=1e-6)
     _, _, rows, gallery, status = app.compare(files["image"])
     assert [row[0] for row in rows] == [info.name for info in bundled]
-    assert len(gallery) == len(bundled) and status == ""
+    assert len(gallery) == len(bundled) and "failed" not in status.lower()
