@@ -171,3 +171,19 @@ def test_native_crop_keeps_pixels_and_maps_heatmaps_back():
     heat = det.explain(image).heatmap
     assert heat.shape == (50, 80)
     assert heat[:9].max() == 0 and heat[:, :24].max() == 0  # outside the patch: nothing
+
+
+def test_compiled_path_matches_model_predict(tiny):
+    """The fast path gives the naive `model.predict` outputs (within 1e-5)."""
+    _, card, model = tiny
+    det = Detector(model, card)
+    x = np.stack([card.spec.preprocessing.apply(make_image(50, 60, seed=s)) for s in range(5)])
+    probs = model.predict(x, verbose=0)
+    naive = {
+        "sigmoid_fake": probs[:, 0],
+        "sigmoid_real": 1.0 - probs[:, 0],
+        "softmax_fake_real": probs[:, 0],
+    }[card.spec.output]
+    np.testing.assert_allclose(det.p_fake_batch(x), naive, atol=1e-5)
+    single = [det.predict(make_image(50, 60, seed=s)).p_fake for s in range(5)]
+    np.testing.assert_allclose(single, naive, atol=1e-5)

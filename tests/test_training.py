@@ -164,3 +164,25 @@ def test_mirrored_strategy_single_machine():
     assert strategy.num_replicas_in_sync >= 1
     with pytest.raises(ValueError, match="unknown strategy"):
         get_strategy("tpu-pod")
+
+
+@pytest.mark.slow
+def test_training_under_mirrored_strategy(tiny_csv, tmp_path):
+    from training.train import train
+
+    config = TrainConfig(
+        recipe="efficientnet_b2",
+        data=str(tiny_csv),
+        out=str(tmp_path / "m" / "mirrored"),
+        frozen_epochs=1,
+        fgsm_epochs=0,
+        finetune_epochs=0,
+        batch_size=8,
+        steps_per_epoch=1,
+        backbone_weights="none",
+        strategy="mirrored",
+        recipe_params=dict(get_recipe("efficientnet_b2").tiny),
+    )
+    card = train(config, verbose=0)
+    assert card.training["config"]["strategy"] == "mirrored"
+    assert 0.0 <= card.metrics["test"]["roc_auc"] <= 1.0
