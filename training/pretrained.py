@@ -305,7 +305,7 @@ class _LazyTensor:
             strides=tuple(st * flat.itemsize for st in self.stride),
             writeable=False,
         )
-        return np.ascontiguousarray(view)
+        return np.array(view, order="C", copy=True)
 
 
 def _rebuild_tensor(
