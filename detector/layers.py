@@ -66,7 +66,27 @@ class AttentionPooling(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package="detector")
+class NPRFilter(keras.layers.Layer):
+    """Neighbouring-pixel relations (Tan et al., CVPR 2024): ``x - up(down(x))``.
+
+    ``down`` keeps the top-left pixel of every 2 x 2 block and ``up`` repeats it back (nearest
+    neighbour both ways), so the output is each pixel minus its block's anchor pixel: the local
+    structure that generator upsampling leaves behind, with the image content largely removed.
+    Input height and width must be even.
+    """
+
+    def call(self, inputs):
+        anchors = inputs[:, ::2, ::2, :]
+        up = ops.repeat(ops.repeat(anchors, 2, axis=1), 2, axis=2)
+        return inputs - up
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 CUSTOM_OBJECTS: dict[str, type] = {
     "detector>ValueScaling": ValueScaling,
     "detector>AttentionPooling": AttentionPooling,
+    "detector>NPRFilter": NPRFilter,
 }

@@ -187,3 +187,23 @@ def test_compiled_path_matches_model_predict(tiny):
     np.testing.assert_allclose(det.p_fake_batch(x), naive, atol=1e-5)
     single = [det.predict(make_image(50, 60, seed=s)).p_fake for s in range(5)]
     np.testing.assert_allclose(single, naive, atol=1e-5)
+
+
+def test_npr_filter_removes_block_anchors_and_round_trips(tmp_path):
+    from detector.layers import NPRFilter
+
+    x = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
+    out = np.asarray(NPRFilter()(x))
+    assert out[0, 0, 0, 0] == 0 and out[0, 1, 1, 0] == x[0, 1, 1, 0] - x[0, 0, 0, 0]
+    assert np.all(out[:, ::2, ::2] == 0)
+    recipe = get_recipe("simple_cnn")
+    spec = recipe.spec(**{**recipe.tiny, "input_filter": "npr"})
+    model = recipe.build(spec)
+    assert model.get_layer("scale_npr") is not None
+    model.save(tmp_path / "npr.keras")
+    images = np.stack([spec.preprocessing.apply(make_image(40, 40, seed=s)) for s in (1, 2)])
+    np.testing.assert_array_equal(
+        np.asarray(model(images)), np.asarray(load_keras_file(tmp_path / "npr.keras")(images))
+    )
+    with pytest.raises(ValueError, match="unknown input_filter"):
+        recipe.build(recipe.spec(**{**recipe.tiny, "input_filter": "fft"}))

@@ -12,6 +12,20 @@ from pathlib import Path
 from training.config import TrainConfig
 
 
+def _recipe_params(pairs: list[str] | None) -> dict:
+    """``KEY=VALUE`` strings -> a dict (values parsed as JSON when they can be)."""
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--recipe-param needs KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
 def _train(args: argparse.Namespace) -> int:
     from training.train import train
 
@@ -39,6 +53,7 @@ def _train(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         deterministic=args.deterministic,
         steps_per_epoch=args.steps_per_epoch,
+        recipe_params=_recipe_params(args.recipe_param),
     )
     card = train(config, verbose=0 if args.quiet else 1)
     test = card.metrics.get("test", {})
@@ -110,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resize",
         choices=("resize", "center_crop", "native_crop"),
         help="override the recipe's resize mode (native_crop keeps generator traces)",
+    )
+    t.add_argument(
+        "--recipe-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra recipe parameter, repeatable (e.g. input_filter=npr)",
     )
     t.add_argument("--backbone-weights", choices=("imagenet", "none"), default="imagenet")
     t.add_argument("--no-robust-augment", action="store_true")

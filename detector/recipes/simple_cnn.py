@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from detector._keras import keras
+from detector.layers import NPRFilter
 from detector.recipes import Recipe, register
 from detector.recipes._common import model_input, output_head
 from detector.spec import ModelSpec, Preprocessing
@@ -32,6 +33,12 @@ def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
         raise ValueError("simple_cnn is trained from scratch; it has no pretrained weights")
     widths = spec.params["widths"]
     inputs, x = model_input(spec)
+    if spec.params.get("input_filter") == "npr":
+        if spec.input_size % 2:
+            raise ValueError("the NPR input filter needs an even input size")
+        x = NPRFilter(name="scale_npr")(x)
+    elif spec.params.get("input_filter") not in (None, "none"):
+        raise ValueError(f"unknown input_filter {spec.params['input_filter']!r}; use none or npr")
     for i, width in enumerate(widths, start=1):
         x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"head_block{i}_conv")(
             x
@@ -53,7 +60,8 @@ RECIPE = register(
         summary="Small 4-block CNN trained from scratch (fast, 128 px).",
         reference=(
             "S3 variant 6: Conv 32/64/128/256 + BN + MaxPool, Dense 512/256/128, "
-            "Rescaling(1/127), sigmoid P(real) (label 1 = real), as published."
+            "Rescaling(1/127), sigmoid P(real) (label 1 = real), as published. Option: "
+            "input_filter='npr' feeds the network neighbouring-pixel residuals (Tan et al. 2024)."
         ),
         defaults={
             "input_size": 128,
@@ -61,6 +69,7 @@ RECIPE = register(
             "resize": "resize",
             "widths": (32, 64, 128, 256),
             "dense": (512, 256, 128),
+            "input_filter": None,
         },
         make_spec=_spec,
         make_model=_model,
