@@ -101,7 +101,7 @@ def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
 
 
 def screenshot_app(
-    page, path: str | Path, until: str | None = None, max_height: int = 6000
+    page, path: str | Path, until: str | None = None, gap: int = 16, max_height: int = 6000
 ) -> Path:
     """Screenshot the whole app: the viewport grows to the height of the scrolled content.
 
@@ -109,6 +109,7 @@ def screenshot_app(
         page: The Playwright page.
         path: Where to write the PNG.
         until: A Playwright selector; when given, the shot stops just above its first match.
+        gap: How many pixels above that match the shot stops.
         max_height: Tallest screenshot, in pixels.
     """
     height = page.evaluate(
@@ -123,7 +124,7 @@ def screenshot_app(
     if until is not None:
         box = page.locator(until).first.bounding_box()
         if box is not None:
-            clip["height"] = max(200, min(height, int(box["y"]) - 16))
+            clip["height"] = max(200, min(height, int(box["y"]) - gap))
     path = Path(path)
     page.screenshot(path=str(path), clip=clip)
     return path

@@ -421,16 +421,60 @@ def test_streamlit_run_serves_the_app_on_localhost(trained_dir, examples):
 
 
 # ----------------------------------------------------------------------------------- browser
+def browser_inputs(request, tmp_path) -> tuple[Path, Path, Path]:
+    """The models folder, the examples folder and the image to upload, for the browser test.
+
+    By default: the tiny test models, generated examples and a generated landscape. With
+    E2E_MODELS_DIR: that models folder, the real ``assets/examples`` and its first image (the
+    bundled models for README screenshots:
+    ``E2E_MODELS_DIR=assets/models SCREENSHOT_DIR=docs/screenshots pytest -k browser``).
+    """
+    chosen = os.environ.get("E2E_MODELS_DIR")
+    if chosen:
+        folder = cr.DEFAULT_EXAMPLES_DIR
+        known = cr.load_examples(folder)
+        assert known, f"no examples listed in {folder / 'examples.json'}"
+        return Path(chosen).resolve(), folder, known[0].path
+    photo = tmp_path / "landscape.png"
+    photo.write_bytes(encode(scene()))
+    return request.getfixturevalue("trained_dir"), request.getfixturevalue("examples"), photo
+
+
+def no_errors_shown(page) -> None:
+    """No error box, exception or traceback on the page."""
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def verdict_card(page, name: str, index: int = 0):
+    """Model ``name``'s verdict card on the page (the first, or ``index``)."""
+    return page.locator(f'.fd-verdict[data-model="{name}"]').nth(index)
+
+
+def assert_shows(card, prediction: detector.Prediction) -> None:
+    assert card.get_attribute("data-label") == prediction.label
+    assert f"P(AI-generated) = {pres.percent(prediction.p_fake)}" in card.inner_text()
+
+
 @pytest.mark.slow
 @pytest.mark.browser
-def test_browser_upload_shows_verdict_and_classroom(trained_dir, examples, tmp_path):
+def test_browser_upload_shows_verdict_and_classroom(request, tmp_path):
     from browser import browser_page, screenshot_dir
     from browser_streamlit import screenshot_app, streamlit_server, wait_until_idle
 
-    photo = tmp_path / "landscape.png"
-    photo.write_bytes(encode(scene()))
+    models, examples_dir, photo = browser_inputs(request, tmp_path)
+    names = [info.name for info in detector.list_models(models) if info.trained]  # best first
+    assert len(names) >= 2, f"the browser test needs two trained models in {models}"
+    best, second = names[:2]
+    image = detector.load_image(photo)
+    expected = {name: detector.load_model(name, models).predict(image) for name in (best, second)}
+    known = [e for e in cr.load_examples(examples_dir) if e.known]
+    assert known, "the quiz needs examples with known answers"
+    first_example = detector.load_image(cr.load_examples(examples_dir)[0].path)
+    featured = detector.load_model(best, models).predict(first_example)
     folder = screenshot_dir(tmp_path)
-    env = {"FAKEDETECT_MODELS_DIR": str(trained_dir), cr.EXAMPLES_DIR_ENV: str(examples)}
+    env = {"FAKEDETECT_MODELS_DIR": str(models), cr.EXAMPLES_DIR_ENV: str(examples_dir)}
     with streamlit_server(env) as url, browser_page(width=1400, height=1000) as page:
         outside: list[str] = []  # the app must work offline: no request leaves 127.0.0.1
         page.on(
@@ -445,46 +489,59 @@ def test_browser_upload_shows_verdict_and_classroom(trained_dir, examples, tmp_p
         page.wait_for_selector("input[type=file]", state="attached", timeout=TIMEOUT * 1000)
         wait_until_idle(page)
         page.set_input_files("input[type=file]", str(photo))
-        card = page.wait_for_selector(".fd-verdict", timeout=TIMEOUT * 1000)
+        page.wait_for_selector(".fd-verdict", timeout=TIMEOUT * 1000)
         wait_until_idle(page)
-        expected = detector.load_model("tiny_attention", trained_dir).predict(scene())
-        assert card.get_attribute("data-label") == expected.label
-        assert pres.percent(expected.p_fake) in card.inner_text()
-        assert page.get_by_text("Grad-CAM overlay · tiny_attention").count() == 1
-        assert page.get_by_text("Traceback").count() == 0
-        page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').click()
-        page.get_by_role("option", name="tiny_cnn").click()
+        assert page.locator(".fd-verdict").count() == 1
+        assert_shows(verdict_card(page, best), expected[best])
+        assert page.get_by_text(f"Grad-CAM overlay · {best}", exact=True).count() == 1
+        no_errors_shown(page)
+        page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"] input').click()
+        page.get_by_role("option", name=second, exact=True).click()
         page.keyboard.press("Escape")
-        page.wait_for_selector('.fd-verdict[data-model="tiny_cnn"]', timeout=TIMEOUT * 1000)
+        page.wait_for_selector(f'.fd-verdict[data-model="{second}"]', timeout=TIMEOUT * 1000)
         wait_until_idle(page)
         assert page.locator(".fd-verdict").count() == 2
-        assert page.get_by_text("Grad-CAM overlay · tiny_cnn").count() == 1
-        main = screenshot_app(page, folder / "streamlit_main.png")
+        assert_shows(verdict_card(page, second), expected[second])
+        assert page.get_by_text(f"Grad-CAM overlay · {second}", exact=True).count() == 1
+        assert page.get_by_text(pres.agreement(list(expected.values())).text).count() == 1
+        no_errors_shown(page)
+        # the shot ends at the evidence board's tabs (on for a single image; its own tests)
+        main = screenshot_app(page, folder / "streamlit_main.png", until='[role="tabpanel"]', gap=0)
         assert main.stat().st_size > 20_000
 
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.goto(f"{url}/classroom")
         page.wait_for_selector(".fd-verdict", timeout=TIMEOUT * 1000)
         wait_until_idle(page)
+        assert_shows(verdict_card(page, best), featured)  # section 1: best model, Example 1
         page.get_by_text("JPEG quality 100 ·").wait_for(timeout=TIMEOUT * 1000)
-        slider = page.get_by_role("slider").nth(1)  # opacity first, then JPEG quality
-        slider.focus()
+        slider = page.locator('[data-testid="stSlider"]', has_text="JPEG quality")
+        thumb = slider.get_by_role("slider")
+        thumb.focus()
         for _ in range(60):
-            slider.press("ArrowLeft")
+            thumb.press("ArrowLeft")
         page.get_by_text("JPEG quality 40 ·").wait_for(timeout=TIMEOUT * 1000)
         wait_until_idle(page)
+        jpeg = cr.jpeg_recompress(first_example, 40)[0]
+        for name in (best, second):  # section 3 re-scores the compressed image live
+            assert_shows(
+                verdict_card(page, name, -1), detector.load_model(name, models).predict(jpeg)
+            )
         assert page.get_by_text("Spot the fake").count() >= 1
+        no_errors_shown(page)
         shot = screenshot_app(
             page, folder / "streamlit_classroom.png", until="h2:has-text('4 · How good')"
         )
         assert shot.stat().st_size > 20_000
         # the quiz runs as a fragment in the live app: guess, reveal, next
+        page.get_by_text(f"Image 1 of {len(known)}").wait_for(timeout=TIMEOUT * 1000)
         page.get_by_text("Real photo", exact=True).click()
         page.get_by_role("button", name="Reveal the answer").click()
         page.get_by_text("What the models said:").wait_for(timeout=TIMEOUT * 1000)
         assert page.get_by_text("Score so far:").count() == 1
         page.get_by_role("button", name="Next image").click()
-        page.get_by_text("Image 2 of 3").wait_for(timeout=TIMEOUT * 1000)
+        page.get_by_text(f"Image 2 of {len(known)}").wait_for(timeout=TIMEOUT * 1000)
+        no_errors_shown(page)
         assert outside == []
     if os.environ.get("SCREENSHOT_DIR"):
         print(f"screenshots in {folder}")
