@@ -34,19 +34,19 @@ from detector.presentation import (
     METHOD_TITLES,
     BatchRow,
     HeatmapView,
+    StressOutcome,
     _csv_cell,
     error_text,
     heatmap_view,
     percent,
     run_model,
+    run_stress,
 )
 from detector.results import Prediction
 from detector.stress import (
-    FRAGILE_DEFINITION,
     StressResult,
     plot_stress,
     scale_variant,
-    stress_test,
 )
 
 if TYPE_CHECKING:
@@ -384,21 +384,8 @@ def degraded_file(image: np.ndarray, kind: str, level: float) -> bytes | None:
 
 
 @dataclass(frozen=True)
-class StressRun:
-    """The stress test of one image by several models, with the models that failed.
-
-    Attributes:
-        result: The `detector.stress.StressResult` of the models that answered (None if none).
-        errors: For each model that failed, why.
-    """
-
-    result: StressResult | None
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def definition(self) -> str:
-        """What "fragile" means, in plain words."""
-        return FRAGILE_DEFINITION
+class StressRun(StressOutcome):
+    """`detector.presentation.StressOutcome` plus the lesson's per-model summary."""
 
     def summary(self, kind: str = "jpeg") -> str:
         """A Markdown list: how far each model's P(fake) moved under ``kind``, and its flips."""
@@ -424,21 +411,8 @@ def stress_curves(image: np.ndarray, names: Sequence[str]) -> StressRun:
 
     A model that cannot load or score is listed in ``errors`` and the others go on.
     """
-    scales = tuple(size / 100.0 for size in SIZES)
-    results = []
-    errors: dict[str, str] = {}
-    for name in names:
-        try:
-            run = stress_test(image, [load_model(name)], JPEG_QUALITIES, scales)
-        except Exception as exc:  # one failing model must not take the curves down
-            log.warning("model %s failed the stress test: %s", name, exc)
-            errors[name] = error_text(exc)
-            continue
-        results.extend(run.models)
-    if not results:
-        return StressRun(None, errors)
-    size = (int(image.shape[0]), int(image.shape[1]))
-    return StressRun(StressResult(JPEG_QUALITIES, scales, tuple(results), size), errors)
+    outcome = run_stress(image, names, JPEG_QUALITIES, tuple(size / 100.0 for size in SIZES))
+    return StressRun(outcome.result, outcome.errors)
 
 
 def plot_curves(
