@@ -20,7 +20,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import html
-import json
 import logging
 import re
 import tempfile
@@ -398,20 +397,18 @@ def clear_evidence() -> EvidenceOutputs:
 # ------------------------------------------------------------------------------------ examples
 def load_examples(folder: Path = EXAMPLES_DIR) -> list[dict[str, str]]:
     """The example images listed in ``examples.json`` that exist (none if it is missing)."""
-    try:
-        entries = json.loads((folder / "examples.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if isinstance(entries, dict):
-        entries = entries.get("examples", [])
-    examples = []
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-            continue
-        path = (folder / entry["file"]).resolve()
-        if path.is_file() and path.parent == folder.resolve():
-            examples.append({**{k: str(v) for k, v in entry.items()}, "path": str(path)})
-    return examples
+    return [
+        {
+            "file": example.file,
+            "path": str(example.path),
+            "label": example.label,
+            "source": example.source,
+            "generator": example.generator,
+            "licence": example.licence,
+            "author": example.author,
+        }
+        for example in detector.classroom.load_examples(folder)
+    ]
 
 
 EXAMPLES = load_examples()
