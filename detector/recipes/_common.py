@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from detector._keras import keras
 from detector.backbones import get_backbone
 from detector.layers import ValueScaling
-from detector.spec import ModelSpec
+from detector.spec import ModelSpec, Preprocessing
 
 layers = keras.layers
 
@@ -30,3 +32,28 @@ def output_head(x, spec: ModelSpec):
         return layers.Activation("softmax", name="probs")(logits)
     logits = layers.Dense(1, name="logits")(x)
     return layers.Activation("sigmoid", name="probs")(logits)
+
+
+def backbone_spec(
+    recipe: str,
+    params: dict[str, Any],
+    output: str,
+    *,
+    scale: str | None = None,
+    attention_layer: str | None = None,
+) -> ModelSpec:
+    """The spec of a backbone recipe: the backbone's input scale and last conv layer."""
+    backbone = get_backbone(params["backbone"])
+    return ModelSpec(
+        recipe=recipe,
+        preprocessing=Preprocessing(
+            size=int(params["input_size"]),
+            interpolation=params["interpolation"],
+            resize=params["resize"],
+            scale=scale or backbone.native_scale,
+        ),
+        output=output,
+        gradcam_layer=backbone.last_conv_layer,
+        attention_layer=attention_layer,
+        params=params,
+    )

@@ -5,32 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from detector._keras import keras
-from detector.backbones import get_backbone
 from detector.layers import AttentionPooling
 from detector.recipes import Recipe, register
-from detector.recipes._common import backbone_features, model_input, output_head
-from detector.spec import ModelSpec, Preprocessing
+from detector.recipes._common import (
+    backbone_features,
+    backbone_spec,
+    model_input,
+    output_head,
+)
+from detector.spec import ModelSpec
 
 layers = keras.layers
 
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
-    backbone = get_backbone(params["backbone"])
     scale = params["scale"]
-    if scale is None:  # as published for EfficientNet ([0, 1] input); native otherwise
-        scale = "unit" if backbone.name.startswith("efficientnet") else backbone.native_scale
-    return ModelSpec(
-        recipe="efficientnet_b7_attention",
-        preprocessing=Preprocessing(
-            size=int(params["input_size"]),
-            interpolation=params["interpolation"],
-            resize=params["resize"],
-            scale=scale,
-        ),
-        output="softmax_fake_real",
-        gradcam_layer=backbone.last_conv_layer,
+    if scale is None and params["backbone"].startswith("efficientnet"):
+        scale = "unit"  # as published for EfficientNet ([0, 1] input); native otherwise
+    return backbone_spec(
+        "efficientnet_b7_attention",
+        params,
+        "softmax_fake_real",
+        scale=scale,
         attention_layer="attention_map",
-        params=params,
     )
 
 

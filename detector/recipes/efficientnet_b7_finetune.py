@@ -5,28 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from detector._keras import keras
-from detector.backbones import get_backbone
 from detector.recipes import Recipe, register
-from detector.recipes._common import backbone_features, model_input, output_head
-from detector.spec import ModelSpec, Preprocessing
+from detector.recipes._common import (
+    backbone_features,
+    backbone_spec,
+    model_input,
+    output_head,
+)
+from detector.spec import ModelSpec
 
 layers = keras.layers
 
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
-    backbone = get_backbone(params["backbone"])
-    return ModelSpec(
-        recipe="efficientnet_b7_finetune",
-        preprocessing=Preprocessing(
-            size=int(params["input_size"]),
-            interpolation=params["interpolation"],
-            resize=params["resize"],
-            scale=backbone.native_scale,
-        ),
-        output="sigmoid_fake",
-        gradcam_layer=backbone.last_conv_layer,
-        params=params,
-    )
+    return backbone_spec("efficientnet_b7_finetune", params, "sigmoid_fake")
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
