@@ -48,7 +48,7 @@ def published_like(features_fn, size: int = SIZE, *, nested: bool = False, conv2
 
     Returns the model and a model giving its attention conv output.
     """
-    inputs = keras.Input((size, size, 3))
+    inputs = keras.Input((size, size, 3), name="input_layer")  # as Keras names a fresh graph
     if nested:
         inner_in = keras.Input((size, size, 3))
         inner = keras.Model(inner_in, features_fn(inner_in), name="backbone_model")
