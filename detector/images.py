@@ -232,6 +232,20 @@ def decode_image(source: ImageSource) -> tuple[np.ndarray, ImageInfo]:
     return arr, info
 
 
+def decode_file(source: ImageSource) -> tuple[np.ndarray, ImageInfo, bytes | None]:
+    """Read a source once and decode it, keeping the file's bytes (for warnings and evidence).
+
+    Returns:
+        The RGB array, its `ImageInfo`, and the bytes (None for arrays and Pillow images).
+
+    Raises:
+        ImageLoadError: as `decode_image`.
+    """
+    data = read_source_bytes(source)
+    array, info = decode_image(data if data is not None else source)
+    return array, info, data
+
+
 def load_image(source: ImageSource) -> np.ndarray:
     """Decode an image into an RGB ``uint8`` array of shape (H, W, 3).
 

@@ -43,9 +43,8 @@ from detector.images import (
     MAX_FILE_BYTES,
     ImageInfo,
     ImageSource,
-    decode_image,
+    decode_file,
     load_image,
-    read_source_bytes,
 )
 from detector.models import ModelInfo, list_models, load_model, models_dir
 from detector.results import Explanation, Prediction
@@ -830,9 +829,7 @@ def load_file(source: ImageSource) -> LoadedImage:
     Raises:
         ImageLoadError: if the file is not a readable image (its ``code`` says why).
     """
-    data = read_source_bytes(source)
-    array, info = decode_image(data if data is not None else source)
-    return LoadedImage(array, info, data)
+    return LoadedImage(*decode_file(source))
 
 
 def with_warnings(prediction: Prediction, image: LoadedImage) -> Prediction:

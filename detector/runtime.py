@@ -17,7 +17,7 @@ from detector._keras import keras, tf
 from detector.card import ModelCard
 from detector.errors import UnsupportedMethodError
 from detector.explain import normalize_maps, overlay_heatmap, to_image_size, upsample_maps
-from detector.images import ImageSource, decode_image, load_image, read_source_bytes
+from detector.images import ImageSource, decode_file, load_image
 from detector.results import Explanation, Prediction
 from detector.spec import ModelSpec
 
@@ -153,8 +153,7 @@ class Detector:
             return load_image(image), ()
         from detector.domain import domain_warnings
 
-        data = read_source_bytes(image)
-        array, info = decode_image(data if data is not None else image)
+        array, info, data = decode_file(image)
         return array, domain_warnings(info, array, self.card, data=data)
 
     def _prediction(self, p_fake: float, seconds: float, warnings: tuple[str, ...] = ()):
