@@ -129,6 +129,11 @@ def _fit(
     }
 
 
+def fgsm_step(x, gradient, epsilon: float):
+    """One FGSM step on 0-255 images: ``clip(x + epsilon * 255 * sign(gradient), 0, 255)``."""
+    return tf.clip_by_value(x + epsilon * 255.0 * tf.sign(gradient), 0.0, 255.0)
+
+
 class FGSMTrainer(keras.Model):
     """Wraps a model so `fit` trains on each batch plus FGSM copies of a fraction of it.
 
@@ -151,8 +156,7 @@ class FGSMTrainer(keras.Model):
         with tf.GradientTape() as tape:
             tape.watch(x)
             clean_loss = self.compute_loss(x=x, y=y, y_pred=self.inner(x, training=False))
-        gradient = tape.gradient(clean_loss, x)
-        x_adv = tf.clip_by_value(x + self.epsilon * 255.0 * tf.sign(gradient), 0.0, 255.0)
+        x_adv = fgsm_step(x, tape.gradient(clean_loss, x), self.epsilon)
         batch = tf.shape(x)[0]
         n_adv = tf.cast(tf.math.ceil(self.fraction * tf.cast(batch, tf.float32)), tf.int32)
         x_all = tf.concat([x, x_adv[:n_adv]], axis=0)
@@ -172,8 +176,7 @@ def fgsm_examples(model: keras.Model, x: np.ndarray, y: np.ndarray, loss, epsilo
     with tf.GradientTape() as tape:
         tape.watch(x)
         value = loss(tf.convert_to_tensor(y), model(x, training=False))
-    gradient = tape.gradient(value, x)
-    return tf.clip_by_value(x + epsilon * 255.0 * tf.sign(gradient), 0.0, 255.0).numpy()
+    return fgsm_step(x, tape.gradient(value, x), epsilon).numpy()
 
 
 # --------------------------------------------------------------------------- procedures
