@@ -23,11 +23,13 @@ import html
 import logging
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from starlette.middleware import Middleware
 
 import detector
 from detector import presentation as pres
@@ -68,6 +70,12 @@ def _path_of(value: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("path") or None
     return getattr(value, "path", None)
+
+
+def _name_of(value: Any) -> str:
+    """The name a visitor's file had (for display only; on disk it is ``upload.<ext>``)."""
+    name = value.get("orig_name") if isinstance(value, dict) else getattr(value, "orig_name", None)
+    return str(name) if name else Path(_path_of(value) or "").name
 
 
 def _code_html(text: str) -> str:
@@ -294,20 +302,52 @@ def _csv_dir() -> Path:
     return _CSV_DIR[0]
 
 
+class _Uploads(Sequence[str | tuple[str, bytes]]):
+    """Uploaded files for `pres.read_uploads`: ``(the visitor's name, bytes)``, each file read only
+    when its turn comes (its path when it is too large or unreadable, for read_uploads to say so).
+    """
+
+    def __init__(self, files: list[tuple[str, str]]) -> None:
+        self._files = files  # (path, name shown)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __getitem__(self, index: int) -> str | tuple[str, bytes]:  # type: ignore[override]
+        path, name = self._files[index]
+        limits = pres.UploadLimits()
+        try:
+            if Path(path).stat().st_size <= max(limits.max_file_bytes, limits.max_total_bytes):
+                return name, Path(path).read_bytes()
+        except OSError:
+            pass
+        return path
+
+
 def batch(files: Any, model_names: list[str] | None) -> tuple[list[list[Any]], str | None, str]:
     """Score many files (images or zip archives) with the chosen models.
+
+    ``files`` are paths or Gradio file payloads; rows show a payload's ``orig_name``, the name
+    the visitor's file had, which never reaches the disk.
 
     Returns:
         (table rows in `presentation.BATCH_FIELDS` order, CSV file path, summary Markdown).
     """
-    paths = [p for p in (_path_of(f) for f in (files or [])) if p]
-    if not paths:
+    if isinstance(files, (str, Path, dict)):
+        files = [files]
+    uploads = [(p, _name_of(f)) for f in (files or []) if (p := _path_of(f))]
+    if not uploads:
         return [], None, "Upload images or a .zip archive first."
     trained = [info.name for info in pres.trained_models()]
     if not trained:
         return [], None, pres.no_models_message()
-    names = [name for name in (model_names or []) if name] or trained[:1]
-    items = pres.read_uploads(paths)
+    # Only trained models' names (this event skips Gradio's check of the choices).
+    requested = [name for name in (model_names or []) if name]
+    unknown = [str(name)[:80] for name in requested if name not in trained]
+    if unknown:
+        return [], None, f"Unknown model `{unknown[0]}`. Trained models: {', '.join(trained)}."
+    names = requested or trained[:1]
+    items = pres.read_uploads(_Uploads(uploads))
     rows = pres.batch_rows(items, names)
     folder = _csv_dir()
     pres.prune_files(folder)
@@ -513,7 +553,7 @@ def api_explain(
     info, problem = _find_model(model)
     if info is None:
         raise gr.Error(problem or "no model")
-    method = method or "gradcam"
+    method = str(method or "gradcam")  # as a Textbox would pass it (no preprocessing)
     if method not in pres.METHOD_TITLES:
         raise gr.Error(f"Unknown method {method!r}; use one of: {', '.join(pres.METHOD_TITLES)}")
     try:
@@ -586,8 +626,9 @@ each item with `kind`, `title`, `found`, `summary`, `indicates`, `details`, `pro
 
 ### Privacy
 Images are scored in memory and never leave this server. Gradio keeps uploads in its temporary
-cache, which the app clears of files older than an hour, every hour; zip archives are opened in
-memory and batch CSV files get generated names. No usage statistics are sent.
+cache under neutral names (`upload.png`; your file's name is never written to disk), and the app
+clears that cache of files older than an hour, every hour; zip archives are opened in memory and
+batch CSV files get generated names. No usage statistics are sent.
 """
 
 
@@ -827,16 +868,20 @@ def build_demo() -> gr.Blocks:
         api_button = gr.Button(visible=False)
 
         # API endpoints first, so that UI handlers of the same name cannot take their names.
-        api_button.click(api_predict, [api_image, api_model], api_json, api_name="predict")
-        api_button.click(api_compare, api_image, api_json, api_name="compare")
+        # File inputs skip Gradio's preprocessing (preprocess=False; Gradio still checks that the
+        # path is an upload): `gr.File` would leave an empty temporary file per call in its cache.
+        raw = {"preprocess": False}
+        api_button.click(api_predict, [api_image, api_model], api_json, api_name="predict", **raw)
+        api_button.click(api_compare, api_image, api_json, api_name="compare", **raw)
         api_button.click(
             api_explain,
             [api_image, api_model, api_method],
             [api_overlay, api_heatmap, api_json],
             api_name="explain",
+            **raw,
         )
         api_button.click(api_models, None, api_json, api_name="models")
-        api_button.click(api_inspect, api_image, api_json, api_name="inspect")
+        api_button.click(api_inspect, api_image, api_json, api_name="inspect", **raw)
 
         view_state = gr.State(None)
         detect_inputs = [image_in, model_dd, method_in, opacity_in]
@@ -885,7 +930,11 @@ def build_demo() -> gr.Blocks:
             examples_gallery.select(_on_example_select, None, [image_in, example_md], **private)
             image_in.upload(lambda: "", None, example_md, **private)
         batch_btn.click(
-            batch, [files_in, models_in], [batch_table, csv_out, batch_status], api_name="batch"
+            batch,
+            [files_in, models_in],
+            [batch_table, csv_out, batch_status],
+            api_name="batch",
+            **raw,
         )
 
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
@@ -893,11 +942,14 @@ def build_demo() -> gr.Blocks:
 
 
 #: Arguments for `demo.launch` (Gradio 6 takes the theme and CSS here, not in `Blocks`).
+#: ``app_kwargs`` go to the FastAPI app Gradio builds: `detector.asgi.NeutralUploadNames` renames
+#: every uploaded file to ``upload.<ext>`` before Gradio's upload route stores it under that name.
 LAUNCH_KWARGS: dict[str, Any] = {
     "max_file_size": MAX_FILE_SIZE,
     "allowed_paths": [str(EXAMPLES_DIR)],
     "theme": _theme(),
     "css": CSS,
+    "app_kwargs": {"middleware": [Middleware(detector.asgi.NeutralUploadNames)]},
 }
 
 demo = build_demo()

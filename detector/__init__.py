@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detector import classroom, presentation
+from detector import asgi, classroom, presentation
 from detector.card import ModelCard
 from detector.domain import domain_warnings
 from detector.errors import (
@@ -80,6 +80,7 @@ __all__ = [
     "StressResult",
     "UnsafeModelError",
     "UnsupportedMethodError",
+    "asgi",
     "classroom",
     "colorize",
     "decode_image",

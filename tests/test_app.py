@@ -209,6 +209,30 @@ def test_batch_defaults_to_the_best_model_and_handles_nothing(app, models, files
     assert app.batch([], ["tiny_cnn"]) == ([], None, "Upload images or a .zip archive first.")
 
 
+def test_batch_shows_the_visitors_names_of_neutrally_stored_uploads(app, models, files, tmp_path):
+    """On disk uploads are ``upload.<ext>`` (`detector.asgi`); rows show Gradio's ``orig_name``."""
+    payloads = []
+    for i, (key, orig) in enumerate([("image", "../my photo.png"), ("zip", "holiday.zip")]):
+        stored = tmp_path / f"hash{i}" / f"upload{Path(files[key]).suffix}"
+        stored.parent.mkdir()
+        shutil.copy(files[key], stored)
+        payloads.append(
+            {"path": str(stored), "orig_name": orig, "meta": {"_type": "gradio.FileData"}}
+        )
+    rows, _, _ = app.batch(payloads, ["tiny_cnn"])
+    assert [r[0] for r in rows] == ["../my photo.png", "holiday.zip/a.png", "holiday.zip/sub/b.jpg"]
+    assert rows[0][3] == pytest.approx(expected("tiny_cnn", files["array"]).p_fake, abs=1e-6)
+    # a single payload, a payload without orig_name, and a file gone missing
+    assert app.batch(payloads[0], ["tiny_cnn"])[0][0][0] == "../my photo.png"
+    assert app.batch([{"path": payloads[0]["path"]}], ["tiny_cnn"])[0][0][0] == "upload.png"
+    gone = [{"path": str(tmp_path / "gone" / "upload.png"), "orig_name": "x.png"}]
+    assert app.batch(gone, ["tiny_cnn"])[0][0][5].startswith("unreadable_file")
+    # the event skips Gradio's check of the model choices: the handler checks them
+    for bad in (["../../models/x"], ["tiny_cnn", 5]):
+        rows, csv_path, summary = app.batch(payloads, bad)
+        assert rows == [] and csv_path is None and summary.startswith("Unknown model")
+
+
 # ----------------------------------------------------------------------------------- API
 def test_api_predict_returns_json(app, models, files):
     result = app.api_predict(files["image"], "tiny_cnn")
@@ -236,6 +260,11 @@ def test_api_errors_are_clear(app, models, files):
         app.api_compare(files["truncated"])
     with pytest.raises(gr.Error, match="Unknown method 'lime'"):
         app.api_explain(files["image"], "tiny_cnn", "lime")
+    # /explain skips preprocessing: a method that is not text is still just an unknown method
+    with pytest.raises(gr.Error, match=r"Unknown method .*\[.*gradcam.*\]"):
+        app.api_explain(files["image"], "tiny_cnn", ["gradcam"])
+    with pytest.raises(gr.Error, match="Unknown model `5`"):
+        app.api_predict(files["image"], 5)
 
 
 def test_api_explain_and_models(app, models, files):
@@ -301,6 +330,12 @@ def test_demo_wiring_endpoints_queue_and_limits(app):
     assert app.LAUNCH_KWARGS["max_file_size"] == "50mb"
     assert app.LAUNCH_KWARGS["css"] == app.CSS
     assert str(app.EXAMPLES_DIR) in app.LAUNCH_KWARGS["allowed_paths"]
+    # uploads are renamed upload.<ext> before Gradio stores them (tests/test_asgi.py)
+    [middleware] = app.LAUNCH_KWARGS["app_kwargs"]["middleware"]
+    assert middleware.cls is detector.asgi.NeutralUploadNames
+    # file inputs skip gr.File's preprocessing, which leaves an empty temporary file per call
+    assert not any(fns[name].preprocess for name in ("predict", "compare", "explain", "inspect"))
+    assert not fns["batch"].preprocess
 
 
 def test_app_imports_only_the_public_detector_api():

@@ -31,6 +31,7 @@ class Server:
     models: Path
     log: Path
     process: subprocess.Popen
+    cache: Path  # GRADIO_TEMP_DIR: where Gradio stores uploads
 
 
 def free_port() -> int:
@@ -54,11 +55,13 @@ def server(trained_dir, tmp_path_factory):
     models = Path(os.environ.get("E2E_MODELS_DIR", trained_dir)).resolve()
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
+    cache = tmp_path_factory.mktemp("gradio-cache")
     env = {
         **os.environ,
         "FAKEDETECT_MODELS_DIR": str(models),
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_TEMP_DIR": str(cache),
         # app.py must switch analytics off itself, whatever the environment says
         "GRADIO_ANALYTICS_ENABLED": "True",
         "MPLBACKEND": "Agg",
@@ -81,7 +84,7 @@ def server(trained_dir, tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"app did not start in {START_TIMEOUT:.0f} s:\n{log.read_text()}")
                 time.sleep(0.5)
-        yield Server(url, port, models, log, process)
+        yield Server(url, port, models, log, process, cache)
     finally:
         process.terminate()
         try:
@@ -184,6 +187,42 @@ def test_upload_size_limit(server, inputs):
         client.predict(handle_file(str(big)), "tiny_cnn", api_name="/predict")
     result = client.predict(handle_file(str(inputs["image"])), "tiny_cnn", api_name="/predict")
     assert result["model"] == "tiny_cnn"
+
+
+@pytest.mark.slow
+def test_uploaded_file_names_never_reach_the_disk(server, inputs):
+    """Gradio stores every upload as ``<hash>/upload.<ext>`` (`detector.asgi`): no part of the
+    visitor's file name becomes a path, and predictions and batch rows still work."""
+    import httpx
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import strip_invalid_filename_characters
+
+    data = encode(make_image(96, 120, seed=23))
+    sent = "../zqevil name;rm -rf.png"
+    response = httpx.post(
+        server.url + "gradio_api/upload", files={"files": (sent, data, "image/png")}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    [stored] = [Path(p) for p in response.json()]
+    assert stored.name == "upload.png" and stored.parent.parent == server.cache
+    assert stored.read_bytes() == data
+
+    local = inputs["folder"] / "zqevil name;rm -rf $(x) 'q' ü.png"
+    local.write_bytes(data)
+    expected = detector.load_model("tiny_cnn", server.models).predict(str(local))
+    client = Client(server.url, verbose=False)
+    result = client.predict(handle_file(str(local)), "tiny_cnn", api_name="/predict")
+    assert result["p_fake"] == pytest.approx(expected.p_fake, abs=1e-6)
+    table, _, _ = client.predict([handle_file(str(local))], ["tiny_cnn"], api_name="/batch")
+    assert table["data"][0][0] == strip_invalid_filename_characters(local.name)  # shown, not stored
+    assert table["data"][0][3] == pytest.approx(expected.p_fake, abs=1e-6)
+
+    paths = [str(p.relative_to(server.cache)) for p in server.cache.rglob("*")]
+    assert any(p.endswith("/upload.png") for p in paths)
+    for fragment in ("zqevil", "evil", "rm -rf", "rm", "..", "$(x)", "ü"):
+        assert not [p for p in paths if fragment in p], fragment
+    # Gradio's parser renames its temporary files into <hash>/ folders; none is left behind
+    assert [p.name for p in server.cache.iterdir() if p.is_file()] == []
 
 
 @pytest.mark.slow

@@ -1,0 +1,491 @@
+"""`detector.asgi`: uploads reach the app as ``upload.<ext>``, whatever the request called them.
+
+The rewritten bodies are parsed with Gradio's own multipart parser (what its upload route stores),
+and the middleware is tested around a fake ASGI app and around a real Gradio app in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector import asgi
+from detector.asgi import MultipartRewriter, NeutralUploadNames, UploadRefused, neutral_name
+
+BOUNDARY = b"----fdBoundary7MA4YWxkTrZu0gW"
+CONTENT_TYPE = b"multipart/form-data; boundary=" + BOUNDARY
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def part(disposition: bytes, data: bytes, content_type: bytes | None = b"image/png") -> bytes:
+    headers = b"Content-Disposition: " + disposition + b"\r\n"
+    if content_type is not None:
+        headers += b"Content-Type: " + content_type + b"\r\n"
+    return b"--" + BOUNDARY + b"\r\n" + headers + b"\r\n" + data + b"\r\n"
+
+
+def body(*parts: bytes) -> bytes:
+    return b"".join(parts) + b"--" + BOUNDARY + b"--\r\n"
+
+
+def file_part(filename: bytes, data: bytes = PNG, name: bytes = b"files") -> bytes:
+    return part(b'form-data; name="' + name + b'"; filename=' + filename, data)
+
+
+def rewrite(data: bytes, sizes: list[int] | None = None) -> bytes:
+    """The rewritten body, fed in chunks of ``sizes`` (one chunk when None)."""
+    rewriter = MultipartRewriter(BOUNDARY)
+    chunks, at = [], 0
+    for size in sizes or []:
+        chunks.append(data[at : at + size])
+        at += size
+    chunks.append(data[at:])
+    out = b"".join(rewriter.feed(chunk) for chunk in chunks)
+    return out + rewriter.close()
+
+
+def gradio_parse(data: bytes, folder: Path) -> list[tuple[str, str | None, bytes]]:
+    """(field, file name, content) of each part, as Gradio's upload route parses them."""
+    from gradio.route_utils import GradioMultiPartParser
+    from starlette.datastructures import Headers
+
+    async def stream():
+        yield data
+
+    async def parse():
+        headers = Headers({"content-type": CONTENT_TYPE.decode()})
+        parser = GradioMultiPartParser(
+            headers,
+            stream(),
+            max_files=100,
+            max_fields=100,
+            max_file_size=10**9,
+            upload_dir=str(folder),
+        )
+        return await parser.parse()
+
+    form = asyncio.run(parse())
+    parts = []
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            parts.append((key, None, value.encode()))
+        else:
+            parts.append((key, value.filename, Path(value.file.name).read_bytes()))
+            value.file.close()
+    return parts
+
+
+# ------------------------------------------------------------------------------------ names
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("photo.png", "upload.png"),
+        ("PHOTO.JPG", "upload.jpg"),
+        ("x.jpeg", "upload.jpeg"),
+        ("archive.zip", "upload.zip"),
+        ("../../etc/passwd", "upload"),
+        ("../../evil.png", "upload.png"),
+        ("C:\\Users\\me\\evil.webp", "upload.webp"),
+        ("shell.php", "upload"),
+        ("image.png.exe", "upload"),
+        ("image.exe.png", "upload.png"),
+        ("фото 😀.png", "upload.png"),
+        ("x.пнг", "upload"),
+        ("no extension", "upload"),
+        ("trailing.png.", "upload"),
+        (".png", "upload.png"),
+        ("", "upload"),
+    ],
+)
+def test_neutral_name_keeps_only_a_safe_extension(filename, expected):
+    assert neutral_name(filename) == expected
+    assert neutral_name(filename) in {"upload", *(f"upload.{e}" for e in asgi.SAFE_EXTENSIONS)}
+
+
+# ------------------------------------------------------------------------------------ bodies
+ODD_NAMES = {
+    "traversal": (b'"../../etc/passwd"', "upload"),
+    "traversal with image extension": (b'"../evil name;rm -rf.png"', "upload.png"),
+    "windows path": (b'"C:\\\\evil\\\\dir\\\\x.JPG"', "upload.jpg"),
+    "escaped quote": (b'"evil\\"; filename=\\"x.sh\\".png"', "upload.png"),
+    "percent-encoded quote": (b'"evil%22.png"', "upload.png"),
+    "semicolon inside quotes": (b'"a;filename=evil.php;b.gif"', "upload.gif"),
+    "unquoted": (b"evil.bmp", "upload.bmp"),
+    "unicode (raw UTF-8)": ('"фото \u202egnp.exe 😀.png"'.encode(), "upload.png"),
+    "control characters": (b'"a\x01\x7fb.tiff"', "upload.tiff"),
+    "very long": (b'"' + b"A" * 5000 + b'.webp"', "upload.webp"),
+    "empty": (b'""', "upload"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_NAMES))
+def test_odd_file_names_become_neutral_names(case, tmp_path):
+    raw, expected = ODD_NAMES[case]
+    rewritten = rewrite(body(file_part(raw)))
+    assert gradio_parse(rewritten, tmp_path) == [("files", expected, PNG)]
+    # the rewritten headers hold no trace of the name that was sent
+    headers = rewritten.split(b"\r\n\r\n", 1)[0]
+    assert headers == (
+        b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="files"; '
+        b'filename="' + expected.encode() + b'"\r\nContent-Type: image/png'
+    )
+
+
+def test_rfc5987_filename_star_is_dropped(tmp_path):
+    both = file_part(b"\"x.png\"; filename*=UTF-8''..%2F..%2Fevil%20%E2%82%AC.php")
+    star_only = part(b"form-data; name=\"files\"; filename*=UTF-8''..%2Fevil.png", b"text")
+    continued = part(b'form-data; name="files"; filename*0="../ev"; filename*1="il.png"', b"text")
+    assert gradio_parse(rewrite(body(both)), tmp_path) == [("files", "upload.png", PNG)]
+    # Gradio's parser ignores the starred forms: without a plain filename the part is a field
+    for alone in (star_only, continued):
+        rewritten = rewrite(body(alone))
+        assert b"filename" not in rewritten and b"evil" not in rewritten
+        assert gradio_parse(rewritten, tmp_path) == [("files", None, b"text")]
+
+
+def test_fields_content_and_other_headers(tmp_path):
+    data = body(
+        part(b'form-data; name="session_hash"', b"abc123", content_type=None),
+        file_part(b'"a.png"', PNG),
+        part(
+            b'form-data; name="files"; filename="b.zip"', b"PK\x03\x04 zip-ish", b"application/zip"
+        ),
+        # part data that looks like a part and a boundary without being one
+        file_part(b'"c.gif"', b"\r\n--" + BOUNDARY[:-1] + b"x\r\nContent-Disposition: x\r\n\r\n"),
+    )
+    data = data.replace(
+        b"Content-Type: image/png\r\n\r\n" + PNG,
+        b"content-disposition-extra: y\r\nX-Evil: ../../name.png\r\nContent-Type: image/png"
+        b"\r\n\r\n" + PNG,
+        1,
+    )
+    rewritten = rewrite(data)
+    assert b"X-Evil" not in rewritten and b"name.png" not in rewritten
+    assert gradio_parse(rewritten, tmp_path) == [
+        ("session_hash", None, b"abc123"),
+        ("files", "upload.png", PNG),
+        ("files", "upload.zip", b"PK\x03\x04 zip-ish"),
+        ("files", "upload.gif", b"\r\n--" + BOUNDARY[:-1] + b"x\r\nContent-Disposition: x\r\n\r\n"),
+    ]
+    # the rewriter keeps no file data: Gradio's parser wrote every file (and only renamed them)
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_no_parts_and_epilogue():
+    assert rewrite(b"--" + BOUNDARY + b"--") == b"--" + BOUNDARY + b"--\r\n"
+    assert rewrite(body(file_part(b'"a.png"')) + b"epilogue ../evil.png") == rewrite(
+        body(file_part(b'"a.png"'))
+    )
+
+
+# ------------------------------------------------------------------------------------ chunks
+def _chunked_body() -> bytes:
+    return body(
+        part(b'form-data; name="session_hash"', b"abc", content_type=None),
+        file_part(b'"../evil name;rm -rf.png"', PNG[:300]),
+        file_part('"фото.jpg"'.encode(), b"\r\n--" + BOUNDARY[:10] + b"\r\n\r\n"),
+    )
+
+
+def test_every_split_into_two_chunks_gives_the_same_body():
+    data = _chunked_body()
+    whole = rewrite(data)
+    assert b"evil" not in whole and "фото".encode() not in whole
+    for at in range(len(data) + 1):
+        assert rewrite(data, [at]) == whole, at
+
+
+def test_byte_by_byte_and_random_chunks_give_the_same_body():
+    data = _chunked_body()
+    whole = rewrite(data)
+    assert rewrite(data, [1] * len(data)) == whole
+    rng = random.Random(5)
+    for _ in range(200):
+        sizes, left = [], len(data)
+        while left > 0:
+            sizes.append(min(left, rng.randint(0, 60)))
+            left -= sizes[-1]
+        assert rewrite(data, sizes) == whole
+
+
+def test_output_never_stops_inside_headers():
+    """Each chunk of output ends between parts or inside data, so `poison` can follow it."""
+    data = _chunked_body()
+    rewriter = MultipartRewriter(BOUNDARY)
+    out = b""
+    for byte in data:
+        out += rewriter.feed(bytes([byte]))
+        tail = out.rsplit(b"--" + BOUNDARY, 1)[-1]
+        assert out == b"" or b"\r\n\r\n" in tail or tail.startswith(b"--")
+
+
+# ------------------------------------------------------------------------------------ refusals
+REFUSALS = {
+    "preamble": (b"preamble\r\n" + body(file_part(b'"a.png"')), "does not start"),
+    "leading CRLF": (b"\r\n" + body(file_part(b'"a.png"')), "does not start"),
+    "padding after boundary": (
+        body(file_part(b'"a.png"')).replace(BOUNDARY + b"\r\n", BOUNDARY + b" \r\n", 1),
+        "neither CRLF nor --",
+    ),
+    "folded header": (
+        body(part(b'form-data; name="files";\r\n filename="evil.png"', PNG)),
+        "malformed header line",
+    ),
+    "bare LF in header": (
+        body(part(b'form-data; name="files"; filename="a.png"\nX: y', PNG)),
+        "bare CR or LF",
+    ),
+    "two dispositions": (
+        body(part(b'form-data; name="files"\r\nContent-Disposition: form-data; name="x"', PNG)),
+        "exactly one Content-Disposition",
+    ),
+    "no disposition": (
+        b"--" + BOUNDARY + b"\r\nContent-Type: image/png\r\n\r\nx\r\n--" + BOUNDARY + b"--",
+        "exactly one Content-Disposition",
+    ),
+    "no field name": (body(part(b'form-data; filename="a.png"', PNG)), "no field name"),
+    "quote in field name": (
+        body(part(b'form-data; name="a\\"b"; filename="a.png"', PNG)),
+        "field name holds",
+    ),
+    "not form-data": (body(part(b'attachment; name="files"; filename="a.png"', PNG)), "not form"),
+    "huge headers": (body(file_part(b'"' + b"A" * 20_000 + b'.png"')), "exceed 8192 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_malformed_bodies_are_refused(case):
+    data, reason = REFUSALS[case]
+    with pytest.raises(UploadRefused, match=reason):
+        rewrite(data)
+
+
+def test_a_body_that_ends_early_is_refused():
+    data = body(file_part(b'"a.png"'))
+    for cut in (len(data) - 3, len(data) // 2, 10):
+        with pytest.raises(UploadRefused, match="ends before its closing boundary"):
+            rewrite(data[:cut])
+
+
+@pytest.mark.parametrize(
+    ("content_type", "reason"),
+    [
+        (b"multipart/form-data", "boundary is missing"),
+        (b"multipart/form-data; boundary=", "boundary is missing"),
+        (b'multipart/form-data; boundary="a\\"b"', "malformed"),
+        (b"multipart/form-data; boundary=" + b"a" * 71, "malformed"),
+        (b"multipart/form-data; boundary=a; boundary=b", "missing or malformed"),
+        (b"multipart/mixed; boundary=abc", "not multipart/form-data"),
+    ],
+)
+def test_bad_content_types_are_refused(content_type, reason):
+    with pytest.raises(UploadRefused, match=reason):
+        asgi.form_boundary([content_type])
+
+
+def test_content_type_boundary():
+    assert asgi.form_boundary([CONTENT_TYPE]) == BOUNDARY
+    assert asgi.form_boundary([b'Multipart/Form-Data; charset=utf-8; boundary="a b:c"']) == b"a b:c"
+    with pytest.raises(UploadRefused, match="more than one"):
+        asgi.form_boundary([CONTENT_TYPE, CONTENT_TYPE])
+
+
+def test_poison_makes_gradio_refuse_and_delete_its_partial_files(tmp_path):
+    from gradio.route_utils import MultiPartException
+
+    good = file_part(b'"a.png"')
+    bad = part(b'form-data; name="files"; filename="b.png"\r\n folded', PNG)
+    rewriter = MultipartRewriter(BOUNDARY)
+    sent = rewriter.feed(good + bad[:50])  # the first file and part of the second
+    with pytest.raises(UploadRefused):
+        rewriter.feed(bad[50:])
+    assert sent.startswith(b"--" + BOUNDARY) and PNG[:100] in sent
+    for prefix in (b"", sent, sent[:-3]):
+        with pytest.raises(MultiPartException):
+            gradio_parse(prefix + rewriter.poison(), tmp_path)
+        assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------ middleware
+class Recorder:
+    """A fake ASGI app that reads the whole body, then answers 200 (or raises)."""
+
+    def __init__(self, raises: bool = False) -> None:
+        self.scope: dict[str, Any] | None = None
+        self.body = b""
+        self.messages: list[dict[str, Any]] = []
+        self.raises = raises
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        if scope["type"] == "http":
+            while True:
+                message = await receive()
+                self.messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                self.body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+        if self.raises:
+            raise RuntimeError("parse error")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def call(
+    app: Any, data: bytes, content_type: bytes = CONTENT_TYPE, chunk: int = 7, tail=()
+) -> list[dict[str, Any]]:
+    """Send ``data`` through ``app`` in ``chunk``-byte messages, then the ``tail`` messages and
+    disconnects; the messages the app sent back."""
+    messages = [
+        {"type": "http.request", "body": data[i : i + chunk], "more_body": i + chunk < len(data)}
+        for i in range(0, len(data), chunk)
+    ]
+    messages += list(tail)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/gradio_api/upload",
+        "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(data))],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_middleware_rewrites_multipart_requests():
+    inner = Recorder()
+    data = _chunked_body()
+    sent = call(NeutralUploadNames(inner), data)
+    assert sent[0]["status"] == 200
+    assert inner.body == rewrite(data)
+    assert inner.scope is not None
+    assert inner.scope["headers"] == [
+        (b"content-type", b'multipart/form-data; boundary="' + BOUNDARY + b'"')
+    ]
+    assert inner.messages[-1]["more_body"] is False
+
+
+def test_middleware_passes_other_requests_unchanged():
+    inner = Recorder()
+    data = b'{"data": [{"path": "x", "orig_name": "../evil.png"}]}'
+    call(NeutralUploadNames(inner), data, content_type=b"application/json")
+    assert inner.body == data
+    assert (
+        inner.scope is not None and (b"content-length", b"%d" % len(data)) in inner.scope["headers"]
+    )
+    ws = Recorder()
+    asyncio.run(NeutralUploadNames(ws)({"type": "websocket"}, None, _ignore))
+    assert ws.scope == {"type": "websocket"}
+
+
+async def _ignore(message):
+    return None
+
+
+def test_middleware_refuses_bad_content_type_before_the_app():
+    inner = Recorder()
+    sent = call(NeutralUploadNames(inner), b"x", content_type=b"multipart/form-data")
+    assert inner.scope is None
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == b"Upload refused: the multipart boundary is missing or malformed.\n"
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_middleware_refusal_mid_body_poisons_the_app_and_answers_the_reason(raises):
+    inner = Recorder(raises=raises)
+    data = body(file_part(b'"a.png"'), part(b'form-data; name="files"; filename=x', PNG))
+    data = data.replace(b"filename=x", b"filename=x\r\n folded", 1)
+    sent = call(NeutralUploadNames(inner), data)
+    assert inner.body.endswith(MultipartRewriter(BOUNDARY).poison())
+    assert inner.messages[-1]["more_body"] is False
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 400
+    assert b"a part has a malformed header line" in sent[1]["body"]
+
+
+def test_middleware_turns_a_disconnect_into_a_refusal():
+    inner = Recorder()
+    data = body(file_part(b'"a.png"'))
+    messages = [{"type": "http.request", "body": data[:100], "more_body": True}]
+    sent = call(NeutralUploadNames(inner), b"", tail=messages)  # then the client goes away
+    assert inner.body.endswith(MultipartRewriter(BOUNDARY).poison())
+    assert sent[0]["status"] == 400 and b"disconnected" in sent[1]["body"]
+
+
+# ------------------------------------------------------------------------------------ Gradio
+@pytest.fixture
+def gradio_app(tmp_path, monkeypatch):
+    """A Gradio app with the middleware as ``app.py`` installs it, its upload folder in tmp_path."""
+    import gradio as gr
+    from gradio.routes import App
+    from starlette.middleware import Middleware
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
+    with gr.Blocks() as demo:
+        gr.File(type="filepath")
+    demo.max_file_size = 4096
+    app = App.create_app(demo, app_kwargs={"middleware": [Middleware(NeutralUploadNames)]})
+    return app, tmp_path / "cache"
+
+
+def _files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_gradio_upload_route_stores_neutral_names(gradio_app):
+    from starlette.testclient import TestClient
+
+    app, cache = gradio_app
+    client = TestClient(app)
+    names = ["../evil name;rm -rf.png", 'q"uote\\d.JPG', "фото.webp", "x" * 400 + ".gif", "noext"]
+    response = client.post(
+        "/gradio_api/upload",
+        files=[("files", (name, PNG + name.encode(), "image/png")) for name in names],
+    )
+    assert response.status_code == 200, response.text
+    paths = [Path(p) for p in response.json()]
+    assert [p.name for p in paths] == [
+        "upload.png",
+        "upload.jpg",
+        "upload.webp",
+        "upload.gif",
+        "upload",
+    ]
+    assert [p.read_bytes() for p in paths] == [PNG + name.encode() for name in names]
+    stored = _files_under(cache)
+    assert len(stored) == 5
+    for fragment in ("evil", "rm -rf", "..", "uote", "фото", "xxx", "noext"):
+        assert not any(fragment in path for path in stored), (fragment, stored)
+
+
+def test_gradio_refusals_leave_no_files(gradio_app):
+    from starlette.testclient import TestClient
+
+    app, cache = gradio_app
+    client = TestClient(app)
+    # over Gradio's size limit (4096 bytes here): Gradio's own 413 still comes through
+    response = client.post("/gradio_api/upload", files={"files": ("big.png", PNG * 5)})
+    assert response.status_code == 413
+    assert "4096" in response.text
+    # a malformed second part, after a good first file Gradio had started writing
+    data = body(file_part(b'"a.png"'), part(b'form-data; name="files"; filename=b.png', PNG))
+    data = data.replace(b"filename=b.png", b"filename=b.png\r\n folded", 1)
+    response = client.post(
+        "/gradio_api/upload", content=data, headers={"content-type": CONTENT_TYPE.decode()}
+    )
+    assert response.status_code == 400
+    assert response.text == "Upload refused: a part has a malformed header line.\n"
+    assert _files_under(cache) == []
