@@ -943,7 +943,8 @@ def build_demo() -> gr.Blocks:
 
 #: Arguments for `demo.launch` (Gradio 6 takes the theme and CSS here, not in `Blocks`).
 #: ``app_kwargs`` go to the FastAPI app Gradio builds: `detector.asgi.NeutralUploadNames` renames
-#: every uploaded file to ``upload.<ext>`` before Gradio's upload route stores it under that name.
+#: every uploaded file to ``upload.<ext>`` before Gradio's upload route stores it under that name,
+#: and refuses API calls that pass a file as a URL, which Gradio would download into its cache.
 LAUNCH_KWARGS: dict[str, Any] = {
     "max_file_size": MAX_FILE_SIZE,
     "allowed_paths": [str(EXAMPLES_DIR)],

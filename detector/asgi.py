@@ -15,12 +15,25 @@ that ends early, a client that disconnects mid-upload) is refused with 400: the 
 malformed part, which makes its parser fail and delete the files it had started, and the visitor
 gets the reason instead of the app's answer.
 
+Gradio also downloads a file input whose ``path`` is a URL (``{"path": "https://host/x.png",
+"meta": {"_type": "gradio.FileData"}}``, what ``gradio_client.handle_file(url)`` sends) into
+``<cache>/<hash of the URL>/<the URL's file name>``: the server fetches a URL of the caller's
+choosing and stores it under a name of the caller's choosing. Gradio has no setting to turn this
+off, so every other request with a body is read whole (at most `MAX_JSON_BYTES`, else 413) and
+parsed with ``json.loads``, the parser Starlette and Gradio use. A body in which an object has a
+``path`` string starting with a URL scheme (`remote_file_path`) is refused with 400 before the app
+sees it; any other body, JSON or not, reaches the app unchanged, and the app answers a body it
+cannot parse as it always did. Only ``path`` counts: Gradio's own frontend sends ``url`` fields
+that are full ``http://`` URLs of files already in the cache, and Gradio never fetches the
+``url`` of an input (only apps built with ``gr.load`` do, which this one is not).
+
 Pure ASGI and the standard library only: it wraps any ASGI app (``Middleware(NeutralUploadNames)``
 in Starlette or FastAPI, which is how ``app.py`` passes it to Gradio).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -42,12 +55,19 @@ SAFE_EXTENSIONS = frozenset(
 )
 #: Largest header block of one part, in bytes (Gradio's own parser allows 8 KiB as well).
 MAX_HEADER_BYTES = 8 * 1024
+#: Largest body of a request that is not ``multipart/form-data``, in bytes. Gradio's API and
+#: queue bodies hold component values and paths of uploaded files: a few KiB.
+MAX_JSON_BYTES = 1024 * 1024
+#: What a caller that passes a URL as a file is told.
+REMOTE_FILE_REFUSED = "Remote URLs are not accepted as files; upload the file instead."
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 2046: 1 to 70 characters from this set, not ending with a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # A field name that can be put between double quotes as it is.
 _FIELD_NAME = re.compile(r'[^"\\\x00-\x1f\x7f]*')
+# A URL scheme (RFC 3986) of two characters or more: ``C:`` is a Windows drive, not a scheme.
+_URL_SCHEME = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.\-]+:")
 
 
 class UploadRefused(ValueError):
@@ -335,18 +355,121 @@ class _Upload:
             await _answer_refusal(send, self.refusal)
 
 
+def remote_file_path(data: Any) -> str | None:
+    """A ``path`` in decoded JSON ``data`` that is a URL (Gradio would download it), or None.
+
+    Every object, at any depth, with a string ``path`` counts as a file, with or without Gradio's
+    ``"meta": {"_type": "gradio.FileData"}``; the path is a URL when it starts with a scheme of two
+    characters or more (``http:``, ``https:``, ``ftp:``, ``data:``, ``file:``...), whatever its
+    case and leading white space. Other fields, ``url`` included, are not looked at.
+    """
+    stack = [data]
+    while stack:  # a loop, not recursion: no RecursionError whatever the nesting
+        value = stack.pop()
+        if isinstance(value, dict):
+            path = value.get("path")
+            if isinstance(path, str) and _URL_SCHEME.match(path):
+                return path
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
+
+
+def json_refusal(body: bytes) -> str | None:
+    """Why a request body that is not multipart is refused, or None to pass it on unchanged.
+
+    A body that does not parse passes too: the app parses bodies with the same ``json.loads``, so
+    it cannot read a file value from it either, and it answers as it always did. Only a body
+    nested too deeply for ``json.loads`` is refused without being parsed.
+    """
+    if not body:
+        return None
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        return "The JSON body is nested too deeply."
+    except ValueError:
+        return None
+    return REMOTE_FILE_REFUSED if remote_file_path(data) is not None else None
+
+
+async def _answer_json(send: Send, status: int, detail: str) -> None:
+    log.info("request refused with %d: %s", status, detail)
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _checked_body(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, max_bytes: int
+) -> None:
+    """Read the whole body, refuse it (413, or 400 with `json_refusal`'s reason) or replay it."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: nothing to answer
+            return
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            await _answer_json(
+                send,
+                413,
+                f"The request body exceeds {max_bytes} bytes; "
+                "send files as uploads (multipart/form-data).",
+            )
+            return
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    reason = json_refusal(body)
+    if reason is not None:
+        await _answer_json(send, 400, reason)
+        return
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:  # the body was passed on: only a disconnect is news now
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    await app(scope, replay, send)
+
+
 class NeutralUploadNames:
     """ASGI middleware: file parts of ``multipart/form-data`` requests reach the app as
-    ``upload.<safe extension>`` (see the module docstring); other requests pass unchanged.
+    ``upload.<safe extension>``, and other HTTP requests whose body has a file whose path is a
+    URL are refused (see the module docstring); the rest, websockets included, pass unchanged.
 
     Args:
         app: The ASGI app to wrap.
         max_header_bytes: Largest header block of one part; bigger ones are refused.
+        max_json_bytes: Largest body of a request that is not multipart; bigger ones get 413.
     """
 
-    def __init__(self, app: ASGIApp, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        max_json_bytes: int = MAX_JSON_BYTES,
+    ) -> None:
         self.app = app
         self.max_header_bytes = max_header_bytes
+        self.max_json_bytes = max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -355,7 +478,7 @@ class NeutralUploadNames:
         headers = list(scope.get("headers") or [])
         types = [value for key, value in headers if key.lower() == b"content-type"]
         if not any(b"multipart" in value.lower() for value in types):
-            await self.app(scope, receive, send)
+            await _checked_body(self.app, scope, receive, send, self.max_json_bytes)
             return
         try:
             boundary = form_boundary(types)

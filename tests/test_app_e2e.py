@@ -226,6 +226,49 @@ def test_uploaded_file_names_never_reach_the_disk(server, inputs):
 
 
 @pytest.mark.slow
+def test_remote_file_urls_are_refused(server, inputs):
+    """A file passed as a URL (gradio_client's ``handle_file(url)``) is refused before Gradio
+    would download it into its cache under the URL's file name (`detector.asgi`)."""
+    import httpx
+    from gradio_client import Client, handle_file
+
+    remote = f"http://127.0.0.1:{free_port()}/zq.png"  # nothing listens there
+    before = sorted(server.cache.rglob("*"))
+    file = {"path": remote, "meta": {"_type": "gradio.FileData"}}
+    for route in ("gradio_api/call/predict", "gradio_api/run/predict"):
+        response = httpx.post(server.url + route, json={"data": [file, "tiny_cnn"]}, timeout=60)
+        assert response.status_code == 400, (route, response.text)
+        assert response.json() == {
+            "detail": "Remote URLs are not accepted as files; upload the file instead."
+        }
+    client = Client(server.url, verbose=False)
+    with pytest.raises(httpx.HTTPStatusError) as refused:  # through /gradio_api/queue/join
+        client.predict(handle_file(remote), "tiny_cnn", api_name="/predict")
+    assert refused.value.response.status_code == 400
+    assert "Remote URLs are not accepted" in refused.value.response.text
+    assert sorted(server.cache.rglob("*")) == before
+    assert not [p for p in server.cache.rglob("*") if "zq" in p.name]
+
+    # the server still answers, and a file already uploaded passes with the url field the
+    # frontend sends (a full URL of the server itself), which Gradio does not fetch
+    result = client.predict(handle_file(str(inputs["image"])), "tiny_cnn", api_name="/predict")
+    assert result["model"] == "tiny_cnn"
+    data = encode(make_image(96, 120, seed=29))
+    uploaded = httpx.post(
+        server.url + "gradio_api/upload", files={"files": ("a.png", data, "image/png")}
+    )
+    [stored] = uploaded.json()
+    frontend = {**file, "path": stored, "url": f"{server.url}gradio_api/file={stored}"}
+    response = httpx.post(
+        server.url + "gradio_api/call/predict", json={"data": [frontend, "tiny_cnn"]}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    event = response.json()["event_id"]
+    stream = httpx.get(f"{server.url}gradio_api/call/predict/{event}", timeout=120).text
+    assert "event: complete" in stream and '"model": "tiny_cnn"' in stream, stream
+
+
+@pytest.mark.slow
 @pytest.mark.browser
 def test_browser_drop_image_shows_verdict_and_overlay(server, inputs, tmp_path):
     listing = ROOT / "assets" / "examples" / "examples.json"

@@ -1,4 +1,5 @@
-"""`detector.asgi`: uploads reach the app as ``upload.<ext>``, whatever the request called them.
+"""`detector.asgi`: uploads reach the app as ``upload.<ext>``, whatever the request called them,
+and request bodies that pass a file as a URL (which Gradio would download) are refused.
 
 The rewritten bodies are parsed with Gradio's own multipart parser (what its upload route stores),
 and the middleware is tested around a fake ASGI app and around a real Gradio app in-process.
@@ -7,6 +8,7 @@ and the middleware is tested around a fake ASGI app and around a real Gradio app
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -489,3 +491,252 @@ def test_gradio_refusals_leave_no_files(gradio_app):
     assert response.status_code == 400
     assert response.text == "Upload refused: a part has a malformed header line.\n"
     assert _files_under(cache) == []
+
+
+# ------------------------------------------------------------------------------------ remote files
+CACHED = "/tmp/gradio/0a1b2c/upload.png"
+#: A file as Gradio's frontend sends it once uploaded: ``url`` is a full URL of the server itself.
+FRONTEND_FILE = {
+    "path": CACHED,
+    "url": "http://127.0.0.1:7860/gradio_api/file=" + CACHED,
+    "orig_name": "../photo.png",
+    "size": 53419,
+    "mime_type": "image/png",
+    "meta": {"_type": "gradio.FileData"},
+}
+#: A file as ``gradio_client`` sends it once uploaded.
+CLIENT_FILE = {"path": CACHED, "orig_name": "photo.png", "meta": {"_type": "gradio.FileData"}}
+
+
+def queue_body(*values: Any, **extra: Any) -> bytes:
+    """A ``/gradio_api/queue/join`` body with these component values."""
+    return json.dumps({"data": list(values), "fn_index": 5, "session_hash": "s1", **extra}).encode()
+
+
+GOOD_BODIES = {
+    "frontend upload": queue_body(FRONTEND_FILE, "tiny_cnn", "gradcam", 0.45),
+    "gradio_client upload": queue_body(CLIENT_FILE, ""),
+    "batch of uploads": queue_body([CLIENT_FILE, CLIENT_FILE], ["tiny_cnn"]),
+    "gallery select": queue_body(
+        event_data={"index": 0, "value": {"image": FRONTEND_FILE, "caption": "#1"}}
+    ),
+    "URLs in other fields": queue_body(
+        "https://example.com/x.png", {"url": "https://example.com/x.png", "src": "data:x"}
+    ),
+    "windows drive": queue_body({"path": "C:\\x.png", "meta": {"_type": "gradio.FileData"}}),
+    "path not a string": queue_body({"path": ["http://example.com/x.png"]}),
+    "no data": queue_body(),
+    "cancel": b'{"session_hash": "s1", "fn_index": 5}',
+}
+REMOTE_PATHS = {
+    "http": "http://127.0.0.1:9/zq.png",
+    "https": "https://example.com/any/name.png",
+    "upper case": "HTTPS://example.com/x.png",
+    "leading white space": " \thttp://example.com/x.png",
+    "ftp": "ftp://example.com/x.png",
+    "data": "data:image/png;base64,iVBORw0KGgo=",
+    "file": "file:///etc/passwd",
+    "other scheme": "s3://bucket/x.png",
+}
+
+
+def _remote_bodies(url: str) -> list[bytes]:
+    """Bodies that pass ``url`` as a file, in the places a file value can be."""
+    file = {"path": url, "meta": {"_type": "gradio.FileData"}}
+    return [
+        queue_body(file, "tiny_cnn"),  # gradio_client's handle_file(url)
+        queue_body({**FRONTEND_FILE, "path": url}),
+        queue_body([CLIENT_FILE, file], ["tiny_cnn"]),
+        queue_body({"path": url}),  # without Gradio's marker
+        queue_body(event_data={"value": {"image": file}}),
+        json.dumps({"data": [file]}).encode(),  # /gradio_api/call/<api_name>
+        json.dumps({"image": file}).encode(),  # /gradio_api/call/v2/<api_name>
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(GOOD_BODIES))
+def test_bodies_without_remote_files_pass(case):
+    assert asgi.json_refusal(GOOD_BODIES[case]) is None
+    assert asgi.remote_file_path(json.loads(GOOD_BODIES[case])) is None
+
+
+@pytest.mark.parametrize("case", sorted(REMOTE_PATHS))
+def test_remote_file_paths_are_found(case):
+    url = REMOTE_PATHS[case]
+    for data in _remote_bodies(url):
+        assert asgi.remote_file_path(json.loads(data)) == url
+        assert asgi.json_refusal(data) == asgi.REMOTE_FILE_REFUSED
+
+
+def test_bodies_that_are_not_json_pass():
+    """The app parses bodies with the same json.loads: what fails here fails there too."""
+    for data in (
+        b"",
+        b"username=a&password=b",
+        queue_body({"path": "http://example.com/x.png"})[:-5],  # cut short
+        b'{"data": [{"path": "http://example.com/x.png"}]}\xff',
+        b"\xff\xfe{",
+    ):
+        assert asgi.json_refusal(data) is None
+        if data:
+            with pytest.raises(ValueError):
+                json.loads(data)
+
+
+def test_deeply_nested_json_is_refused():
+    data = b"[" * 100_000 + b"]" * 100_000
+    assert asgi.json_refusal(data) == "The JSON body is nested too deeply."
+    nested = b"[" * 900 + b'{"path": "http://example.com/x.png"}' + b"]" * 900
+    assert asgi.json_refusal(nested) == asgi.REMOTE_FILE_REFUSED
+
+
+def _detail(sent: list[dict[str, Any]]) -> tuple[int, str]:
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert (b"content-type", b"application/json") in sent[0]["headers"]
+    return sent[0]["status"], json.loads(sent[1]["body"])["detail"]
+
+
+@pytest.mark.parametrize("case", sorted(GOOD_BODIES))
+def test_middleware_passes_good_json_bodies_unchanged(case):
+    inner = Recorder()
+    data = GOOD_BODIES[case]
+    sent = call(NeutralUploadNames(inner), data, content_type=b"application/json")
+    assert sent[0]["status"] == 200
+    assert inner.messages == [{"type": "http.request", "body": data, "more_body": False}]
+    assert inner.scope is not None
+    assert inner.scope["headers"] == [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(data)),
+    ]
+
+
+@pytest.mark.parametrize("content_type", [b"application/json", b"text/plain", b""])
+def test_middleware_refuses_remote_files_before_the_app(content_type):
+    """Whatever the Content-Type: Gradio's component server parses any body as JSON."""
+    for data in _remote_bodies(REMOTE_PATHS["http"]):
+        inner = Recorder()
+        sent = call(NeutralUploadNames(inner), data, content_type=content_type)
+        assert inner.scope is None
+        assert _detail(sent) == (400, asgi.REMOTE_FILE_REFUSED)
+
+
+def test_middleware_caps_bodies_that_are_not_multipart():
+    data = queue_body(CLIENT_FILE)
+    inner = Recorder()
+    call(NeutralUploadNames(inner, max_json_bytes=len(data)), data, content_type=b"")
+    assert inner.body == data
+    inner = Recorder()
+    sent = call(NeutralUploadNames(inner, max_json_bytes=len(data) - 1), data, content_type=b"")
+    assert inner.scope is None
+    assert _detail(sent) == (
+        413,
+        f"The request body exceeds {len(data) - 1} bytes; "
+        "send files as uploads (multipart/form-data).",
+    )
+    big = b'{"data": ["' + b"x" * asgi.MAX_JSON_BYTES + b'"]}'
+    sent = call(NeutralUploadNames(inner), big, content_type=b"application/json", chunk=65536)
+    assert inner.scope is None and _detail(sent)[0] == 413
+
+
+def test_middleware_passes_malformed_json_unchanged():
+    for data in (queue_body({"path": "http://example.com/x.png"})[:-5], b"a=b&c=d"):
+        inner = Recorder()
+        call(NeutralUploadNames(inner), data, content_type=b"application/json")
+        assert inner.body == data
+
+
+def test_middleware_bodiless_requests_and_disconnects():
+    # a GET: the server's one empty body message reaches the app as it is
+    inner = Recorder()
+    empty = {"type": "http.request", "body": b"", "more_body": False}
+    sent = call(NeutralUploadNames(inner), b"", content_type=b"", tail=[empty])
+    assert sent[0]["status"] == 200 and inner.messages == [empty]
+    # a client that goes away before its body ends gets no answer, and the app is not called
+    inner = Recorder()
+    partial = {"type": "http.request", "body": b'{"data": [', "more_body": True}
+    assert call(NeutralUploadNames(inner), b"", content_type=b"", tail=[partial]) == []
+    assert inner.scope is None
+
+
+def test_middleware_gives_the_app_the_disconnect_after_the_body():
+    received: list[dict[str, Any]] = []
+
+    async def app(scope, receive, send):
+        received.extend([await receive(), await receive()])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    call(NeutralUploadNames(app), queue_body(CLIENT_FILE), content_type=b"application/json")
+    assert [m["type"] for m in received] == ["http.request", "http.disconnect"]
+    assert received[0]["body"] == queue_body(CLIENT_FILE)
+
+
+@pytest.fixture
+def gradio_api_app(tmp_path, monkeypatch):
+    """A Gradio app with a file input behind ``/gradio_api/run/name``, and a factory of apps."""
+    import gradio as gr
+    from gradio.routes import App
+    from starlette.middleware import Middleware
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
+
+    def make(middleware: bool = True):
+        with gr.Blocks() as demo:
+            file = gr.File(type="filepath")
+            name = gr.Textbox()
+            file.change(lambda p: Path(p).name, file, name, api_name="name", queue=False)
+        demo.max_file_size = 4096  # set by launch()
+        kwargs = {"middleware": [Middleware(NeutralUploadNames)]} if middleware else {}
+        return App.create_app(demo, app_kwargs=kwargs)
+
+    return make, tmp_path / "cache"
+
+
+def test_gradio_downloads_no_remote_file(gradio_api_app):
+    from gradio.processing_utils import hash_url
+    from starlette.testclient import TestClient
+
+    make, cache = gradio_api_app
+    client = TestClient(make())
+    # a real upload, then the frontend's way of passing it on, whose url is a full http URL
+    response = client.post("/gradio_api/upload", files={"files": ("../a b.png", PNG)})
+    assert response.status_code == 200, response.text
+    [stored] = response.json()
+    uploaded = {
+        **FRONTEND_FILE,
+        "path": stored,
+        "url": "http://testserver/gradio_api/file=" + stored,
+    }
+    response = client.post("/gradio_api/run/name", json={"data": [uploaded]})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == ["upload.png"]
+    # gr.File leaves a temporary file per call at the top of the cache: compare the folders
+    before = sorted(p.name for p in cache.iterdir() if p.is_dir())
+
+    url = REMOTE_PATHS["http"]
+    remote = {"path": url, "meta": {"_type": "gradio.FileData"}}
+    for route, data in (
+        ("/gradio_api/run/name", {"data": [remote]}),
+        ("/gradio_api/call/name", {"data": [remote]}),
+        ("/gradio_api/queue/join", {"data": [remote], "fn_index": 0, "session_hash": "s1"}),
+    ):
+        response = client.post(route, json=data)
+        assert response.status_code == 400, (route, response.text)
+        assert response.json() == {"detail": asgi.REMOTE_FILE_REFUSED}
+    # Gradio answers what it cannot parse itself
+    cut = json.dumps({"data": [remote]}).encode()[:-3]
+    response = client.post(
+        "/gradio_api/run/name", content=cut, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert client.post("/gradio_api/run/name", json={"data": [uploaded]}).status_code == 200
+    assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == before
+    assert not (cache / hash_url(url)).exists()
+
+    # without the middleware, Gradio tries the download (refused for 127.0.0.1 by its SSRF
+    # check, but only after creating the URL's folder in its cache)
+    bare = TestClient(make(middleware=False), raise_server_exceptions=False)
+    response = bare.post("/gradio_api/run/name", json={"data": [remote]})
+    assert response.status_code == 500
+    assert (cache / hash_url(url)).is_dir()
