@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -54,12 +55,25 @@ class Explanation:
         model: Name of the model explained.
         method: ``gradcam``, ``gradcam++`` or ``attention``.
         heatmap: float32 array (H, W) in [0, 1], the size of the input image.
-        overlay: uint8 RGB array (H, W, 3): the image with the heatmap blended over it.
         prediction: The prediction computed in the same forward pass.
+        image: The RGB uint8 input image (H, W, 3) the heatmap lies over.
+        alpha: Opacity of the heatmap in `overlay`.
     """
 
     model: str
     method: str
     heatmap: np.ndarray = field(repr=False)
-    overlay: np.ndarray = field(repr=False)
     prediction: Prediction
+    image: np.ndarray = field(repr=False)
+    alpha: float = 0.45
+
+    @cached_property
+    def overlay(self) -> np.ndarray:
+        """uint8 RGB array (H, W, 3): the image with the heatmap blended over it at ``alpha``.
+
+        Blended on first use (the apps blend a display-size copy instead, so a large image is
+        never blended at full size for nothing).
+        """
+        from detector.explain import overlay_heatmap
+
+        return overlay_heatmap(self.image, self.heatmap, alpha=self.alpha)
