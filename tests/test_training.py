@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -186,3 +187,38 @@ def test_training_under_mirrored_strategy(tiny_csv, tmp_path):
     card = train(config, verbose=0)
     assert card.training["config"]["strategy"] == "mirrored"
     assert 0.0 <= card.metrics["test"]["roc_auc"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(recipe="simple_cnn", data="kit", out="assets/models/a"),
+        TrainConfig(
+            recipe="efficientnet_b2",
+            data="kit",
+            out="assets/models/s2 x",
+            title="MobileNetV2 + FGSM (S2 recipe)",
+            epochs=4,
+            seed=3,
+            learning_rate=3e-4,
+            input_size=224,
+            backbone="mobilenet_v2",
+            resize="native_crop",
+            robust_augment=False,
+            frozen_epochs=4,
+            finetune_learning_rate=2e-5,
+            fgsm_epsilon=0.02,
+            fgsm_fraction=0.5,
+            patience=2,
+            deterministic=True,
+            recipe_params={"input_filter": "npr", "widths": [4, 8]},
+        ),
+    ],
+)
+def test_card_command_reproduces_the_config(config):
+    from training.__main__ import build_parser, config_from_args
+
+    words = shlex.split(config.command(data="kit"))
+    assert words[:4] == ["python", "-m", "training", "train"]
+    args = build_parser().parse_args(words[3:])
+    assert config_from_args(args) == config

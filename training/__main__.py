@@ -26,10 +26,9 @@ def _recipe_params(pairs: list[str] | None) -> dict:
     return params
 
 
-def _train(args: argparse.Namespace) -> int:
-    from training.train import train
-
-    config = TrainConfig(
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training config a parsed ``train`` command line describes."""
+    return TrainConfig(
         recipe=args.recipe,
         data=args.data,
         out=args.out,
@@ -49,12 +48,21 @@ def _train(args: argparse.Namespace) -> int:
         frozen_epochs=args.frozen_epochs,
         fgsm_epochs=args.fgsm_epochs,
         finetune_epochs=args.finetune_epochs,
+        finetune_learning_rate=args.finetune_lr,
+        fgsm_epsilon=args.fgsm_epsilon,
+        fgsm_fraction=args.fgsm_fraction,
         patience=args.patience,
         strategy=args.strategy,
         deterministic=args.deterministic,
         steps_per_epoch=args.steps_per_epoch,
         recipe_params=_recipe_params(args.recipe_param),
     )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import train
+
+    config = config_from_args(args)
     card = train(config, verbose=0 if args.quiet else 1)
     test = card.metrics.get("test", {})
     print(
@@ -139,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--frozen-epochs", type=int, default=6)
     t.add_argument("--fgsm-epochs", type=int, default=2)
     t.add_argument("--finetune-epochs", type=int, default=3)
+    t.add_argument("--finetune-lr", type=float, default=1e-5, help="S2 phase 3 learning rate")
+    t.add_argument("--fgsm-epsilon", type=float, default=0.05, help="S2 FGSM step, 0-1 pixels")
+    t.add_argument("--fgsm-fraction", type=float, default=0.3, help="S2 share of each batch")
     t.add_argument("--patience", type=int)
     t.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
     t.add_argument("--deterministic", action="store_true")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,31 @@ class TrainConfig:
             overrides["resize"] = self.resize
         return overrides
 
+    def command(self, data: str = "DATA") -> str:
+        """The ``python -m training train`` command line that reproduces this config.
+
+        Args:
+            data: What to print for the dataset path (the kit's location differs per machine).
+        """
+        defaults = TrainConfig(recipe=self.recipe, data=self.data, out=self.out)
+        words = ["python", "-m", "training", "train", self.recipe, "--data", data]
+        words += ["--out", self.out]
+        for attr, flag in _FLAGS.items():
+            value = getattr(self, attr)
+            if attr != "seed" and value == getattr(defaults, attr):
+                continue
+            if isinstance(value, bool):
+                if attr == "robust_augment":
+                    words.append("--no-robust-augment")
+                else:
+                    words.append(flag)
+                continue
+            words += [flag, str(value)]
+        for key, value in self.recipe_params.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            words += ["--recipe-param", f"{key}={text}"]
+        return " ".join(w if w == data else shlex.quote(w) for w in words)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
@@ -107,3 +133,31 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)} in {path}")
         return cls(**data)
+
+
+#: Config attribute -> its ``python -m training train`` flag (see ``training/__main__.py``).
+_FLAGS = {
+    "name": "--name",
+    "title": "--title",
+    "epochs": "--epochs",
+    "seed": "--seed",
+    "batch_size": "--batch-size",
+    "learning_rate": "--lr",
+    "input_size": "--input-size",
+    "backbone": "--backbone",
+    "resize": "--resize",
+    "backbone_weights": "--backbone-weights",
+    "robust_augment": "--no-robust-augment",
+    "max_train": "--max-train",
+    "max_eval": "--max-eval",
+    "frozen_epochs": "--frozen-epochs",
+    "fgsm_epochs": "--fgsm-epochs",
+    "finetune_epochs": "--finetune-epochs",
+    "finetune_learning_rate": "--finetune-lr",
+    "fgsm_epsilon": "--fgsm-epsilon",
+    "fgsm_fraction": "--fgsm-fraction",
+    "patience": "--patience",
+    "strategy": "--strategy",
+    "deterministic": "--deterministic",
+    "steps_per_epoch": "--steps-per-epoch",
+}

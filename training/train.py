@@ -167,8 +167,7 @@ def train(config: TrainConfig, *, verbose: int = 1) -> ModelCard:
             "seconds": round(trained_seconds, 1),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
-            "command": "python -m training train "
-            f"{config.recipe} --data DATA --out {config.out} --seed {config.seed}",
+            "command": config.command(),
         },
         backbone=provenance,
         limitations=(
