@@ -413,17 +413,16 @@ def run_model(
 ) -> ModelOutcome:
     """Score (and explain, unless ``method`` is None) an image with one model; never raises.
 
-    The prediction comes from a plain forward pass, so its time is the inference time; the
-    explanation is a second, compiled forward and backward pass.
+    With a method, one compiled forward and backward pass gives both the explanation and the
+    prediction (whose time then covers both); without one, a plain forward pass scores it.
     """
     try:
         det = load_model(name)
-        prediction = det.predict(image)
-        explanation = None
-        if method is not None:
-            chosen = method if method in det.methods else "gradcam"
-            explanation = det.explain(image, chosen, alpha=alpha)
-        return ModelOutcome(name, prediction, explanation)
+        if method is None:
+            return ModelOutcome(name, det.predict(image))
+        chosen = method if method in det.methods else "gradcam"
+        explanation = det.explain(image, chosen, alpha=alpha)
+        return ModelOutcome(name, explanation.prediction, explanation)
     except DetectorError as exc:
         return ModelOutcome(name, error=error_text(exc))
     except Exception as exc:  # one failing model must not take the others down

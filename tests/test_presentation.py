@@ -185,6 +185,24 @@ def test_run_models_matches_predict_and_survives_a_broken_model(trained_dir, tmp
     clear_cache()
 
 
+def test_run_model_scores_and_explains_in_one_pass(models_env, monkeypatch):
+    from detector.runtime import Detector
+
+    image = make_image(64, 64, seed=4)
+    expected = detector.load_model("tiny_attention").predict(image)
+
+    def no_second_pass(self, *args, **kwargs):
+        raise AssertionError("predict called next to explain")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Detector, "predict", no_second_pass)
+        outcome = pres.run_model(image, "tiny_attention", "gradcam")
+    assert outcome.ok and outcome.prediction is outcome.explanation.prediction
+    assert outcome.prediction.p_fake == pytest.approx(expected.p_fake, abs=1e-5)
+    scored = pres.run_model(image, "tiny_attention", None)
+    assert scored.explanation is None and scored.prediction.p_fake == expected.p_fake
+
+
 def test_run_model_falls_back_to_gradcam_without_attention(models_env):
     outcome = pres.run_model(make_image(64, 64), "tiny_cnn", "attention")
     assert outcome.ok and outcome.explanation.method == "gradcam"
