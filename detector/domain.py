@@ -10,6 +10,7 @@ animated. An empty tuple means none of these checks fired, not that the score is
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -148,14 +149,168 @@ def is_greyscale(array: np.ndarray, tolerance: int = 3) -> bool:
     return bool(np.mean(spread <= tolerance) >= 0.995)
 
 
+#: Pillow modes that are black-and-white by construction.
+GREY_MODES: frozenset[str] = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"})
+
+
+@dataclass(frozen=True)
+class ImageChecks:
+    """The model-independent findings about one image, measured once and shared by every model.
+
+    Attributes:
+        width, height: Decoded size in pixels.
+        format: The file format in capitals (``""`` when unknown, e.g. for arrays).
+        screenshot_like: Large flat areas and few colours (or very large flat areas).
+        screen_png: A PNG at a common screen resolution without camera EXIF.
+        jpeg_quality: Estimated JPEG quality, when the file is a JPEG and its bytes were given.
+        greyscale: Black-and-white by mode or by pixels.
+        n_frames: Frames in the file (animations have more than one).
+    """
+
+    width: int
+    height: int
+    format: str
+    screenshot_like: bool
+    screen_png: bool
+    jpeg_quality: int | None
+    greyscale: bool
+    n_frames: int
+
+
+def image_checks(
+    image_info: ImageInfo, array: np.ndarray, *, data: bytes | None = None
+) -> ImageChecks:
+    """Measure what the warnings need to know about an image, whatever the model.
+
+    Args:
+        image_info: From `detector.images.decode_image`.
+        array: The decoded RGB uint8 image (H, W, 3).
+        data: The file's bytes, when available (JPEG quality, camera EXIF).
+    """
+    height, width = int(array.shape[0]), int(array.shape[1])
+    fmt = (image_info.format or "").upper()
+    flat = flat_fraction(array)
+    screenshot_like = (flat > FLAT_FRACTION and colour_count(array) < FEW_COLOURS) or flat > 0.8
+    screen_size = (width, height) in SCREEN_SIZES or (height, width) in SCREEN_SIZES
+    screen_png = False
+    if screen_size and fmt == "PNG" and not screenshot_like:  # EXIF read only when it matters
+        screen_png = not has_camera_exif(exif_summary(data) if data is not None else {})
+    quality = None
+    if data is not None and fmt == "JPEG":
+        estimate = estimate_jpeg_quality(data)
+        quality = None if estimate is None else int(estimate.quality)
+    return ImageChecks(
+        width=width,
+        height=height,
+        format=fmt,
+        screenshot_like=screenshot_like,
+        screen_png=screen_png,
+        jpeg_quality=quality,
+        greyscale=image_info.mode in GREY_MODES or is_greyscale(array),
+        n_frames=int(image_info.n_frames),
+    )
+
+
+def image_warnings(checks: ImageChecks) -> tuple[str, ...]:
+    """The warnings that hold for every model: screenshots, compression, colour, animation."""
+    warnings: list[str] = []
+    if checks.screenshot_like:
+        warnings.append(
+            "This looks like a screenshot, a chart or a graphic (large flat areas and few "
+            "colours); the models were trained on photos and generated pictures, not on these."
+        )
+    elif checks.screen_png:
+        warnings.append(
+            f"This is a PNG at a typical screen size ({checks.width}x{checks.height}) without "
+            "camera data: it may be a screenshot, and screenshots are outside what the models "
+            "were trained on."
+        )
+    if checks.jpeg_quality is not None and checks.jpeg_quality < HEAVY_JPEG_QUALITY:
+        warnings.append(
+            f"This JPEG is heavily compressed (quality about {checks.jpeg_quality}); strong "
+            "compression erases the subtle traces detectors rely on, in both directions."
+        )
+    if checks.greyscale:
+        warnings.append(
+            "This is a black-and-white image; the models were trained on colour images and "
+            "may be unreliable without colour."
+        )
+    if checks.n_frames > 1:
+        warnings.append(
+            f"This file has {checks.n_frames} frames (animation); only the first frame is scored."
+        )
+    return tuple(warnings)
+
+
+def model_warnings(checks: ImageChecks, card: ModelCard | None) -> tuple[str, ...]:
+    """The warnings that depend on the model: size against its training images and input.
+
+    With no card, only the very-small-image warning can fire.
+    """
+    width, height = checks.width, checks.height
+    short, long = min(height, width), max(height, width)
+    warnings: list[str] = []
+    if card is None:
+        if short < VERY_SMALL_SIDE:
+            warnings.append(
+                f"This image is very small ({width}x{height} px): there is too little detail "
+                "for any detector to be reliable."
+            )
+        return tuple(warnings)
+    side, source = training_side(card)
+    size = int(card.spec.preprocessing.size)
+    tile = f"the {side} px training images" if source == "training data" else f"{side} px"
+    native = card.spec.preprocessing.resize == "native_crop"
+    if long > LARGE_FACTOR * side and native:
+        warnings.append(
+            f"This image ({width}x{height} px) is far larger than {tile} the model "
+            f"learned from; it scores only the central {size}x{size} px patch at full "
+            "resolution, so anything outside that patch is not looked at."
+        )
+    elif long > LARGE_FACTOR * side:
+        warnings.append(
+            f"This image ({width}x{height} px) is far larger than {tile} the model "
+            f"learned from; it is shrunk to {size}x{size} px before scoring, which wipes out "
+            "the fine detail that separates real photos from generated ones."
+        )
+    if short < VERY_SMALL_SIDE:
+        warnings.append(
+            f"This image is very small ({width}x{height} px): there is too little detail "
+            "for any detector to be reliable."
+        )
+    elif short < size:
+        warnings.append(
+            f"This image ({width}x{height} px) is smaller than the model's {size} px input, "
+            "so it is enlarged before scoring; enlarging adds smooth, regular pixels that "
+            "can look synthetic to a detector."
+        )
+    if long / max(short, 1) > ASPECT_LIMIT:
+        if card.spec.preprocessing.resize == "center_crop":
+            warnings.append(
+                "This image is very elongated: the model sees only its central square, so "
+                "anything outside it is ignored."
+            )
+        else:
+            warnings.append(
+                "This image is very elongated: the model squashes it into a square, which "
+                "distorts shapes and textures."
+            )
+    return tuple(warnings)
+
+
 def domain_warnings(
     image_info: ImageInfo,
     array: np.ndarray,
     card: ModelCard | None,
     *,
     data: bytes | None = None,
+    checks: ImageChecks | None = None,
 ) -> tuple[str, ...]:
     """Plain-language warnings when an input is far from what the model was trained on.
+
+    The model's warnings (`model_warnings`) come first, then the image's (`image_warnings`).
+    To warn about one image for several models, measure it once with `image_checks` and pass
+    ``checks``.
 
     Args:
         image_info: From `detector.images.decode_image`.
@@ -165,93 +320,11 @@ def domain_warnings(
         data: The file's bytes, when available: used to read the JPEG quality and to tell
             camera EXIF apart (without them, no compression warning is given and a PNG at a
             screen size is assumed to have no camera EXIF).
+        checks: This image's `image_checks`, if already measured.
 
     Returns:
         Warnings, most important first; empty when no check fired.
     """
-    height, width = int(array.shape[0]), int(array.shape[1])
-    short, long = min(height, width), max(height, width)
-    warnings: list[str] = []
-    fmt = (image_info.format or "").upper()
-
-    if card is not None:
-        side, source = training_side(card)
-        size = int(card.spec.preprocessing.size)
-        tile = f"the {side} px training images" if source == "training data" else f"{side} px"
-        native = card.spec.preprocessing.resize == "native_crop"
-        if long > LARGE_FACTOR * side and native:
-            warnings.append(
-                f"This image ({width}x{height} px) is far larger than {tile} the model "
-                f"learned from; it scores only the central {size}x{size} px patch at full "
-                "resolution, so anything outside that patch is not looked at."
-            )
-        elif long > LARGE_FACTOR * side:
-            warnings.append(
-                f"This image ({width}x{height} px) is far larger than {tile} the model "
-                f"learned from; it is shrunk to {size}x{size} px before scoring, which wipes out "
-                "the fine detail that separates real photos from generated ones."
-            )
-        if short < VERY_SMALL_SIDE:
-            warnings.append(
-                f"This image is very small ({width}x{height} px): there is too little detail "
-                "for any detector to be reliable."
-            )
-        elif short < size:
-            warnings.append(
-                f"This image ({width}x{height} px) is smaller than the model's {size} px input, "
-                "so it is enlarged before scoring; enlarging adds smooth, regular pixels that "
-                "can look synthetic to a detector."
-            )
-        if long / max(short, 1) > ASPECT_LIMIT:
-            if card.spec.preprocessing.resize == "center_crop":
-                warnings.append(
-                    "This image is very elongated: the model sees only its central square, so "
-                    "anything outside it is ignored."
-                )
-            else:
-                warnings.append(
-                    "This image is very elongated: the model squashes it into a square, which "
-                    "distorts shapes and textures."
-                )
-    elif short < VERY_SMALL_SIDE:
-        warnings.append(
-            f"This image is very small ({width}x{height} px): there is too little detail for "
-            "any detector to be reliable."
-        )
-
-    fields = exif_summary(data) if data is not None else {}
-    flat = flat_fraction(array)
-    few_colours = colour_count(array) < FEW_COLOURS
-    screen_size = (width, height) in SCREEN_SIZES or (height, width) in SCREEN_SIZES
-    if (flat > FLAT_FRACTION and few_colours) or flat > 0.8:
-        warnings.append(
-            "This looks like a screenshot, a chart or a graphic (large flat areas and few "
-            "colours); the models were trained on photos and generated pictures, not on these."
-        )
-    elif screen_size and fmt == "PNG" and not has_camera_exif(fields):
-        warnings.append(
-            f"This is a PNG at a typical screen size ({width}x{height}) without camera data: "
-            "it may be a screenshot, and screenshots are outside what the models were trained on."
-        )
-
-    if data is not None and fmt == "JPEG":
-        estimate = estimate_jpeg_quality(data)
-        if estimate is not None and estimate.quality < HEAVY_JPEG_QUALITY:
-            warnings.append(
-                f"This JPEG is heavily compressed (quality about {estimate.quality}); strong "
-                "compression erases the subtle traces detectors rely on, in both directions."
-            )
-
-    if image_info.mode in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F") or is_greyscale(
-        array
-    ):
-        warnings.append(
-            "This is a black-and-white image; the models were trained on colour images and "
-            "may be unreliable without colour."
-        )
-    if image_info.n_frames > 1:
-        warnings.append(
-            f"This file has {image_info.n_frames} frames (animation); only the first frame is "
-            "scored."
-        )
-    return tuple(warnings)
+    if checks is None:
+        checks = image_checks(image_info, array, data=data)
+    return model_warnings(checks, card) + image_warnings(checks)

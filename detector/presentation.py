@@ -22,13 +22,14 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from detector.domain import domain_warnings
+from detector.domain import ImageChecks, domain_warnings, image_checks
 from detector.errors import DetectorError, ModelNotTrainedError
 from detector.evidence import EVIDENCE_NOTE as EVIDENCE_NOTE
 from detector.evidence import EvidenceItem, EvidenceReport
@@ -821,6 +822,11 @@ class LoadedImage:
     info: ImageInfo
     data: bytes | None = field(default=None, repr=False)
 
+    @cached_property
+    def checks(self) -> ImageChecks:
+        """The model-independent domain checks of this image, measured on first use only."""
+        return image_checks(self.info, self.array, data=self.data)
+
 
 def load_file(source: ImageSource) -> LoadedImage:
     """Read and decode an upload once, keeping its bytes (for warnings and evidence).
@@ -835,12 +841,13 @@ def with_warnings(prediction: Prediction, image: LoadedImage) -> Prediction:
     """The prediction with the domain warnings of this file for its model.
 
     A model scores a decoded array without warnings (the array has no file to look at); this
-    adds them from the file's bytes and the model card. Never raises: if the checks fail, the
-    prediction is returned unchanged.
+    adds them from the file's bytes and the model card. The image's own checks (flat areas,
+    colours, JPEG quality...) are measured once per `LoadedImage`, whatever the number of models.
+    Never raises: if the checks fail, the prediction is returned unchanged.
     """
     try:
         card = load_model(prediction.model).card
-        notes = domain_warnings(image.info, image.array, card, data=image.data)
+        notes = domain_warnings(image.info, image.array, card, checks=image.checks)
     except Exception:  # warnings are a courtesy: they must never hide the verdict
         log.exception("domain warnings failed for %s", prediction.model)
         return prediction

@@ -13,7 +13,10 @@ from detector.domain import (
     colour_count,
     domain_warnings,
     flat_fraction,
+    image_checks,
+    image_warnings,
     is_greyscale,
+    model_warnings,
     training_side,
 )
 from detector.images import ImageInfo, decode_image
@@ -140,3 +143,20 @@ def test_animation_warning():
 def test_warnings_are_plain_sentences(size):
     found = warnings_for(photo(*size), card_with(128))
     assert found and all(w[0].isupper() and w.endswith(".") for w in found)
+
+
+def test_warnings_split_into_a_model_part_and_an_image_part():
+    grey = np.repeat(cv2.cvtColor(photo(40, 300), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    data = encode(grey, "JPEG", quality=30)
+    decoded, info = decode_image(data)
+    checks = image_checks(info, decoded, data=data)
+    assert checks.jpeg_quality == 30 and checks.greyscale and not checks.screenshot_like
+    cards = [None, card_with(128), card_with(16, resize="native_crop"), card_with(64, {"tile": 8})]
+    for card in cards:
+        found = domain_warnings(info, decoded, card, data=data)
+        assert found == model_warnings(checks, card) + image_warnings(checks)
+        assert domain_warnings(info, decoded, card, checks=checks) == found
+    assert len(image_warnings(checks)) == 2  # compression and black-and-white, for every model
+    assert any("very small" in w for w in model_warnings(checks, None))
+    assert any("elongated" in w for w in model_warnings(checks, card_with(128)))
+    assert not any("elongated" in w for w in model_warnings(checks, None))

@@ -340,3 +340,24 @@ def test_clean_name():
 def test_presentation_is_ui_agnostic():
     source = Path(pres.__file__).read_text()
     assert "import gradio" not in source and "import streamlit" not in source
+
+
+# ------------------------------------------------------------------------------- warnings
+def test_with_warnings_measures_the_image_once_for_every_model(models_env, monkeypatch):
+    grey = np.repeat(make_image(64, 64)[..., :1], 3, axis=2)
+    loaded = pres.load_file(encode(grey))
+    calls = []
+    measure = pres.image_checks
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(pres, "image_checks", counted)
+    outcomes = [pres.outcome_with_warnings(o, loaded) for o in pres.run_models(loaded.array)]
+    assert len(outcomes) == 2 and len(calls) == 1
+    for outcome in outcomes:
+        card = detector.load_model(outcome.model).card
+        expected = detector.domain_warnings(loaded.info, loaded.array, card, data=loaded.data)
+        assert outcome.prediction.warnings == expected
+        assert any("black-and-white" in w for w in expected)
