@@ -351,13 +351,17 @@ def resize_for_display(
     if (new_h, new_w) == (height, width):
         return image, heatmap
     small = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.LANCZOS))
-    small_map = None
-    if heatmap is not None:
-        resized = Image.fromarray(heatmap.astype(np.float32)).resize(
-            (new_w, new_h), Image.Resampling.BILINEAR
-        )
-        small_map = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    small_map = None if heatmap is None else _shrink_heatmap(heatmap, new_h, new_w)
     return small, small_map
+
+
+def _shrink_heatmap(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
+    if heatmap.shape == (height, width):
+        return heatmap
+    resized = Image.fromarray(heatmap.astype(np.float32)).resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -384,6 +388,19 @@ def heatmap_view(
     small, small_map = resize_for_display(image, explanation.heatmap, max_side)
     assert small_map is not None
     return HeatmapView(explanation.method, small, small_map)
+
+
+def heatmap_views(
+    image: np.ndarray, explanations: Sequence[Explanation], max_side: int = DISPLAY_MAX_SIDE
+) -> list[HeatmapView]:
+    """`heatmap_view` of several explanations of one image (one per model), shrinking the image
+    once instead of once per explanation."""
+    small, _ = resize_for_display(image, None, max_side)
+    height, width = small.shape[:2]
+    return [
+        HeatmapView(e.method, small, _shrink_heatmap(e.heatmap, height, width))
+        for e in explanations
+    ]
 
 
 # ---------------------------------------------------------------------------------- running

@@ -162,6 +162,30 @@ def test_heatmap_view_blends_like_the_detector(models_env):
     np.testing.assert_array_equal(view.raw(), detector.colorize(explanation.heatmap))
 
 
+def test_heatmap_views_shrink_the_image_once(models_env, monkeypatch):
+    image = make_image(300, 1000, seed=1)
+    explanations = [detector.explain(image, name) for name in ("tiny_cnn", "tiny_attention")]
+    expected = [pres.heatmap_view(image, e, max_side=400) for e in explanations]
+    resized = []
+    original = pres.Image.Image.resize
+
+    def counted(self, *args, **kwargs):
+        resized.append(self.mode)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pres.Image.Image, "resize", counted)
+    views = pres.heatmap_views(image, explanations, max_side=400)
+    assert resized.count("RGB") == 1 and resized.count("F") == 2
+    for view, reference in zip(views, expected, strict=True):
+        assert view.image.shape == (120, 400, 3) and view.method == reference.method
+        np.testing.assert_array_equal(view.image, reference.image)
+        np.testing.assert_array_equal(view.heatmap, reference.heatmap)
+    small = make_image(64, 80)
+    explanation = detector.explain(small, "tiny_cnn")
+    (same,) = pres.heatmap_views(small, [explanation])
+    assert same.image is small and same.heatmap is explanation.heatmap
+
+
 # ------------------------------------------------------------------------------- running
 def test_run_models_matches_predict_and_survives_a_broken_model(trained_dir, tmp_path, monkeypatch):
     root = tmp_path / "models"
