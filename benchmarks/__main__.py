@@ -26,6 +26,7 @@ from benchmarks.core import (
     make_scan_folder,
     scan_throughput,
     single_image,
+    stages,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -57,9 +58,11 @@ def run(quick: bool, models_dir: str | None, skip_app: bool) -> dict:
             "load_s": load_s,
             "input_size": det.spec.input_size,
             "params": int(det.keras_model.count_params()),
+            "folded_batch_norms": len(det.folded_layers),
             "single": single_image(det, repeats),
             "explain": explanation_cost(det, repeats),
         }
+    results["stages"] = stages(detectors[0], repeats)
     with tempfile.TemporaryDirectory() as tmp:
         files = make_scan_folder(Path(tmp) / "scan", n_files)
         fastest = min(detectors, key=lambda d: results["models"][d.name]["single"]["ours_p50_ms"])
@@ -126,6 +129,16 @@ def to_markdown(results: dict) -> str:
             f"{e['gradcam_over_predict']:.2f}x | {e['tf_keras_vis_p50_ms']:.1f} | "
             f"**{e['speedup_vs_tf_keras_vis']:.1f}x** | {attention} |"
         )
+    if "stages" in results:
+        st = dict(results["stages"])
+        lines += [
+            "",
+            f"## Where the time goes ({st.pop('model')}, one 256 px PNG explained, p50 ms)",
+            "",
+            "| stage | ms |",
+            "|---|---|",
+            *(f"| {stage} | {ms:.2f} |" for stage, ms in st.items()),
+        ]
     sc = results["scan"]
     lines += [
         "",

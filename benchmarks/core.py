@@ -140,6 +140,54 @@ def explanation_cost(det, repeats: int) -> dict[str, Any]:
     return result
 
 
+def stages(det, repeats: int) -> dict[str, Any]:
+    """Where one explained 256 px PNG upload spends its time in our code, stage by stage (p50 ms).
+
+    The stages of the apps' detect path: decode, domain checks, preprocessing, the compiled
+    Grad-CAM pass (which also gives the verdict), the heatmap over the image, the overlay and
+    coloured heatmap, and encoding both for the browser (WebP is Gradio's default, JPEG the
+    alternative). The compiled prediction alone is listed for comparison.
+    """
+    from detector.domain import image_checks, image_warnings, model_warnings
+    from detector.explain import normalize_maps, to_image_size
+    from detector.images import decode_file
+    from detector.presentation import HeatmapView
+
+    image = test_image(256)
+    data = png_bytes(image)
+    prep = det.spec.preprocessing
+    array, info, _ = decode_file(data)
+    batch = prep.apply(array)[None]
+    _, maps = det.coarse_maps(batch)
+
+    def heatmap():
+        return to_image_size(normalize_maps(det.upsample(maps))[0], 256, 256, prep)
+
+    view = HeatmapView("gradcam", array, heatmap())
+    overlay, raw = view.overlay(), view.raw()
+
+    def checks():
+        found = image_checks(info, array, data=data)
+        return model_warnings(found, det.card) + image_warnings(found)
+
+    def encode(fmt: str):
+        for picture in (overlay, raw):
+            Image.fromarray(picture).save(io.BytesIO(), format=fmt)
+
+    steps = {
+        "decode PNG": lambda: decode_file(data),
+        "domain checks": checks,
+        "preprocess": lambda: prep.apply(array)[None],
+        "compiled Grad-CAM pass (verdict + map)": lambda: det.coarse_maps(batch),
+        "heatmap over the image": heatmap,
+        "overlay + coloured heatmap": lambda: (view.overlay(), view.raw()),
+        "encode both, WebP": lambda: encode("WEBP"),
+        "encode both, JPEG": lambda: encode("JPEG"),
+        "compiled prediction alone": lambda: det.p_fake_batch(batch),
+    }
+    return {"model": det.name, **{k: time_calls(f, repeats).p50_ms for k, f in steps.items()}}
+
+
 def make_scan_folder(folder: Path, n: int) -> list[Path]:
     """``n`` 256 px images, half PNG and half JPEG."""
     folder.mkdir(parents=True, exist_ok=True)

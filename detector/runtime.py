@@ -241,9 +241,10 @@ class Detector:
         does), computed as two small matrix products.
         """
         probs, maps = self.coarse_maps(batch, method)
-        return probs, normalize_maps(self._upsample(maps))
+        return probs, normalize_maps(self.upsample(maps))
 
-    def _upsample(self, maps: np.ndarray) -> np.ndarray:
+    def upsample(self, maps: np.ndarray) -> np.ndarray:
+        """Coarse maps (N, h, w) upsampled to the input size, as `explain.upsample_maps` does."""
         size = self.spec.input_size
         height, width = maps.shape[1:]
         if (height, width) == (size, size):
