@@ -273,13 +273,14 @@ def compare(
         for p in predictions
     )
     rows = [list(row.values()) for row in pres.comparison_rows(outcomes)]
+    shown = [o for o in outcomes if o.explanation is not None and o.prediction is not None]
+    views = pres.heatmap_views(array, [o.explanation for o in shown])
     gallery = [
         (
-            pres.heatmap_view(array, o.explanation).overlay(opacity),
+            view.overlay(opacity),
             f"{o.model} · {pres.percent(o.prediction.p_fake)} {o.prediction.label}",
         )
-        for o in outcomes
-        if o.explanation is not None and o.prediction is not None
+        for o, view in zip(shown, views, strict=True)
     ]
     status = [f"**`{o.model}` failed.** {o.error}" for o in failed]
     warnings = pres.warnings_markdown(pres.combined_warnings(predictions))
@@ -732,12 +733,14 @@ def build_demo() -> gr.Blocks:
                             with gr.Row():
                                 overlay_out = gr.Image(
                                     label="Explanation overlay",
+                                    format="jpeg",
                                     interactive=False,
                                     height=320,
                                     elem_id="fd-overlay",
                                 )
                                 heatmap_out = gr.Image(
                                     label="Raw heatmap",
+                                    format="jpeg",
                                     interactive=False,
                                     height=320,
                                     elem_id="fd-heatmap",
@@ -755,6 +758,7 @@ def build_demo() -> gr.Blocks:
                             compare_gallery = gr.Gallery(
                                 label="Grad-CAM of every model",
                                 columns=3,
+                                format="jpeg",
                                 height="auto",
                                 object_fit="contain",
                                 interactive=False,
@@ -863,8 +867,8 @@ def build_demo() -> gr.Blocks:
         api_model = gr.Textbox(value="", visible=False, label="model")
         api_method = gr.Textbox(value="gradcam", visible=False, label="method")
         api_json = gr.JSON(visible=False, label="result")
-        api_overlay = gr.Image(visible=False, label="overlay")
-        api_heatmap = gr.Image(visible=False, label="heatmap")
+        api_overlay = gr.Image(visible=False, label="overlay", format="jpeg")
+        api_heatmap = gr.Image(visible=False, label="heatmap", format="jpeg")
         api_button = gr.Button(visible=False)
 
         # API endpoints first, so that UI handlers of the same name cannot take their names.
