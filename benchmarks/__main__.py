@@ -27,7 +27,11 @@ from benchmarks.core import (
     scan_throughput,
     single_image,
     stages,
+    untrained_detector,
 )
+
+#: Recipes timed from a freshly built model when no trained model of theirs ships (speed only).
+SPEED_ONLY_RECIPES = ("simple_cnn",)
 
 HERE = Path(__file__).resolve().parent
 
@@ -81,6 +85,19 @@ def run(quick: bool, models_dir: str | None, skip_app: bool) -> dict:
             }
         except ImportError:
             logging.info("apache_beam not installed: Beam throughput not measured")
+        shipped = {m.recipe for m in infos}
+        results["speed_only"] = {}
+        for recipe in SPEED_ONLY_RECIPES:
+            if recipe in shipped:
+                continue
+            logging.info("timing the untrained %s architecture", recipe)
+            det = untrained_detector(recipe)
+            results["speed_only"][recipe] = {
+                "input_size": det.spec.input_size,
+                "params": int(det.keras_model.count_params()),
+                "single": single_image(det, repeats),
+                "scan": scan_throughput([det], files),
+            }
     if not skip_app:
         try:
             results["app"] = app_round_trips(10 if quick else 50)
@@ -157,6 +174,22 @@ def to_markdown(results: dict) -> str:
             f"| {b['model']} on Beam (DirectRunner, in-process, start-up included) | "
             f"{b['images']} | {b['images_per_s']:.0f} |"
         )
+    if results.get("speed_only"):
+        lines += [
+            "",
+            "## Recipes that ship no weights (freshly built, untrained: speed only)",
+            "",
+            "| recipe | input | params | ours p50 / p95 ms | `model.predict` p50 ms | speed-up "
+            "| scan images/s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in results["speed_only"].items():
+            s = r["single"]
+            lines.append(
+                f"| {name} | {r['input_size']} px | {r['params'] / 1e6:.1f} M | "
+                f"{s['ours_p50_ms']:.1f} / {s['ours_p95_ms']:.1f} | {s['naive_p50_ms']:.1f} | "
+                f"**{s['speedup']:.1f}x** | **{r['scan']['images_per_s']:.0f}** |"
+            )
     app = results.get("app")
     if app:
         lines += ["", "## App (Gradio, through `gradio_client`, with a heatmap)", ""]

@@ -293,3 +293,16 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def untrained_detector(recipe_name: str):
+    """A `Detector` on a freshly built, untrained recipe model: for timing architectures that
+    ship no weights (its verdicts mean nothing)."""
+    from detector.card import ModelCard
+    from detector.recipes import get_recipe
+    from detector.runtime import Detector
+
+    recipe = get_recipe(recipe_name)
+    spec = recipe.spec()
+    card = ModelCard(name=f"{recipe_name} (untrained)", spec=spec, sha256="")
+    return Detector(recipe.build(spec), card)
