@@ -19,7 +19,7 @@ PY="${PYTHON:-.venv/bin/python}"
 
 "$PY" -m training train efficientnet_b7_finetune --data "$KIT" \
   --out assets/models/s4_mobilenetv2_finetune --title "MobileNetV2 fine-tuned (S4 recipe)" \
-  --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 3 --lr 3e-4 \
-  --patience 2 --seed 0
+  --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 6 --lr 3e-4 \
+  --patience 3 --seed 0
 
 "$PY" -m training.model_table
