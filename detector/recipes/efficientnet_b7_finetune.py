@@ -32,7 +32,10 @@ def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
 RECIPE = register(
     Recipe(
         name="efficientnet_b7_finetune",
-        summary="EfficientNet-B7 fine-tuned end to end at 224 px (ImageNet normalisation).",
+        summary=(
+            "Pretrained backbone (EfficientNet-B7 as published) fine-tuned end to end at 224 px "
+            "(ImageNet normalisation)."
+        ),
         reference=(
             "S4 (PyTorch, FF++ frames): EfficientNet-B7 (ImageNet-1K), head replaced by one logit, "
             "all weights trained, flip/rotation/colour-jitter augmentation, ImageNet mean/std "
