@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 
@@ -61,3 +62,16 @@ def trained_dir(tmp_path_factory) -> Path:
         model = recipes()[recipe].build(card.spec)
         export_model(model, root / name, card)
     return root
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The Gradio app module (``app.py``), imported once per test module."""
+    return importlib.import_module("app")
+
+
+@pytest.fixture
+def models(trained_dir, monkeypatch):
+    """`trained_dir`, made the models folder through ``FAKEDETECT_MODELS_DIR``."""
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(trained_dir))
+    return trained_dir

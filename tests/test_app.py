@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import html
-import importlib
 import json
 import shutil
 import zipfile
@@ -17,17 +16,6 @@ from conftest import encode, make_image
 import detector
 from detector import presentation as pres
 from detector.models import clear_cache
-
-
-@pytest.fixture(scope="module")
-def app():
-    return importlib.import_module("app")
-
-
-@pytest.fixture
-def models(trained_dir, monkeypatch):
-    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(trained_dir))
-    return trained_dir
 
 
 @pytest.fixture

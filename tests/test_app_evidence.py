@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import re
@@ -47,17 +46,6 @@ def camera_jpeg(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, "JPEG", quality=88, exif=exif)
     return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def app():
-    return importlib.import_module("app")
-
-
-@pytest.fixture
-def models(trained_dir, monkeypatch):
-    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(trained_dir))
-    return trained_dir
 
 
 @pytest.fixture

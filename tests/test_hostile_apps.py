@@ -8,7 +8,6 @@ naming the problem, never an unhandled exception.
 from __future__ import annotations
 
 import html
-import importlib
 import os
 import re
 import socket
@@ -43,17 +42,6 @@ def expected_error(case: Case) -> tuple[str, str]:
 
 def expected_prediction(case: Case, name: str = MODEL) -> detector.Prediction:
     return detector.load_model(name).predict(case.data)
-
-
-@pytest.fixture(scope="module")
-def app():
-    return importlib.import_module("app")
-
-
-@pytest.fixture
-def models(trained_dir, monkeypatch):
-    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(trained_dir))
-    return trained_dir
 
 
 @pytest.fixture
