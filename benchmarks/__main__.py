@@ -106,6 +106,16 @@ def run(quick: bool, models_dir: str | None, skip_app: bool) -> dict:
     return results
 
 
+def _single_row(name: str, r: dict) -> str:
+    """A single-image table row: input, parameters, our and the naive latency, the ratio."""
+    s = r["single"]
+    return (
+        f"| {name} | {r['input_size']} px | {r['params'] / 1e6:.1f} M | "
+        f"{s['ours_p50_ms']:.1f} / {s['ours_p95_ms']:.1f} | "
+        f"{s['naive_p50_ms']:.1f} / {s['naive_p95_ms']:.1f} | **{s['speedup']:.1f}x** |"
+    )
+
+
 def to_markdown(results: dict) -> str:
     """The results as a Markdown report."""
     m = results["machine"]
@@ -123,13 +133,7 @@ def to_markdown(results: dict) -> str:
         "| model | input | params | ours p50 / p95 ms | `model.predict` p50 / p95 ms | speed-up |",
         "|---|---|---|---|---|---|",
     ]
-    for name, r in results["models"].items():
-        s = r["single"]
-        lines.append(
-            f"| {name} | {r['input_size']} px | {r['params'] / 1e6:.1f} M | "
-            f"{s['ours_p50_ms']:.1f} / {s['ours_p95_ms']:.1f} | "
-            f"{s['naive_p50_ms']:.1f} / {s['naive_p95_ms']:.1f} | **{s['speedup']:.1f}x** |"
-        )
+    lines += [_single_row(name, r) for name, r in results["models"].items()]
     lines += [
         "",
         "## Explanations",
@@ -179,17 +183,14 @@ def to_markdown(results: dict) -> str:
             "",
             "## Recipes that ship no weights (freshly built, untrained: speed only)",
             "",
-            "| recipe | input | params | ours p50 / p95 ms | `model.predict` p50 ms | speed-up "
-            "| scan images/s |",
+            "| recipe | input | params | ours p50 / p95 ms | `model.predict` p50 / p95 ms | "
+            "speed-up | scan images/s |",
             "|---|---|---|---|---|---|---|",
         ]
-        for name, r in results["speed_only"].items():
-            s = r["single"]
-            lines.append(
-                f"| {name} | {r['input_size']} px | {r['params'] / 1e6:.1f} M | "
-                f"{s['ours_p50_ms']:.1f} / {s['ours_p95_ms']:.1f} | {s['naive_p50_ms']:.1f} | "
-                f"**{s['speedup']:.1f}x** | **{r['scan']['images_per_s']:.0f}** |"
-            )
+        lines += [
+            f"{_single_row(name, r)} **{r['scan']['images_per_s']:.0f}** |"
+            for name, r in results["speed_only"].items()
+        ]
     app = results.get("app")
     if app:
         lines += ["", "## App (Gradio, through `gradio_client`, with a heatmap)", ""]
