@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -16,6 +13,7 @@ from pathlib import Path
 import pytest
 from browser import browser_page, screenshot_dir
 from conftest import encode, make_image
+from servers import free_port, gradio_app
 
 import detector
 from detector import presentation as pres
@@ -34,12 +32,6 @@ class Server:
     cache: Path  # GRADIO_TEMP_DIR: where Gradio stores uploads
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str, timeout: float = 5.0) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read()
@@ -53,45 +45,16 @@ def server(trained_dir, tmp_path_factory):
     ``E2E_MODELS_DIR=assets/models SCREENSHOT_DIR=docs/screenshots pytest -k browser_drop``).
     """
     models = Path(os.environ.get("E2E_MODELS_DIR", trained_dir)).resolve()
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     cache = tmp_path_factory.mktemp("gradio-cache")
     env = {
-        **os.environ,
         "FAKEDETECT_MODELS_DIR": str(models),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
         "GRADIO_TEMP_DIR": str(cache),
         # app.py must switch analytics off itself, whatever the environment says
         "GRADIO_ANALYTICS_ENABLED": "True",
-        "MPLBACKEND": "Agg",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    url = f"http://127.0.0.1:{port}/"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                _get(url + "config")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app did not start in {START_TIMEOUT:.0f} s:\n{log.read_text()}")
-                time.sleep(0.5)
-        yield Server(url, port, models, log, process, cache)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+    with gradio_app(env, log, START_TIMEOUT) as app:
+        yield Server(app.url, app.port, models, log, app.process, cache)
 
 
 @pytest.fixture(scope="module")

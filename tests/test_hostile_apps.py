@@ -8,18 +8,12 @@ naming the problem, never an unhandled exception.
 from __future__ import annotations
 
 import html
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from hostile import Case, corpus
+from servers import gradio_app
 
 import detector
 from detector import classroom as cr
@@ -130,50 +124,12 @@ def test_streamlit_detect_page(trained_dir, tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------- (c) server
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(trained_dir, tmp_path_factory):
     """``python app.py`` on 127.0.0.1 at a free port, on the tiny models."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("hostile-server") / "server.log"
-    env = {
-        **os.environ,
-        "FAKEDETECT_MODELS_DIR": str(trained_dir),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
-        "MPLBACKEND": "Agg",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    url = f"http://127.0.0.1:{port}/"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "config", timeout=5):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+    with gradio_app({"FAKEDETECT_MODELS_DIR": str(trained_dir)}, log) as app:
+        yield app.url
 
 
 @pytest.mark.slow

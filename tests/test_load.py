@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import encode, make_image
 from hostile import corpus
+from servers import gradio_app
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = int(os.environ.get("LOAD_REQUESTS", "200"))
@@ -31,12 +29,6 @@ CLIENTS = int(os.environ.get("LOAD_CLIENTS", "20"))
 WALL_LIMIT_S = float(os.environ.get("LOAD_WALL_LIMIT", "600"))
 #: Peak resident memory the server may reach, in MB, whatever the load (all models loaded).
 RSS_BOUND_MB = float(os.environ.get("LOAD_RSS_BOUND_MB", "4096"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -48,45 +40,10 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def server(trained_dir, tmp_path_factory):
-    port = _free_port()
     log = tmp_path_factory.mktemp("load") / "server.log"
-    env = {
-        **os.environ,
-        "FAKEDETECT_MODELS_DIR": str(trained_dir),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "MPLBACKEND": "Agg",
-    }
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    from gradio_client import Client
-
-    deadline = time.time() + 180
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"app exited early:\n{log.read_text()[-3000:]}")
-        try:
-            Client(url, verbose=False)
-            break
-        except Exception:
-            if time.time() > deadline:
-                proc.kill()
-                pytest.fail("app did not start in 180 s")
-            time.sleep(0.5)
-    yield url, proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"FAKEDETECT_MODELS_DIR": str(trained_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
+    with gradio_app(env, log) as app:
+        yield app.url, app.process
 
 
 @pytest.mark.slow
