@@ -222,3 +222,16 @@ def test_card_command_reproduces_the_config(config):
     assert words[:4] == ["python", "-m", "training", "train"]
     args = build_parser().parse_args(words[3:])
     assert config_from_args(args) == config
+
+
+def test_every_config_field_has_a_command_line_flag():
+    from dataclasses import fields
+
+    from training.__main__ import build_parser
+    from training.config import _FLAGS
+
+    positional = {"recipe", "data", "out", "recipe_params"}  # written out by command() itself
+    assert set(_FLAGS) == {f.name for f in fields(TrainConfig)} - positional
+    train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    options = {s for action in train._actions for s in action.option_strings}
+    assert set(_FLAGS.values()) <= options
