@@ -254,6 +254,9 @@ def load_keras_file(path: Path, *, allow_unsafe: bool = False):
 
 _CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
+#: One lock per model being loaded: a second caller waits for the first load instead of
+#: loading the same weights again (e.g. the app's background warm-up and a first visitor).
+_LOADING: dict[tuple[str, str], threading.Lock] = {}
 
 
 def load_model(name: str | None = None, directory: str | Path | None = None, *, cache: bool = True):
@@ -273,15 +276,30 @@ def load_model(name: str | None = None, directory: str | Path | None = None, *, 
         ChecksumError: the weights' SHA-256 differs from the card's.
         ModelLoadError: missing or unloadable files.
     """
-    from detector.runtime import Detector
-
     name = name or default_model_name(directory)
     root = models_dir(directory)
     key = (str(root.resolve()), name)
-    if cache:
+    if not cache:
+        return _load_uncached(root, name)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        loading = _LOADING.setdefault(key, threading.Lock())
+    with loading:
         with _CACHE_LOCK:
-            if key in _CACHE:
+            if key in _CACHE:  # loaded by another thread while this one waited
                 return _CACHE[key]
+        detector = _load_uncached(root, name)
+        with _CACHE_LOCK:
+            _CACHE[key] = detector
+            _LOADING.pop(key, None)
+        return detector
+
+
+def _load_uncached(root: Path, name: str):
+    """Find, verify and load model ``name`` from ``root`` (no cache)."""
+    from detector.runtime import Detector
+
     found = _scan(root)
     if name not in found:
         if name in recipes():
@@ -300,12 +318,7 @@ def load_model(name: str | None = None, directory: str | Path | None = None, *, 
             f"{card.sha256[:12]}...); the file is damaged or was replaced"
         )
     model = load_keras_file(weights)
-    detector = Detector(model, card)
-    if cache:
-        with _CACHE_LOCK:
-            _CACHE.setdefault(key, detector)
-            detector = _CACHE[key]
-    return detector
+    return Detector(model, card)
 
 
 def clear_cache() -> None:

@@ -39,6 +39,38 @@ def test_load_predict_and_cache(trained_dir):
     assert result.label == expected
 
 
+def test_concurrent_loads_of_one_model_load_it_once(trained_dir, monkeypatch):
+    """The app warms its default model up in the background while a first visitor may already
+    ask for it: the second caller waits for the first load instead of loading it again."""
+    import threading
+    import time
+
+    from detector import models
+
+    clear_cache()
+    real = models._load_uncached
+    calls: list[str] = []
+
+    def slow_load(root, name):
+        calls.append(name)
+        time.sleep(0.3)  # both threads are inside load_model before the first load ends
+        return real(root, name)
+
+    monkeypatch.setattr(models, "_load_uncached", slow_load)
+    got: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(detector.load_model("tiny_cnn", trained_dir)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["tiny_cnn"]
+    assert len(got) == 3 and got[0] is got[1] is got[2]
+    clear_cache()
+
+
 def test_default_model_is_the_best_trained(trained_dir):
     assert detector.default_model_name(trained_dir) == "tiny_attention"
 
