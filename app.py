@@ -27,12 +27,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
 import numpy as np
-from starlette.middleware import Middleware
 
 import detector
 from detector import presentation as pres
+
+if __name__ == "__main__":
+    # TensorFlow starts and the best model loads while Gradio imports and the page is built.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    pres.preload_best_model()
+
+import gradio as gr
+from starlette.middleware import Middleware
 
 log = logging.getLogger("fakedetect.app")
 
@@ -960,17 +966,5 @@ LAUNCH_KWARGS: dict[str, Any] = {
 demo = build_demo()
 
 
-def warm_up() -> None:
-    """Load the best model before the first visitor arrives (TensorFlow is slow to start)."""
-    trained = pres.trained_models()
-    if trained:
-        try:
-            detector.load_model(trained[0].name)
-        except detector.DetectorError as exc:
-            log.warning("could not preload %s: %s", trained[0].name, exc)
-
-
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    warm_up()
     demo.launch(**LAUNCH_KWARGS)

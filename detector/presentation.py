@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import tempfile
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -113,6 +114,29 @@ def untrained_message(info: ModelInfo) -> str:
 def trained_models(directory: str | Path | None = None) -> list[ModelInfo]:
     """The trained models, best first (`list_models` order)."""
     return [info for info in list_models(directory) if info.trained]
+
+
+def preload_best_model(directory: str | Path | None = None) -> threading.Thread:
+    """Load the best trained model in a background thread and return the (started) thread.
+
+    An app calls this before its UI toolkit is imported, so that TensorFlow's start-up and the
+    model's load overlap with the toolkit's. A request that needs the model before the thread is
+    done waits for this load (`load_model` loads each model once) instead of starting another.
+    Failures are logged; the request that needs the model then reports them.
+    """
+
+    def load() -> None:
+        trained = trained_models(directory)
+        if not trained:
+            return
+        try:
+            load_model(trained[0].name, directory)
+        except DetectorError as exc:
+            log.warning("could not preload %s: %s", trained[0].name, exc)
+
+    thread = threading.Thread(target=load, name="preload-best-model", daemon=True)
+    thread.start()
+    return thread
 
 
 def model_label(info: ModelInfo) -> str:
