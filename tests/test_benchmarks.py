@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.core import make_scan_folder, scan_throughput, untrained_detector
+from benchmarks.core import make_scan_folder, scan_throughput, time_interleaved, untrained_detector
 from benchmarks.core import test_image as make_image
 
 
@@ -25,3 +25,13 @@ def test_scan_throughput_scans_every_file(tmp_path):
     assert result["images"] == len(files) == 6
     assert result["models"] == 1
     assert result["images_per_s"] > 0
+
+
+def test_interleaved_timing_takes_turns_and_keeps_each_calls_samples():
+    order: list[str] = []
+    timed = time_interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1
+    )
+    assert order == ["a", "b"] + ["a", "b"] * 3  # warm-up of each, then turns
+    assert [len(t.samples) for t in timed.values()] == [3, 3]
+    assert all(s >= 0 for t in timed.values() for s in t.samples)
