@@ -207,3 +207,19 @@ def test_npr_filter_removes_block_anchors_and_round_trips(tmp_path):
     )
     with pytest.raises(ValueError, match="unknown input_filter"):
         recipe.build(recipe.spec(**{**recipe.tiny, "input_filter": "fft"}))
+
+
+
+def test_simple_cnn_gap_head_pools_the_last_block():
+    recipe = get_recipe("simple_cnn")
+    flat = recipe.build(recipe.spec(**recipe.tiny))
+    gap = recipe.build(recipe.spec(**{**recipe.tiny, "head": "gap"}))
+    assert "head_flatten" in [layer.name for layer in flat.layers]
+    assert "head_gap" in [layer.name for layer in gap.layers]
+    # the pooled head's first Dense sees one vector per image, the flatten head every position
+    widths = recipe.tiny["widths"]
+    cells = (recipe.tiny["input_size"] // 2 ** len(widths)) ** 2
+    assert gap.get_layer("head_dense1").kernel.shape[0] == widths[-1]
+    assert flat.get_layer("head_dense1").kernel.shape[0] == widths[-1] * cells
+    with pytest.raises(ValueError, match="unknown head"):
+        recipe.build(recipe.spec(**{**recipe.tiny, "head": "attention"}))

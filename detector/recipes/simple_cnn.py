@@ -45,7 +45,13 @@ def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
         )
         x = layers.BatchNormalization(name=f"head_block{i}_bn")(x)
         x = layers.MaxPooling2D(2, name=f"head_block{i}_pool")(x)
-    x = layers.Flatten(name="head_flatten")(x)
+    head = spec.params.get("head", "flatten")
+    if head == "flatten":
+        x = layers.Flatten(name="head_flatten")(x)
+    elif head == "gap":
+        x = layers.GlobalAveragePooling2D(name="head_gap")(x)
+    else:
+        raise ValueError(f"unknown head {head!r}; use flatten or gap")
     for i, units in enumerate(spec.params["dense"], start=1):
         x = layers.Dense(units, activation="relu", name=f"head_dense{i}")(x)
         if i <= 2:
@@ -61,7 +67,9 @@ RECIPE = register(
         reference=(
             "S3 variant 6: Conv 32/64/128/256 + BN + MaxPool, Dense 512/256/128, "
             "Rescaling(1/127), sigmoid P(real) (label 1 = real), as published. Option: "
-            "input_filter='npr' feeds the network neighbouring-pixel residuals (Tan et al. 2024)."
+            "input_filter='npr' feeds the network neighbouring-pixel residuals (Tan et al. "
+            "2024); head='gap' pools the last block globally instead of flattening it "
+            "(statistics of texture, not its layout)."
         ),
         defaults={
             "input_size": 128,
@@ -70,6 +78,7 @@ RECIPE = register(
             "widths": (32, 64, 128, 256),
             "dense": (512, 256, 128),
             "input_filter": None,
+            "head": "flatten",
         },
         make_spec=_spec,
         make_model=_model,
