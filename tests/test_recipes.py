@@ -200,6 +200,8 @@ def test_npr_filter_removes_block_anchors_and_round_trips(tmp_path):
     spec = recipe.spec(**{**recipe.tiny, "input_filter": "npr"})
     model = recipe.build(spec)
     assert model.get_layer("scale_npr") is not None
+    # residuals are scaled to about unit size for batch norm's moving statistics
+    assert model.get_layer("scale_npr_gain").scale == spec.params["residual_gain"] == 16.0
     model.save(tmp_path / "npr.keras")
     images = np.stack([spec.preprocessing.apply(make_image(40, 40, seed=s)) for s in (1, 2)])
     np.testing.assert_array_equal(
@@ -207,7 +209,6 @@ def test_npr_filter_removes_block_anchors_and_round_trips(tmp_path):
     )
     with pytest.raises(ValueError, match="unknown input_filter"):
         recipe.build(recipe.spec(**{**recipe.tiny, "input_filter": "fft"}))
-
 
 
 def test_simple_cnn_gap_head_pools_the_last_block():
