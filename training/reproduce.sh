@@ -9,6 +9,10 @@ PY="${PYTHON:-.venv/bin/python}"
 
 "$PY" -m training.data build-starter-kit --out "$KIT" --seed 0
 
+"$PY" -m training train simple_cnn --data "$KIT" --out assets/models/s3_simple_cnn_npr \
+  --title "Small CNN on pixel residuals (S3 recipe)" --resize native_crop --epochs 20 --lr 1e-3 \
+  --patience 6 --recipe-param head=gap --recipe-param input_filter=npr --seed 0
+
 "$PY" -m training train efficientnet_b2 --data "$KIT" --out assets/models/s2_mobilenetv2_fgsm \
   --title "MobileNetV2 + FGSM (S2 recipe)" --backbone mobilenet_v2 --input-size 224 --resize native_crop \
   --frozen-epochs 4 --fgsm-epochs 2 --finetune-epochs 3 --seed 0
