@@ -262,11 +262,7 @@ def _rss_peak_mb(pid: int) -> float | None:
     return None
 
 
-def app_round_trips(repeats: int, api_name: str = "/explain") -> dict[str, Any]:
-    """Start app.py on 127.0.0.1, time cold start to first answer, then warm round trips."""
-    from gradio_client import Client, handle_file
-
-    port = _free_port()
+def _launch_app(port: int) -> subprocess.Popen:
     env = {
         **os.environ,
         "GRADIO_SERVER_NAME": "127.0.0.1",
@@ -274,53 +270,78 @@ def app_round_trips(repeats: int, api_name: str = "/explain") -> dict[str, Any]:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "MPLBACKEND": "Agg",
     }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _client_when_up(port: int, **kwargs: Any):
+    """A `gradio_client.Client` for the app on ``port``, once it answers (180 s at most)."""
+    import httpx
+    from gradio_client import Client
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/config", timeout=2).status_code == 200:
+                return Client(f"http://127.0.0.1:{port}/", verbose=False, **kwargs)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("app did not start within 180 s")
+
+
+def app_round_trips(repeats: int, api_name: str = "/explain", launches: int = 1) -> dict[str, Any]:
+    """Start app.py on 127.0.0.1: cold start to first answer (median of ``launches`` starts),
+    then warm round trips and peak memory on the last start."""
+    from gradio_client import handle_file
+
     with tempfile.TemporaryDirectory() as tmp:
         image_path = Path(tmp) / "bench.png"
         Image.fromarray(test_image(256)).save(image_path)
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            client = None
-            deadline = time.time() + 180
-            while client is None and time.time() < deadline:
-                try:
-                    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                except Exception:
-                    time.sleep(0.2)
-            if client is None:
-                raise RuntimeError("app did not start within 180 s")
 
-            def call(through=client):
-                return through.predict(
-                    handle_file(str(image_path)), "", "gradcam", api_name=api_name
-                )
+        def call(client):
+            return client.predict(handle_file(str(image_path)), "", "gradcam", api_name=api_name)
 
-            call()
-            cold = time.perf_counter() - start
-            warm = time_calls(call, repeats, warmup=1)
-            # gradio_client opens a new httpx client for each of its ~5 requests per call, and
-            # each loads the CA bundle (~20-50 ms) unless told not to verify TLS, which a plain
-            # http:// URL never uses.
-            plain = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
-            warm_plain = time_calls(lambda: call(plain), repeats, warmup=1)
-            http_call = _rest_call(f"http://127.0.0.1:{port}/gradio_api", image_path, api_name)
-            warm_http = time_calls(http_call, repeats, warmup=1)
-            client.predict(handle_file(str(image_path)), api_name="/compare")  # all models loaded
-            rss = _rss_peak_mb(proc.pid)
-        finally:
-            proc.terminate()
+        colds = []
+        for launch in range(launches):
+            port = _free_port()
+            start = time.perf_counter()
+            proc = _launch_app(port)
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                client = _client_when_up(port)
+                call(client)
+                colds.append(time.perf_counter() - start)
+                if launch + 1 < launches:
+                    continue
+                warm = time_calls(lambda c=client: call(c), repeats, warmup=1)
+                # gradio_client opens a new httpx client for each of its ~5 requests per call,
+                # and each loads the CA bundle (~20-50 ms) unless told not to verify TLS, which
+                # a plain http:// URL never uses.
+                plain = _client_when_up(port, ssl_verify=False)
+                warm_plain = time_calls(lambda c=plain: call(c), repeats, warmup=1)
+                base = f"http://127.0.0.1:{port}/gradio_api"
+                warm_http = time_calls(_rest_call(base, image_path, api_name), repeats, warmup=1)
+                client.predict(handle_file(str(image_path)), api_name="/compare")  # all models
+                rss = _rss_peak_mb(proc.pid)
+            finally:
+                _stop(proc)
+    cold = statistics.median(colds)
     return {
         "cold_start_s": cold,
+        "cold_starts_s": colds,
         "warm_p50_ms": warm.p50_ms,
         "warm_p95_ms": warm.p95_ms,
         "warm_plain_p50_ms": warm_plain.p50_ms,

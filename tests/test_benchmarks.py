@@ -35,3 +35,12 @@ def test_interleaved_timing_takes_turns_and_keeps_each_calls_samples():
     assert order == ["a", "b"] + ["a", "b"] * 3  # warm-up of each, then turns
     assert [len(t.samples) for t in timed.values()] == [3, 3]
     assert all(s >= 0 for t in timed.values() for s in t.samples)
+
+
+def test_report_gives_the_median_cold_start_with_every_start():
+    from benchmarks.__main__ import _cold_cell
+
+    assert _cold_cell({"cold_start_s": 11.0, "cold_starts_s": [12.5, 11.0, 10.2]}) == (
+        "11.0 s (median of 12.5, 11.0, 10.2)"
+    )
+    assert _cold_cell({"cold_start_s": 9.84}) == "9.8 s"
