@@ -52,22 +52,27 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> Timing:
 
 
 def time_interleaved(
-    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2, block: int = 5
 ) -> dict[str, Timing]:
-    """Time several calls in turns (A, B, A, B, ...) so that each sees the same machine.
+    """Time several calls in alternating blocks (A x block, B x block, A x block, ...).
 
-    A shared machine's speed drifts over seconds; timing A then B would put that drift into
-    their ratio. Each call is warmed up ``warmup`` times first, then runs ``repeats`` times.
+    A shared machine's speed drifts over seconds; timing all of A and then all of B would put
+    that drift into their ratio. Calls alternate in short blocks, each opened by one untimed
+    call, so that every call is timed in its steady state (not right after the other call has
+    evicted its caches) while both see the same machine. Each call is warmed up ``warmup``
+    times first and timed ``repeats`` times in all.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     timings = {name: Timing() for name in fns}
-    for _ in range(repeats):
+    while any(len(t.samples) < repeats for t in timings.values()):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            timings[name].samples.append(time.perf_counter() - start)
+            fn()  # untimed: back into this call's steady state
+            for _ in range(min(block, repeats - len(timings[name].samples))):
+                start = time.perf_counter()
+                fn()
+                timings[name].samples.append(time.perf_counter() - start)
     return timings
 
 

@@ -27,13 +27,17 @@ def test_scan_throughput_scans_every_file(tmp_path):
     assert result["images_per_s"] > 0
 
 
-def test_interleaved_timing_takes_turns_and_keeps_each_calls_samples():
+def test_interleaved_timing_alternates_blocks_and_times_each_call_repeats_times():
     order: list[str] = []
     timed = time_interleaved(
-        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        repeats=5,
+        warmup=1,
+        block=2,
     )
-    assert order == ["a", "b"] + ["a", "b"] * 3  # warm-up of each, then turns
-    assert [len(t.samples) for t in timed.values()] == [3, 3]
+    # warm-up of each, then blocks opened by one untimed call: a a a, b b b, a a a, b b b, a a, b b
+    assert "".join(order) == "ab" + "aaabbb" * 2 + "aabb"
+    assert [len(t.samples) for t in timed.values()] == [5, 5]
     assert all(s >= 0 for t in timed.values() for s in t.samples)
 
 
