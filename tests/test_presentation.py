@@ -385,3 +385,24 @@ def test_with_warnings_measures_the_image_once_for_every_model(models_env, monke
         expected = detector.domain_warnings(loaded.info, loaded.array, card, data=loaded.data)
         assert outcome.prediction.warnings == expected
         assert any("black-and-white" in w for w in expected)
+
+
+def test_preload_loads_the_best_model_in_the_background(trained_dir, monkeypatch, tmp_path):
+    from detector import models
+
+    clear_cache()
+    loaded: list[str] = []
+    real = models._load_uncached
+    monkeypatch.setattr(models, "_load_uncached", lambda r, n: loaded.append(n) or real(r, n))
+    thread = pres.preload_best_model(trained_dir)
+    thread.join(timeout=120)
+    assert not thread.is_alive() and thread.daemon
+    assert loaded == [detector.default_model_name(trained_dir)]
+    detector.load_model(None, trained_dir)  # the app's first request: already loaded
+    assert loaded == [detector.default_model_name(trained_dir)]
+    # no trained model: nothing to load, and no error
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pres.preload_best_model(empty).join(timeout=30)
+    assert len(loaded) == 1
+    clear_cache()
