@@ -205,17 +205,14 @@ def to_markdown(results: dict) -> str:
         if "error" in app:
             lines.append(f"Not measured: {app['error']}")
         else:
-            plain = app.get("warm_plain_p50_ms")
-            plain_cell = (
-                f"{plain:.0f} / {app['warm_plain_p95_ms']:.0f} ms" if plain is not None else "-"
-            )
             lines += [
                 "| cold start to first answer | warm p50 / p95, `gradio_client` | "
                 "warm p50 / p95, `gradio_client(ssl_verify=False)` | "
                 "warm p50 / p95, REST API over HTTP | peak RSS, all models |",
                 "|---|---|---|---|---|",
                 f"| {_cold_cell(app)} | {app['warm_p50_ms']:.0f} / "
-                f"{app['warm_p95_ms']:.0f} ms | {plain_cell} | {app['warm_http_p50_ms']:.0f} / "
+                f"{app['warm_p95_ms']:.0f} ms | {app['warm_plain_p50_ms']:.0f} / "
+                f"{app['warm_plain_p95_ms']:.0f} ms | {app['warm_http_p50_ms']:.0f} / "
                 f"{app['warm_http_p95_ms']:.0f} ms | {app['peak_rss_mb']:.0f} MB |",
                 "",
                 "Every round trip uploads a 256 px PNG to `/explain`, waits for the verdict and "
