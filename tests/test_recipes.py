@@ -224,3 +224,42 @@ def test_simple_cnn_gap_head_pools_the_last_block():
     assert flat.get_layer("head_dense1").kernel.shape[0] == widths[-1] * cells
     with pytest.raises(ValueError, match="unknown head"):
         recipe.build(recipe.spec(**{**recipe.tiny, "head": "attention"}))
+
+
+def _residual_features(model):
+    return keras.Model(model.input, model.get_layer("head_npr_gap").output)
+
+
+def test_fusion_residual_branch_reads_only_pixel_relations_in_the_centre_crop():
+    keras.utils.set_random_seed(0)
+    recipe = get_recipe("backbone_npr_fusion")
+    spec = recipe.spec(**recipe.tiny)
+    model = recipe.build(spec)
+    size, crop = spec.input_size, spec.params["residual_crop"]
+    margin = (size - crop) // 2
+    x = np.random.default_rng(0).uniform(20, 200, (1, size, size, 3)).astype("float32")
+    branch = _residual_features(model)
+    base = np.asarray(branch(x))
+    outside = x.copy()
+    outside[:, :margin] = 255.0  # a band above the crop
+    brighter = x + 30.0  # the same pixel relations everywhere
+    inside = x.copy()
+    inside[:, size // 2 + 1, size // 2 + 1] += 60.0  # one non-anchor pixel in the crop
+    np.testing.assert_allclose(np.asarray(branch(outside)), base, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(branch(brighter)), base, atol=1e-5)
+    assert np.abs(np.asarray(branch(inside)) - base).max() > 1e-4
+    # the fused head sees the backbone's pooled features and the residual branch's
+    head = model.get_layer("logits")
+    assert head.kernel.shape[0] == model.get_layer("head_concat").output.shape[-1]
+    assert model.get_layer("head_concat").output.shape[-1] == (
+        model.get_layer(spec.gradcam_layer).output.shape[-1] + spec.params["residual_widths"][-1]
+    )
+    # the published prediction changes when only the outside band changes (backbone branch)
+    assert not np.allclose(np.asarray(model(outside)), np.asarray(model(x)))
+
+
+@pytest.mark.parametrize("crop", [15, 0, 64])
+def test_fusion_residual_crop_must_fit_the_input(crop):
+    recipe = get_recipe("backbone_npr_fusion")
+    with pytest.raises(ValueError, match="residual_crop must be even"):
+        recipe.spec(**{**recipe.tiny, "residual_crop": crop})

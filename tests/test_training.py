@@ -104,7 +104,13 @@ def test_batch_sequence_shapes_and_reshuffle():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "recipe",
-    ["simple_cnn", "efficientnet_b2", "efficientnet_b7_attention", "efficientnet_b7_finetune"],
+    [
+        "simple_cnn",
+        "efficientnet_b2",
+        "efficientnet_b7_attention",
+        "efficientnet_b7_finetune",
+        "backbone_npr_fusion",
+    ],
 )
 def test_every_recipe_trains_calibrates_evaluates_and_exports(recipe, tiny_csv, tmp_path):
     from training.train import train
@@ -136,6 +142,10 @@ def test_every_recipe_trains_calibrates_evaluates_and_exports(recipe, tiny_csv, 
     if recipe == "efficientnet_b2":
         assert {"clean", "fgsm", "mixed"} <= set(card.metrics["adversarial"])
         assert [p["phase"] for p in card.training["phases"]] == ["frozen", "fgsm", "finetune"]
+    if recipe == "backbone_npr_fusion":
+        phases = card.training["phases"]
+        assert [p["phase"] for p in phases] == ["frozen", "finetune"]
+        assert [p["learning_rate"] for p in phases] == [1e-3, 3e-4]
     det = detector.load_model(card.name, folder.parent)
     assert det.predict(_tile(1, 99)).model == card.name
 
@@ -235,3 +245,32 @@ def test_every_config_field_has_a_command_line_flag():
     train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
     options = {s for action in train._actions for s in action.option_strings}
     assert set(_FLAGS.values()) <= options
+
+
+def test_fusion_procedure_freezes_the_backbone_only_in_its_first_phase(monkeypatch, tmp_path):
+    from detector.recipes import is_head_layer
+    from training import procedures
+
+    recipe = get_recipe("backbone_npr_fusion")
+    spec = recipe.spec(**recipe.tiny)
+    model = recipe.build(spec)
+    seen = []
+
+    def record(model, ctx, *, epochs, lr, tag, **kwargs):
+        trainable = {layer.name: layer.trainable for layer in model.layers if layer.weights}
+        seen.append((epochs, lr, trainable))
+        return {"phase": tag}
+
+    monkeypatch.setattr(procedures, "_fit", record)
+    config = TrainConfig(recipe=recipe.name, data="unused", out=str(tmp_path), frozen_epochs=2)
+    ctx = procedures.TrainingContext(config, spec, None, None, tmp_path, None)
+    log_ = procedures.procedure_for(recipe.name)(model, ctx)
+    assert [entry["phase"] for entry in log_] == ["frozen", "finetune"]
+    (epochs1, lr1, frozen), (epochs2, lr2, finetune) = seen
+    assert (epochs1, lr1, epochs2, lr2) == (2, 1e-3, 5, 3e-4)
+    backbone = [name for name in frozen if not is_head_layer(name)]
+    residual = [name for name in frozen if name.startswith("head_npr_block")]
+    assert backbone and residual
+    assert not any(frozen[name] for name in backbone)
+    assert all(frozen[name] for name in residual) and frozen["logits"]
+    assert all(finetune.values())

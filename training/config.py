@@ -32,7 +32,8 @@ class TrainConfig:
         robust_augment: Random JPEG re-encoding, resizing, blur and crops on both classes.
         max_train: Use at most this many training images (balanced, seeded); None for all.
         max_eval: Use at most this many images per evaluation split.
-        frozen_epochs: S2 phase 1 (frozen backbone, label smoothing 0.1).
+        frozen_epochs: S2 phase 1 (frozen backbone, label smoothing 0.1); the fusion recipe's
+            frozen-backbone phase.
         fgsm_epochs: S2 phase 2 (FGSM adversarial examples on a fraction of each batch).
         finetune_epochs: S2 phase 3 (everything trainable at ``finetune_learning_rate``).
         finetune_learning_rate: S2 phase 3 learning rate.

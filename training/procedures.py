@@ -280,6 +280,48 @@ def train_s4(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     ]
 
 
+def train_fusion(model, ctx: TrainingContext) -> list[dict[str, Any]]:
+    """Backbone + residual branch: frozen backbone, then everything trained.
+
+    Phase 1 (``frozen_epochs``, Adam 1e-3): the backbone stays at its pretrained weights while
+    the residual branch, trained from scratch, and the head learn; without it the pretrained
+    branch fits the training set first and the new branch gets little gradient. Phase 2
+    (``epochs``, default 5, ``learning_rate`` default 3e-4): all weights, early stopping on
+    validation loss with the best weights restored. Both phases use the robust augmentation
+    only (rotation would resample the pixels whose relations the residual branch reads).
+    """
+    cfg = ctx.config
+    log_: list[dict[str, Any]] = []
+    if cfg.frozen_epochs > 0:
+        set_backbone_trainable(model, False)
+        log_.append(
+            _fit(
+                model,
+                ctx,
+                epochs=cfg.frozen_epochs,
+                lr=1e-3,
+                loss=loss_for(ctx.spec),
+                tag="frozen",
+                patience=cfg.frozen_epochs + 1,
+                reduce_lr=False,
+            )
+        )
+    set_backbone_trainable(model, True)
+    log_.append(
+        _fit(
+            model,
+            ctx,
+            epochs=cfg.epochs or 5,
+            lr=cfg.learning_rate or 3e-4,
+            loss=loss_for(ctx.spec),
+            tag="finetune",
+            patience=cfg.patience or 3,
+            seed_offset=1,
+        )
+    )
+    return log_
+
+
 def train_default(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     """Any other recipe: Adam, early stopping on validation loss, best weights restored."""
     cfg = ctx.config
@@ -301,6 +343,7 @@ PROCEDURES: dict[str, Callable[[keras.Model, TrainingContext], list[dict[str, An
     "efficientnet_b2": train_s2,
     "efficientnet_b7_attention": train_s1,
     "efficientnet_b7_finetune": train_s4,
+    "backbone_npr_fusion": train_fusion,
 }
 
 

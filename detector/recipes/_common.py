@@ -6,7 +6,7 @@ from typing import Any
 
 from detector._keras import keras
 from detector.backbones import get_backbone
-from detector.layers import ValueScaling
+from detector.layers import NPRFilter, ValueScaling
 from detector.spec import ModelSpec, Preprocessing
 
 layers = keras.layers
@@ -57,3 +57,24 @@ def backbone_spec(
         attention_layer=attention_layer,
         params=params,
     )
+
+
+def npr_residuals(x, gain: float, prefix: str = "scale_npr"):
+    """Neighbouring-pixel residuals of ``x`` (0-255 input at 1/127 scale), multiplied by ``gain``.
+
+    Residuals are small (std ~0.06 at 1/127 scale): the gain brings them to ~1 so that batch
+    norm's moving variance (which starts at 1) matches them within a few epochs.
+    """
+    if x.shape[1] is not None and (x.shape[1] % 2 or x.shape[2] % 2):
+        raise ValueError("the NPR input filter needs an even input size")
+    x = NPRFilter(name=prefix)(x)
+    return layers.Rescaling(float(gain), name=f"{prefix}_gain")(x)
+
+
+def conv_blocks(x, widths, prefix: str = "head_block"):
+    """S3's blocks: Conv 3x3 + ReLU, BatchNorm, MaxPool 2 per width (layers ``{prefix}{i}_*``)."""
+    for i, width in enumerate(widths, start=1):
+        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{prefix}{i}_conv")(x)
+        x = layers.BatchNormalization(name=f"{prefix}{i}_bn")(x)
+        x = layers.MaxPooling2D(2, name=f"{prefix}{i}_pool")(x)
+    return x

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from detector._keras import keras
-from detector.layers import NPRFilter
 from detector.recipes import Recipe, register
-from detector.recipes._common import model_input, output_head
+from detector.recipes._common import conv_blocks, model_input, npr_residuals, output_head
 from detector.spec import ModelSpec, Preprocessing
 
 layers = keras.layers
@@ -34,20 +33,10 @@ def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
     widths = spec.params["widths"]
     inputs, x = model_input(spec)
     if spec.params.get("input_filter") == "npr":
-        if spec.input_size % 2:
-            raise ValueError("the NPR input filter needs an even input size")
-        x = NPRFilter(name="scale_npr")(x)
-        # Residuals are small (std ~0.06 at 1/127 scale): scaled to ~1 so that batch norm's
-        # moving variance (which starts at 1) matches them within a few epochs.
-        x = layers.Rescaling(float(spec.params["residual_gain"]), name="scale_npr_gain")(x)
+        x = npr_residuals(x, spec.params["residual_gain"])
     elif spec.params.get("input_filter") not in (None, "none"):
         raise ValueError(f"unknown input_filter {spec.params['input_filter']!r}; use none or npr")
-    for i, width in enumerate(widths, start=1):
-        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"head_block{i}_conv")(
-            x
-        )
-        x = layers.BatchNormalization(name=f"head_block{i}_bn")(x)
-        x = layers.MaxPooling2D(2, name=f"head_block{i}_pool")(x)
+    x = conv_blocks(x, widths)
     head = spec.params.get("head", "flatten")
     if head == "flatten":
         x = layers.Flatten(name="head_flatten")(x)
