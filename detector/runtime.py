@@ -40,6 +40,10 @@ FOLDABLE_LAYERS: tuple[str, ...] = ("Conv2D", "DepthwiseConv2D")
 #: load-time check of a folded model accepts; beyond it, predictions run on the unfolded model.
 FOLD_CHECK_TOLERANCE = 1e-5
 
+#: Most images one compiled call receives; longer batches are run in chunks of this size
+#: (a single call on hundreds of 224 px images can exceed TensorFlow's CPU kernels' limits).
+MAX_CALL_BATCH = 64
+
 
 def fake_logit(logits, output: str):
     """The logit of "fake" for each row of the ``logits`` layer output, per output convention."""
@@ -88,6 +92,7 @@ class Detector:
         output = self.spec.output
         temperature = float(card.temperature)
 
+        @tf.autograph.experimental.do_not_convert  # plain tensor ops; nothing to convert
         def _calibrated(z):
             return tf.sigmoid(z / temperature)
 
@@ -151,14 +156,26 @@ class Detector:
         return tuple(self._explain_fns)
 
     def p_fake_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Calibrated P(fake) for a preprocessed float32 batch (N, size, size, 3) in 0-255."""
+        """Calibrated P(fake) for a preprocessed float32 batch (N, size, size, 3) in 0-255.
+
+        Any N works: the model is called on at most `MAX_CALL_BATCH` images at a time.
+        """
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (self.spec.input_size, self.spec.input_size, 3):
             raise ValueError(
                 f"expected a batch of shape (N, {self.spec.input_size}, {self.spec.input_size}, 3),"
                 f" got {batch.shape}"
             )
-        return self._predict_fn(tf.constant(batch)).numpy().astype(np.float64)
+        if len(batch) == 0:
+            return np.zeros(0)
+        if len(batch) <= MAX_CALL_BATCH:
+            return self._predict_fn(tf.constant(batch)).numpy().astype(np.float64)
+        return np.concatenate(
+            [
+                self._predict_fn(tf.constant(batch[i : i + MAX_CALL_BATCH])).numpy()
+                for i in range(0, len(batch), MAX_CALL_BATCH)
+            ]
+        ).astype(np.float64)
 
     def _bare_prediction(self, p_fake: float, seconds: float) -> Prediction:
         p_fake = float(np.clip(p_fake, 0.0, 1.0))
@@ -227,10 +244,21 @@ class Detector:
     def coarse_maps(
         self, batch: np.ndarray, method: str = "gradcam"
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One compiled forward(+backward) pass: (calibrated P(fake) (N,), raw maps (N, h, w))."""
+        """One compiled forward(+backward) pass: (calibrated P(fake) (N,), raw maps (N, h, w)).
+
+        Batches longer than `MAX_CALL_BATCH` run in chunks.
+        """
         fn = self._explain_fn(method)
-        probs, maps = fn(tf.constant(np.asarray(batch, dtype=np.float32)))
-        return probs.numpy().astype(np.float64), maps.numpy()
+        batch = np.asarray(batch, dtype=np.float32)
+        parts = [
+            fn(tf.constant(batch[i : i + MAX_CALL_BATCH]))
+            for i in range(0, max(len(batch), 1), MAX_CALL_BATCH)
+        ]
+        if len(parts) == 1:
+            probs, maps = parts[0]
+            return probs.numpy().astype(np.float64), maps.numpy()
+        probs = np.concatenate([p.numpy() for p, _ in parts]).astype(np.float64)
+        return probs, np.concatenate([m.numpy() for _, m in parts])
 
     def input_maps(
         self, batch: np.ndarray, method: str = "gradcam"

@@ -253,3 +253,28 @@ def test_overlay_is_blended_on_first_use():
     assert explanation.overlay is explanation.overlay
     with pytest.raises(ValueError, match="alpha"):
         det.explain(image, alpha=1.5)
+
+
+def test_long_batches_run_in_chunks_with_the_same_results(monkeypatch):
+    import detector.runtime as runtime
+
+    keras.utils.set_random_seed(0)
+    card = tiny_card("t", "efficientnet_b7_finetune")
+    det = Detector(get_recipe("efficientnet_b7_finetune").build(card.spec), card)
+    x = np.stack([card.spec.preprocessing.apply(make_image(40, 40, seed=s)) for s in range(11)])
+    whole = det.p_fake_batch(x)
+    whole_probs, whole_maps = det.coarse_maps(x)
+    sizes = []
+    predict_fn = det._predict_fn
+    monkeypatch.setattr(runtime, "MAX_CALL_BATCH", 4)
+    monkeypatch.setattr(
+        det, "_predict_fn", lambda batch: sizes.append(len(batch)) or predict_fn(batch)
+    )
+    chunked = det.p_fake_batch(x)
+    assert sizes == [4, 4, 3]
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+    probs, maps = det.coarse_maps(x)
+    assert maps.shape == whole_maps.shape and probs.shape == (11,)
+    np.testing.assert_allclose(probs, whole_probs, atol=1e-6)
+    np.testing.assert_allclose(maps, whole_maps, atol=1e-5)
+    assert det.p_fake_batch(x[:0]).shape == (0,)
