@@ -263,3 +263,88 @@ def test_fusion_residual_crop_must_fit_the_input(crop):
     recipe = get_recipe("backbone_npr_fusion")
     with pytest.raises(ValueError, match="residual_crop must be even"):
         recipe.spec(**{**recipe.tiny, "residual_crop": crop})
+
+
+def _trained_member(folder, recipe: str, temperature: float, seed: int, **params):
+    """A tiny model exported like a trained one (native-resolution patches, a temperature)."""
+    from detector.card import ModelCard
+    from detector.models import export_model
+
+    keras.utils.set_random_seed(seed)
+    spec = get_recipe(recipe).spec(**{**get_recipe(recipe).tiny, "resize": "native_crop", **params})
+    card = ModelCard(name=folder.name, spec=spec, sha256="", temperature=temperature)
+    return export_model(get_recipe(recipe).build(spec), folder, card)
+
+
+@pytest.fixture
+def members(tmp_path):
+    big = _trained_member(tmp_path / "big", "efficientnet_b7_finetune", 2.0, seed=1)
+    small = _trained_member(
+        tmp_path / "small", "simple_cnn", 0.5, seed=2, input_size=16, input_filter="npr"
+    )
+    return tmp_path, big, small
+
+
+def test_ensemble_averages_its_members_calibrated_log_odds(members):
+    from detector.recipes.ensemble import copy_member_weights, member_folders
+    from detector.runtime import Detector
+
+    root, big, small = members
+    recipe = get_recipe("ensemble")
+    folders = f"{root / 'big'},{root / 'small'}"
+    spec = recipe.spec(members=folders)
+    assert spec.input_size == 32 and spec.preprocessing.resize == "native_crop"
+    assert [m["name"] for m in spec.params["members"]] == ["big", "small"]
+    assert spec.params["members"][0]["sha256"] == big.sha256
+    model = recipe.build(spec)
+    assert copy_member_weights(model, spec, member_folders(folders, root)) == ["big", "small"]
+    x = np.stack([spec.preprocessing.apply(make_image(48, 48, seed=s)) for s in range(4)])
+    p_big = Detector(load_keras_file(root / "big" / "model.keras"), big).p_fake_batch(x)
+    # the small member reads the centre of the ensemble's patch, as it would read the image
+    p_small = Detector(load_keras_file(root / "small" / "model.keras"), small).p_fake_batch(
+        x[:, 8:24, 8:24]
+    )
+
+    def log_odds(p):
+        return np.log(p) - np.log1p(-p)
+
+    expected = 1 / (1 + np.exp(-(log_odds(p_big) + log_odds(p_small)) / 2))
+    np.testing.assert_allclose(model.predict(x, verbose=0)[:, 0], expected, rtol=1e-4)
+    assert not np.allclose(p_big, p_small)  # the average is not one member's answer
+    assert spec.gradcam_layer == "m1_" + big.spec.gradcam_layer
+    assert not model.get_layer("logits").trainable
+
+
+def test_ensemble_refuses_a_member_that_changed(members):
+    from detector.models import export_model
+    from detector.recipes.ensemble import copy_member_weights, member_folders
+
+    root, big, _ = members
+    recipe = get_recipe("ensemble")
+    folders = f"{root / 'big'},{root / 'small'}"
+    spec = recipe.spec(members=folders)
+    keras.utils.set_random_seed(7)  # retrain "big": new weights under the same name
+    export_model(get_recipe(big.spec.recipe).build(big.spec), root / "big", big)
+    with pytest.raises(ValueError, match="member 'big' changed"):
+        copy_member_weights(recipe.build(spec), spec, member_folders(folders, root))
+
+
+def test_ensemble_members_must_be_two_native_patch_models(members, tmp_path):
+    root, _, _ = members
+    recipe = get_recipe("ensemble")
+    with pytest.raises(ValueError, match="at least two members"):
+        recipe.spec(members=str(root / "big"))
+    squashing = _trained_member(tmp_path / "squash", "efficientnet_b2", 1.0, seed=3)
+    squashing_spec = {**squashing.spec.params, "resize": "resize"}
+    squashing = {
+        "name": "squash",
+        "recipe": "efficientnet_b2",
+        "params": squashing_spec,
+        "output": "sigmoid_fake",
+        "temperature": 1.0,
+        "sha256": "",
+    }
+    with pytest.raises(ValueError, match="native_crop"):
+        recipe.spec(members=[str(root / "big"), squashing])
+    with pytest.raises(ValueError, match="trained model folder or a dict"):
+        recipe.spec(members=[str(root / "big"), {"name": "x"}])

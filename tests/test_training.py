@@ -274,3 +274,45 @@ def test_fusion_procedure_freezes_the_backbone_only_in_its_first_phase(monkeypat
     assert not any(frozen[name] for name in backbone)
     assert all(frozen[name] for name in residual) and frozen["logits"]
     assert all(finetune.values())
+
+
+@pytest.mark.slow
+def test_ensemble_trains_from_member_folders(tiny_csv, tmp_path):
+    from training.train import train
+
+    members = []
+    for recipe, params in (
+        ("efficientnet_b7_finetune", {}),
+        ("simple_cnn", {"input_size": 16, "input_filter": "npr", "head": "gap"}),
+    ):
+        folder = tmp_path / "models" / f"member_{recipe}"
+        train(
+            TrainConfig(
+                recipe=recipe,
+                data=str(tiny_csv),
+                out=str(folder),
+                epochs=1,
+                batch_size=8,
+                backbone_weights="none",
+                steps_per_epoch=2,
+                resize="native_crop",
+                recipe_params={**get_recipe(recipe).tiny, **params},
+            ),
+            verbose=0,
+        )
+        members.append(str(folder))
+    out = tmp_path / "models" / "tiny_ensemble"
+    config = TrainConfig(
+        recipe="ensemble", data=str(tiny_csv), out=str(out), recipe_params={"members": members}
+    )
+    card = train(config, verbose=0)
+    assert card.training["phases"][0]["members"] == [
+        "member_efficientnet_b7_finetune",
+        "member_simple_cnn",
+    ]
+    assert [m["name"] for m in card.backbone["members"]] == card.training["phases"][0]["members"]
+    assert card.metrics["test"]["n"] == 16 and card.temperature > 0
+    # the exported ensemble loads like any model and its card reproduces the command
+    det = detector.load_model(card.name, out.parent)
+    assert det.predict(_tile(1, 5)).model == "tiny_ensemble"
+    assert "--recipe-param" in card.training["command"] and members[1] in card.training["command"]

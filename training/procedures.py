@@ -322,6 +322,18 @@ def train_fusion(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     return log_
 
 
+def train_ensemble(model, ctx: TrainingContext) -> list[dict[str, Any]]:
+    """An ensemble: copy the trained members' weights in; nothing is fitted."""
+    from detector.models import models_dir
+    from detector.recipes.ensemble import copy_member_weights, member_folders
+
+    requested = ctx.config.recipe_params.get("members", ctx.spec.params["members"])
+    folders = member_folders(requested, models_dir())
+    names = copy_member_weights(model, ctx.spec, folders)
+    shas = [m["sha256"] for m in ctx.spec.params["members"]]
+    return [{"phase": "members", "members": names, "sha256": shas, "epochs_run": 0}]
+
+
 def train_default(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     """Any other recipe: Adam, early stopping on validation loss, best weights restored."""
     cfg = ctx.config
@@ -344,6 +356,7 @@ PROCEDURES: dict[str, Callable[[keras.Model, TrainingContext], list[dict[str, An
     "efficientnet_b7_attention": train_s1,
     "efficientnet_b7_finetune": train_s4,
     "backbone_npr_fusion": train_fusion,
+    "ensemble": train_ensemble,
 }
 
 

@@ -102,6 +102,14 @@ def build_model(config: TrainConfig, spec, strategy):
     backbone = spec.params.get("backbone")
     wants_imagenet = config.backbone_weights == "imagenet" and backbone not in (None, "tiny")
     provenance: dict[str, Any] = {"name": backbone or "none (trained from scratch)"}
+    if "members" in spec.params:
+        provenance = {
+            "name": "ensemble of trained models",
+            "weights": "copied unchanged from the members (their cards give their backbones)",
+            "members": [
+                {k: m[k] for k in ("name", "recipe", "sha256")} for m in spec.params["members"]
+            ],
+        }
     with strategy.scope():
         if wants_imagenet and backbone == "mobilenet_v2":
             model = recipe.build(spec)
@@ -114,7 +122,7 @@ def build_model(config: TrainConfig, spec, strategy):
             provenance.update(weights="imagenet", source="keras.applications")
         else:
             model = recipe.build(spec)
-            provenance.update(weights="random initialisation")
+            provenance.setdefault("weights", "random initialisation")
     return model, provenance
 
 
