@@ -80,11 +80,11 @@ class ModelInfo:
 
 def _untrained_note(recipe: str) -> str:
     backbone = recipes()[recipe].spec().params.get("backbone") if recipe in recipes() else None
-    what = f"recipe {recipe!r}" + (f" with its published {backbone} backbone" if backbone else "")
+    what = f"recipe {recipe!r}" + (f" with its default {backbone} backbone" if backbone else "")
     return (
         f"no trained weights ship for {what}; train one with "
-        f"`python -m training train {recipe} --data DIR --out assets/models/NAME`, "
-        "or load a published checkpoint (see README, 'Models')"
+        f"`python -m training train {recipe} --data DIR --out assets/models/NAME` "
+        "(README, 'Models', also says how to load the published S1 checkpoint)"
     )
 
 
@@ -136,8 +136,11 @@ def list_models(directory: str | Path | None = None) -> list[ModelInfo]:
     # a recipe counts as trained when a model with its default backbone ships
     trained = {(c.spec.recipe, c.spec.params.get("backbone")) for c in cards.values()}
     for name, recipe in recipes().items():
-        spec = recipe.spec()
-        if name in cards or (name, spec.params.get("backbone")) in trained:
+        if name in cards or (name, recipe.params().get("backbone")) in trained:
+            continue
+        try:
+            spec = recipe.spec()
+        except ValueError:  # needs parameters to exist at all (an ensemble's members)
             continue
         infos.append(
             ModelInfo(

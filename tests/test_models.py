@@ -21,8 +21,14 @@ def test_list_models_marks_trained_and_untrained(trained_dir):
     assert all(info.trained for info in infos[:2])
     untrained = {info.name for info in infos if not info.trained}
     # a recipe is listed as untrained unless a model with its default backbone ships: the tiny
-    # simple_cnn counts (no backbone), the tiny-backbone attention model does not
-    assert untrained == {"efficientnet_b2", "efficientnet_b7_attention", "efficientnet_b7_finetune"}
+    # simple_cnn counts (no backbone), the tiny-backbone attention model does not; an ensemble
+    # is listed only once one is trained (it cannot be described without its members)
+    assert untrained == {
+        "efficientnet_b2",
+        "efficientnet_b7_attention",
+        "efficientnet_b7_finetune",
+        "backbone_npr_fusion",
+    }
     assert all("python -m training train" in i.note for i in infos if not i.trained)
     assert infos[0].methods == ("gradcam", "gradcam++", "attention")
 

@@ -34,12 +34,18 @@ def table(directory: str | None = None) -> str:
         size = weights.stat().st_size / 1e6 if weights.exists() else 0
         low, high = card.uncertain_band
         seconds = card.training.get("seconds")
+        trained = "-" if seconds is None else f"{seconds / 60:.0f} min"
+        backbone = card.spec.params.get("backbone", "own CNN")
+        members = card.spec.params.get("members")
+        if members:  # an ensemble: its members' weights, trained separately
+            backbone = " + ".join(f"`{m['name']}`" for m in members)
+            trained = f"{max(seconds or 0, 60) / 60:.0f} min + members'"
         lines.append(
-            f"| `{name}` | `{card.spec.recipe}` | {card.spec.params.get('backbone', 'own CNN')} | "
+            f"| `{name}` | `{card.spec.recipe}` | {backbone} | "
             f"{card.spec.input_size} px | {_fmt(test.get('roc_auc'))} | "
             f"{_fmt(test.get('accuracy'))} | {_fmt(ood.get('roc_auc'))} | "
             f"{_fmt(jpeg.get('roc_auc'))} | {low:.2f}-{high:.2f} | {size:.0f} MB | "
-            f"{'-' if seconds is None else f'{seconds / 60:.0f} min'} |"
+            f"{trained} |"
         )
     return "\n".join(lines)
 

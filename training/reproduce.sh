@@ -26,4 +26,9 @@ PY="${PYTHON:-.venv/bin/python}"
   --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 6 --lr 3e-4 \
   --patience 3 --seed 0
 
+# The default model: S4 and S3 above, averaged (their weights copied in, then calibrated).
+"$PY" -m training train ensemble --data "$KIT" --out assets/models/ensemble_s4_s3 \
+  --title "Ensemble: MobileNetV2 fine-tuned + residual CNN (S4 + S3)" --seed 0 \
+  --recipe-param members=assets/models/s4_mobilenetv2_finetune,assets/models/s3_simple_cnn_npr
+
 "$PY" -m training.model_table
