@@ -79,7 +79,7 @@ class ModelInfo:
 
 
 def _untrained_note(recipe: str) -> str:
-    backbone = recipes()[recipe].spec().params.get("backbone") if recipe in recipes() else None
+    backbone = recipes()[recipe].params().get("backbone") if recipe in recipes() else None
     what = f"recipe {recipe!r}" + (f" with its default {backbone} backbone" if backbone else "")
     return (
         f"no trained weights ship for {what}; train one with "

@@ -84,6 +84,9 @@ def test_default_model_is_the_best_trained(trained_dir):
 def test_untrained_and_unknown_models_are_clear_errors(trained_dir):
     with pytest.raises(detector.ModelNotTrainedError, match="python -m training train"):
         detector.load_model("efficientnet_b7_finetune", trained_dir)
+    # a recipe that cannot even be described without parameters (an ensemble's members)
+    with pytest.raises(detector.ModelNotTrainedError, match="train ensemble"):
+        detector.load_model("ensemble", trained_dir)
     with pytest.raises(detector.ModelNotFoundError, match="known: "):
         detector.load_model("gpt_vision", trained_dir)
 
