@@ -316,3 +316,6 @@ def test_ensemble_trains_from_member_folders(tiny_csv, tmp_path):
     det = detector.load_model(card.name, out.parent)
     assert det.predict(_tile(1, 5)).model == "tiny_ensemble"
     assert "--recipe-param" in card.training["command"] and members[1] in card.training["command"]
+    assert all(
+        "python -m training train" in c for c in card.training["phases"][0]["member_commands"]
+    )

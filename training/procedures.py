@@ -324,6 +324,7 @@ def train_fusion(model, ctx: TrainingContext) -> list[dict[str, Any]]:
 
 def train_ensemble(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     """An ensemble: copy the trained members' weights in; nothing is fitted."""
+    from detector.card import ModelCard
     from detector.models import models_dir
     from detector.recipes.ensemble import copy_member_weights, member_folders
 
@@ -331,7 +332,18 @@ def train_ensemble(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     folders = member_folders(requested, models_dir())
     names = copy_member_weights(model, ctx.spec, folders)
     shas = [m["sha256"] for m in ctx.spec.params["members"]]
-    return [{"phase": "members", "members": names, "sha256": shas, "epochs_run": 0}]
+    cards = [ModelCard.load(folder) for folder in folders]
+    return [
+        {
+            "phase": "members",
+            "members": names,
+            "sha256": shas,
+            "epochs_run": 0,
+            # how each member was trained, and how it scored alone
+            "member_commands": [card.training.get("command", "") for card in cards],
+            "member_test_roc_auc": [card.metrics.get("test", {}).get("roc_auc") for card in cards],
+        }
+    ]
 
 
 def train_default(model, ctx: TrainingContext) -> list[dict[str, Any]]:
