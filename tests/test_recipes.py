@@ -313,6 +313,10 @@ def test_ensemble_averages_its_members_calibrated_log_odds(members):
     assert not np.allclose(p_big, p_small)  # the average is not one member's answer
     assert spec.gradcam_layer == "m1_" + big.spec.gradcam_layer
     assert not model.get_layer("logits").trainable
+    # Grad-CAM explains the member that sees the whole input, whatever the order
+    reversed_spec = recipe.spec(members=f"{root / 'small'},{root / 'big'}")
+    assert reversed_spec.gradcam_layer == "m2_" + big.spec.gradcam_layer
+    assert reversed_spec.input_size == 32
 
 
 def test_ensemble_refuses_a_member_that_changed(members):

@@ -74,8 +74,9 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
             )
         if spec.attention_layer:
             raise ValueError(f"ensemble member {member['name']!r} has an attention head")
-    largest = max(specs, key=lambda pair: pair[1].input_size)[1]
-    first = specs[0][1]
+    # the first of the largest members sees the whole input: Grad-CAM explains it, so that its
+    # map lines up with the image (a cropped member's map would cover only the centre)
+    index, largest = max(enumerate(s for _, s in specs), key=lambda pair: pair[1].input_size)
     return ModelSpec(
         recipe="ensemble",
         preprocessing=Preprocessing(
@@ -85,7 +86,7 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
             scale="raw",  # each member scales its own input inside the model
         ),
         output="sigmoid_fake",
-        gradcam_layer=f"m1_{first.gradcam_layer}",
+        gradcam_layer=f"m{index + 1}_{largest.gradcam_layer}",
         params=params,
     )
 
