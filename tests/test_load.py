@@ -49,6 +49,7 @@ def server(trained_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_concurrent_good_and_bad_requests(server, tmp_path):
     from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
 
     url, proc = server
     files = []
@@ -65,7 +66,8 @@ def test_concurrent_good_and_bad_requests(server, tmp_path):
     plan = [files[i % len(files)] for i in range(REQUESTS)]
     local = threading.local()
     latencies: list[float] = []
-    outcomes: list[tuple[bool, bool, str]] = []  # (good file, answered ok, detail)
+    outcomes: list[tuple[bool, bool, str, str]] = []  # (good file, answered ok, detail, kind)
+    client_retries: list[str] = []  # calls the client lost before any answer, retried once
     lock = threading.Lock()
     started = time.time()
     peak = [_rss_mb(proc.pid)]
@@ -82,14 +84,23 @@ def test_concurrent_good_and_bad_requests(server, tmp_path):
         if not hasattr(local, "client"):
             local.client = Client(url, verbose=False)
         t0 = time.perf_counter()
-        try:
-            result = local.client.predict(handle_file(str(path)), "", api_name="/predict")
-            ok, detail = True, json.dumps(result)[:200]
-        except Exception as exc:  # gradio_client raises AppError carrying our message
-            ok, detail = False, str(exc)[:200]
+        for attempt in range(2):
+            try:
+                result = local.client.predict(handle_file(str(path)), "", api_name="/predict")
+                ok, detail, kind = True, json.dumps(result)[:200], ""
+            except AppError as exc:  # the server answered with an error: our message
+                ok, detail, kind = False, str(exc)[:200], "AppError"
+            except Exception as exc:  # the client lost the call (connection, stream, timeout)
+                ok, detail, kind = False, str(exc)[:200], type(exc).__name__
+                if attempt == 0:
+                    with lock:
+                        client_retries.append(kind)
+                    local.client = Client(url, verbose=False)
+                    continue
+            break
         with lock:
             latencies.append(time.perf_counter() - t0)
-            outcomes.append((good, ok, detail))
+            outcomes.append((good, ok, detail, kind))
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
@@ -104,6 +115,8 @@ def test_concurrent_good_and_bad_requests(server, tmp_path):
     failed_good = [o for o in good if not o[1]]
     assert len(outcomes) == REQUESTS, "wall-clock limit reached before all requests were sent"
     assert not failed_good, f"good requests failed: {failed_good[:3]}"
+    # a rare lost call on the client's side is retried; the server must still answer nearly all
+    assert len(client_retries) <= REQUESTS // 100, f"client lost calls: {client_retries[:5]}"
     assert bad and all(not o[1] for o in bad), "every bad file must be answered with an error"
     assert all(o[2] for o in bad), "errors must carry a message"
     assert peak[0] < RSS_BOUND_MB, f"server RSS {peak[0]:.0f} MB over {RSS_BOUND_MB:.0f} MB"
