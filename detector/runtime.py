@@ -168,14 +168,8 @@ class Detector:
             )
         if len(batch) == 0:
             return np.zeros(0)
-        if len(batch) <= MAX_CALL_BATCH:
-            return self._predict_fn(tf.constant(batch)).numpy().astype(np.float64)
-        return np.concatenate(
-            [
-                self._predict_fn(tf.constant(batch[i : i + MAX_CALL_BATCH])).numpy()
-                for i in range(0, len(batch), MAX_CALL_BATCH)
-            ]
-        ).astype(np.float64)
+        parts = _in_chunks(self._predict_fn, batch)
+        return np.concatenate([p.numpy() for p in parts]).astype(np.float64)
 
     def _bare_prediction(self, p_fake: float, seconds: float) -> Prediction:
         p_fake = float(np.clip(p_fake, 0.0, 1.0))
@@ -248,15 +242,7 @@ class Detector:
 
         Batches longer than `MAX_CALL_BATCH` run in chunks.
         """
-        fn = self._explain_fn(method)
-        batch = np.asarray(batch, dtype=np.float32)
-        parts = [
-            fn(tf.constant(batch[i : i + MAX_CALL_BATCH]))
-            for i in range(0, max(len(batch), 1), MAX_CALL_BATCH)
-        ]
-        if len(parts) == 1:
-            probs, maps = parts[0]
-            return probs.numpy().astype(np.float64), maps.numpy()
+        parts = _in_chunks(self._explain_fn(method), np.asarray(batch, dtype=np.float32))
         probs = np.concatenate([p.numpy() for p, _ in parts]).astype(np.float64)
         return probs, np.concatenate([m.numpy() for _, m in parts])
 
@@ -334,6 +320,14 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"Detector(name={self.name!r}, recipe={self.spec.recipe!r})"
+
+
+def _in_chunks(fn: Any, batch: np.ndarray) -> list[Any]:
+    """``fn`` on at most `MAX_CALL_BATCH` images of ``batch`` at a time (called at least once)."""
+    return [
+        fn(tf.constant(batch[i : i + MAX_CALL_BATCH]))
+        for i in range(0, max(len(batch), 1), MAX_CALL_BATCH)
+    ]
 
 
 @functools.lru_cache(maxsize=64)
