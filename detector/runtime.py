@@ -28,7 +28,7 @@ from detector.errors import UnsupportedMethodError
 from detector.explain import normalize_maps, to_image_size
 from detector.images import ImageSource, decode_file, load_image
 from detector.results import Explanation, Prediction
-from detector.spec import ModelSpec
+from detector.spec import FAKE_LOGIT_WEIGHTS, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,15 @@ MAX_CALL_BATCH = 64
 
 
 def fake_logit(logits, output: str):
-    """The logit of "fake" for each row of the ``logits`` layer output, per output convention."""
-    if output == "sigmoid_fake":
-        return logits[:, 0]
-    if output == "sigmoid_real":
-        return -logits[:, 0]
-    if output == "softmax_fake_real":
-        return logits[:, 0] - logits[:, 1]
-    raise ValueError(f"unknown output convention {output!r}")
+    """The logit of "fake" for each row of the ``logits`` layer output, per output convention
+    (`FAKE_LOGIT_WEIGHTS`: the weighted sum of the ``logits`` units)."""
+    if output not in FAKE_LOGIT_WEIGHTS:
+        raise ValueError(f"unknown output convention {output!r}")
+    first, *rest = FAKE_LOGIT_WEIGHTS[output]
+    z = first * logits[:, 0]
+    for i, weight in enumerate(rest, start=1):
+        z = z + weight * logits[:, i]
+    return z
 
 
 class Detector:

@@ -17,7 +17,13 @@ Interpolation = Literal["area", "bilinear"]
 ValueScale = Literal["unit", "raw", "imagenet", "div127"]
 OutputConvention = Literal["sigmoid_fake", "sigmoid_real", "softmax_fake_real"]
 
-OUTPUT_CONVENTIONS: tuple[str, ...] = ("sigmoid_fake", "sigmoid_real", "softmax_fake_real")
+#: How each output convention's ``logits`` units combine into the logit of "fake".
+FAKE_LOGIT_WEIGHTS: dict[str, tuple[float, ...]] = {
+    "sigmoid_fake": (1.0,),
+    "sigmoid_real": (-1.0,),
+    "softmax_fake_real": (1.0, -1.0),
+}
+OUTPUT_CONVENTIONS: tuple[str, ...] = tuple(FAKE_LOGIT_WEIGHTS)
 VALUE_SCALES: tuple[str, ...] = ("unit", "raw", "imagenet", "div127")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

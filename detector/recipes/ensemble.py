@@ -17,7 +17,7 @@ import numpy as np
 
 from detector._keras import keras
 from detector.recipes import Recipe, get_recipe, register
-from detector.spec import ModelSpec, Preprocessing
+from detector.spec import FAKE_LOGIT_WEIGHTS, ModelSpec, Preprocessing
 
 layers = keras.layers
 
@@ -91,11 +91,6 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
     )
 
 
-def _fake_logit_weights(output: str) -> list[float]:
-    """Weights that turn a member's ``logits`` units into its fake logit."""
-    return {"sigmoid_fake": [1.0], "sigmoid_real": [-1.0], "softmax_fake_real": [1.0, -1.0]}[output]
-
-
 def _prefixed_member(model: keras.Model, prefix: str, x):
     """Re-create ``model``'s layers, renamed with ``prefix``, on tensor ``x`` (flat)."""
 
@@ -121,7 +116,7 @@ def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
         clone = _prefixed_member(member_model, f"m{i}_", x)
         member_logits.append(clone.get_layer(f"m{i}_logits").output)
         scale = 1.0 / (n * float(member["temperature"]))
-        kernel += [w * scale for w in _fake_logit_weights(member["output"])]
+        kernel += [w * scale for w in FAKE_LOGIT_WEIGHTS[member["output"]]]
     joined = layers.Concatenate(name="head_members")(member_logits)
     logits = layers.Dense(
         1,
