@@ -297,7 +297,8 @@ def test_ensemble_averages_its_members_calibrated_log_odds(members):
     assert [m["name"] for m in spec.params["members"]] == ["big", "small"]
     assert spec.params["members"][0]["sha256"] == big.sha256
     model = recipe.build(spec)
-    assert copy_member_weights(model, spec, member_folders(folders, root)) == ["big", "small"]
+    cards = copy_member_weights(model, spec, member_folders(folders, root))
+    assert [card.name for card in cards] == ["big", "small"]
     x = np.stack([spec.preprocessing.apply(make_image(48, 48, seed=s)) for s in range(4)])
     p_big = Detector(load_keras_file(root / "big" / "model.keras"), big).p_fake_batch(x)
     # the small member reads the centre of the ensemble's patch, as it would read the image

@@ -324,19 +324,16 @@ def train_fusion(model, ctx: TrainingContext) -> list[dict[str, Any]]:
 
 def train_ensemble(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     """An ensemble: copy the trained members' weights in; nothing is fitted."""
-    from detector.card import ModelCard
     from detector.models import models_dir
     from detector.recipes.ensemble import copy_member_weights, member_folders
 
     requested = ctx.config.recipe_params.get("members", ctx.spec.params["members"])
-    folders = member_folders(requested, models_dir())
-    names = copy_member_weights(model, ctx.spec, folders)
+    cards = copy_member_weights(model, ctx.spec, member_folders(requested, models_dir()))
     shas = [m["sha256"] for m in ctx.spec.params["members"]]
-    cards = [ModelCard.load(folder) for folder in folders]
     return [
         {
             "phase": "members",
-            "members": names,
+            "members": [card.name for card in cards],
             "sha256": shas,
             "epochs_run": 0,
             # how each member was trained, and how it scored alone

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from detector._keras import keras
+from detector.card import ModelCard
 from detector.recipes import Recipe, get_recipe, register
 from detector.spec import FAKE_LOGIT_WEIGHTS, ModelSpec, Preprocessing
 
@@ -27,8 +28,6 @@ MEMBER_KEYS = ("name", "recipe", "params", "output", "temperature", "sha256")
 
 def member_from_folder(folder: str | Path) -> dict[str, Any]:
     """Describe a trained model folder as an ensemble member (from its card)."""
-    from detector.card import ModelCard
-
     card = ModelCard.load(Path(folder))
     return {
         "name": card.name,
@@ -55,10 +54,13 @@ def _member_specs(params: dict[str, Any]) -> list[tuple[dict[str, Any], ModelSpe
     return [(m, get_recipe(m["recipe"]).spec(**m["params"])) for m in params["members"]]
 
 
+def _member_list(members: Any) -> list[Any]:
+    """Members as given: a list, or one comma-separated string of folders (the command line)."""
+    return [m for m in members.split(",") if m] if isinstance(members, str) else list(members)
+
+
 def _spec(params: dict[str, Any]) -> ModelSpec:
-    members = params["members"]
-    if isinstance(members, str):
-        members = [m for m in members.split(",") if m]
+    members = _member_list(params["members"])
     if len(members) < 2:
         raise ValueError(
             "an ensemble needs at least two members: trained model folders, e.g. "
@@ -131,28 +133,30 @@ def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
 
 def member_folders(members: Any, models_root: str | Path) -> list[Path]:
     """Where each member's trained folder is: the folder given, or ``models_root/NAME``."""
-    if isinstance(members, str):
-        members = [m for m in members.split(",") if m]
     return [
-        Path(m) if isinstance(m, str | Path) else Path(models_root) / m["name"] for m in members
+        Path(m) if isinstance(m, str | Path) else Path(models_root) / m["name"]
+        for m in _member_list(members)
     ]
 
 
-def copy_member_weights(model: keras.Model, spec: ModelSpec, folders: list[Path]) -> list[str]:
+def copy_member_weights(
+    model: keras.Model, spec: ModelSpec, folders: list[Path]
+) -> list[ModelCard]:
     """Copy each trained member's weights into the ensemble's ``m{i}_`` layers.
 
     Every member file is checked against the SHA-256 its description records and loaded in
-    Keras safe mode. Returns the member names.
+    Keras safe mode. Returns the members' cards, in order.
 
     Raises:
         ValueError: if a member's weights changed since the ensemble's spec was resolved.
     """
-    from detector.card import ModelCard, sha256_file
+    from detector.card import sha256_file
     from detector.models import load_keras_file
 
     members = spec.params["members"]
     if len(folders) != len(members):
         raise ValueError(f"{len(members)} members but {len(folders)} folders")
+    cards = []
     for i, (member, folder) in enumerate(zip(members, folders, strict=True), start=1):
         card = ModelCard.load(folder)
         path = folder / card.weights_file
@@ -162,7 +166,8 @@ def copy_member_weights(model: keras.Model, spec: ModelSpec, folders: list[Path]
         for layer in trained.layers:
             if layer.weights:
                 model.get_layer(f"m{i}_{layer.name}").set_weights(layer.get_weights())
-    return [m["name"] for m in members]
+        cards.append(card)
+    return cards
 
 
 def _tiny_member(name: str, recipe: str, output: str, **params: Any) -> dict[str, Any]:
