@@ -12,7 +12,7 @@ from PIL import Image
 
 import detector
 from detector.recipes import get_recipe
-from training.augment import RobustAugment, jpeg
+from training.augment import GeometricColourAugment, RandomJpeg, RobustAugment, jpeg
 from training.calibration import fit_temperature, pr_threshold, sigmoid, uncertain_band
 from training.config import TrainConfig
 from training.datasets import BatchSequence, ImageSet, balanced_subset, targets
@@ -87,6 +87,63 @@ def test_robust_augment_is_deterministic_and_keeps_images_valid():
     np.testing.assert_array_equal(first, second)
     assert first.dtype == np.uint8 and first.ndim == 3 and min(first.shape[:2]) >= 8
     assert np.abs(jpeg(image, 50).astype(int) - image.astype(int)).mean() > 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"jpeg_probability": 1.5},
+        {"jpeg_quality_min": 0},
+        {"jpeg_quality_min": 90, "jpeg_quality_max": 80},
+    ],
+)
+def test_config_refuses_impossible_jpeg_settings(kwargs):
+    with pytest.raises(ValueError, match=r"(?i)jpeg"):
+        TrainConfig(recipe="simple_cnn", data="kit", out="o", **kwargs)
+
+
+def _jpeg_steps(sequence) -> list:
+    """The JPEG-encoding steps of a training sequence's augmentation, in order, as (kind, p)."""
+    found = []
+    for step in sequence.augment.steps:
+        if isinstance(step, RobustAugment):
+            found.append(("robust", step.p_jpeg, step.jpeg_quality))
+        elif isinstance(step, RandomJpeg):
+            found.append(("last", step.p, step.quality))
+        else:
+            found.append(("other", None, None))
+    return found
+
+
+def test_jpeg_settings_reach_the_training_augmentation(tmp_path):
+    from training import procedures
+
+    recipe = get_recipe("efficientnet_b7_finetune")
+    spec = recipe.spec(**recipe.tiny)
+    images = [_tile(i % 2, i) for i in range(4)]
+    data = ImageSet(images, np.array([0, 1, 0, 1]), [""] * 4, [""] * 4, [""] * 4)
+
+    def steps(**kwargs):
+        config = TrainConfig(recipe=recipe.name, data="kit", out="o", **kwargs)
+        ctx = procedures.TrainingContext(config, spec, data, data, tmp_path, None)
+        return _jpeg_steps(ctx.sequence(augment=GeometricColourAugment()))
+
+    assert steps() == [("robust", 0.5, (60, 100)), ("other", None, None)]
+    heavy = {"jpeg_probability": 1.0, "jpeg_quality_min": 50, "jpeg_quality_max": 95}
+    assert steps(**heavy) == [("robust", 1.0, (50, 95)), ("other", None, None)]
+    # compressed last: after the recipe's rotation, which would otherwise smear the 8x8 blocks
+    assert steps(**heavy, jpeg_last=True) == [
+        ("robust", 0.0, (50, 95)),
+        ("other", None, None),
+        ("last", 1.0, (50, 95)),
+    ]
+
+
+def test_random_jpeg_encodes_at_its_probability():
+    image = _tile(1, 3, 64)
+    out = RandomJpeg(1.0, (50, 50))(image, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, jpeg(image, 50))
+    assert RandomJpeg(0.0)(image, np.random.default_rng(0)) is image
 
 
 def test_batch_sequence_shapes_and_reshuffle():
@@ -222,6 +279,15 @@ def test_training_under_mirrored_strategy(tiny_csv, tmp_path):
             patience=2,
             deterministic=True,
             recipe_params={"input_filter": "npr", "widths": [4, 8]},
+        ),
+        TrainConfig(
+            recipe="efficientnet_b7_finetune",
+            data="kit",
+            out="data/members/jpeg",
+            jpeg_probability=1.0,
+            jpeg_quality_min=50,
+            jpeg_quality_max=95,
+            jpeg_last=True,
         ),
     ],
 )

@@ -43,6 +43,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         resize=args.resize,
         backbone_weights=args.backbone_weights,
         robust_augment=not args.no_robust_augment,
+        jpeg_probability=args.jpeg_prob,
+        jpeg_quality_min=args.jpeg_quality_min,
+        jpeg_quality_max=args.jpeg_quality_max,
+        jpeg_last=args.jpeg_last,
         max_train=args.max_train,
         max_eval=args.max_eval,
         frozen_epochs=args.frozen_epochs,
@@ -142,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--backbone-weights", choices=("imagenet", "none"), default="imagenet")
     t.add_argument("--no-robust-augment", action="store_true")
+    t.add_argument("--jpeg-prob", type=float, default=0.5, help="share re-encoded as JPEG")
+    t.add_argument("--jpeg-quality-min", type=int, default=60)
+    t.add_argument("--jpeg-quality-max", type=int, default=100)
+    t.add_argument(
+        "--jpeg-last", action="store_true", help="re-encode after the recipe's own augmentation"
+    )
     t.add_argument("--max-train", type=int)
     t.add_argument("--max-eval", type=int)
     t.add_argument("--frozen-epochs", type=int, default=6)

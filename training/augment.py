@@ -55,6 +55,19 @@ class RobustAugment:
 
 
 @dataclass(frozen=True)
+class RandomJpeg:
+    """Re-encode as JPEG with probability ``p`` at a quality drawn from ``quality``."""
+
+    p: float = 0.5
+    quality: tuple[int, int] = (60, 100)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.p:
+            return jpeg(image, int(rng.integers(self.quality[0], self.quality[1] + 1)))
+        return image
+
+
+@dataclass(frozen=True)
 class GeometricColourAugment:
     """S4's augmentation: horizontal flip, small rotation and colour jitter."""
 

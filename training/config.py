@@ -30,6 +30,11 @@ class TrainConfig:
         backbone_weights: ``imagenet`` or ``none``. ImageNet weights come from keras.applications
             (EfficientNets, needs internet) or the offline torchvision conversion (MobileNetV2).
         robust_augment: Random JPEG re-encoding, resizing, blur and crops on both classes.
+        jpeg_probability: Share of training images the robust augmentation re-encodes as JPEG.
+        jpeg_quality_min: Lowest JPEG quality drawn (inclusive).
+        jpeg_quality_max: Highest JPEG quality drawn (inclusive).
+        jpeg_last: Re-encode after every other augmentation (the recipe's own included), as an
+            image is compressed last on its way to a reader, instead of inside the robust step.
         max_train: Use at most this many training images (balanced, seeded); None for all.
         max_eval: Use at most this many images per evaluation split.
         frozen_epochs: S2 phase 1 (frozen backbone, label smoothing 0.1); the fusion recipe's
@@ -60,6 +65,10 @@ class TrainConfig:
     resize: str | None = None
     backbone_weights: str = "imagenet"
     robust_augment: bool = True
+    jpeg_probability: float = 0.5
+    jpeg_quality_min: int = 60
+    jpeg_quality_max: int = 100
+    jpeg_last: bool = False
     max_train: int | None = None
     max_eval: int | None = None
     frozen_epochs: int = 6
@@ -73,6 +82,15 @@ class TrainConfig:
     deterministic: bool = False
     steps_per_epoch: int | None = None
     recipe_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.jpeg_probability <= 1.0:
+            raise ValueError(f"jpeg_probability must be in [0, 1], got {self.jpeg_probability}")
+        if not 1 <= self.jpeg_quality_min <= self.jpeg_quality_max <= 100:
+            raise ValueError(
+                "JPEG qualities need 1 <= min <= max <= 100, got "
+                f"{self.jpeg_quality_min}-{self.jpeg_quality_max}"
+            )
 
     @property
     def model_name(self) -> str:
@@ -149,6 +167,10 @@ _FLAGS = {
     "resize": "--resize",
     "backbone_weights": "--backbone-weights",
     "robust_augment": "--no-robust-augment",
+    "jpeg_probability": "--jpeg-prob",
+    "jpeg_quality_min": "--jpeg-quality-min",
+    "jpeg_quality_max": "--jpeg-quality-max",
+    "jpeg_last": "--jpeg-last",
     "max_train": "--max-train",
     "max_eval": "--max-eval",
     "frozen_epochs": "--frozen-epochs",

@@ -18,7 +18,7 @@ import numpy as np
 from detector._keras import keras, tf
 from detector.recipes import is_head_layer
 from detector.spec import ModelSpec
-from training.augment import Compose, GeometricColourAugment, RobustAugment
+from training.augment import Compose, GeometricColourAugment, RandomJpeg, RobustAugment
 from training.config import TrainConfig
 from training.datasets import BatchSequence, ImageSet, preprocess, targets
 
@@ -40,9 +40,16 @@ class TrainingContext:
     def sequence(self, augment=None, seed_offset: int = 0) -> BatchSequence:
         # random native crops already crop; cropping further would force an upscale
         native = self.spec.preprocessing.resize == "native_crop"
-        robust = RobustAugment(p_crop=0.0) if native else RobustAugment()
-        base = robust if self.config.robust_augment else None
-        steps = [s for s in (base, augment) if s is not None]
+        c = self.config
+        quality = (c.jpeg_quality_min, c.jpeg_quality_max)
+        robust = RobustAugment(
+            p_jpeg=0.0 if c.jpeg_last else c.jpeg_probability,
+            jpeg_quality=quality,
+            p_crop=0.0 if native else RobustAugment.p_crop,
+        )
+        last = RandomJpeg(c.jpeg_probability, quality) if c.jpeg_last else None
+        steps = [robust, augment, last] if c.robust_augment else [augment]
+        steps = [s for s in steps if s is not None]
         return BatchSequence(
             self.train,
             self.spec,
