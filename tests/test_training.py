@@ -288,6 +288,7 @@ def test_training_under_mirrored_strategy(tiny_csv, tmp_path):
             jpeg_quality_min=50,
             jpeg_quality_max=95,
             jpeg_last=True,
+            init_from="assets/models/s4_mobilenetv2_finetune",
         ),
     ],
 )
@@ -385,3 +386,31 @@ def test_ensemble_trains_from_member_folders(tiny_csv, tmp_path):
     assert all(
         "python -m training train" in c for c in card.training["phases"][0]["member_commands"]
     )
+
+
+@pytest.mark.slow
+def test_init_from_starts_at_a_trained_models_weights(tiny_csv, tmp_path):
+    from training.train import build_model, get_strategy, train
+
+    params = {**get_recipe("simple_cnn").tiny, "input_filter": "npr", "head": "gap"}
+    first = tmp_path / "models" / "first"
+    base = {"recipe": "simple_cnn", "data": str(tiny_csv), "recipe_params": params}
+    base |= {"epochs": 1, "batch_size": 8, "steps_per_epoch": 2}
+    train(TrainConfig(out=str(first), **base), verbose=0)
+    trained = detector.load_model("first", first.parent, cache=False).keras_model
+
+    config = TrainConfig(out=str(tmp_path / "second"), init_from=str(first), **base)
+    spec = get_recipe("simple_cnn").spec(**config.recipe_overrides())
+    model, provenance = build_model(config, spec, get_strategy("default"))
+    for got, want in zip(model.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert provenance["init_from"]["name"] == "first"
+    assert provenance["init_from"]["command"].startswith("python -m training train simple_cnn")
+
+    other = get_recipe("simple_cnn").spec(**{**params, "head": "flatten"})
+    with pytest.raises(ValueError, match="this run builds"):
+        build_model(config, other, get_strategy("default"))
+    weights = first / "model.keras"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="SHA-256"):
+        build_model(config, spec, get_strategy("default"))

@@ -42,6 +42,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         backbone=args.backbone,
         resize=args.resize,
         backbone_weights=args.backbone_weights,
+        init_from=args.init_from,
         robust_augment=not args.no_robust_augment,
         jpeg_probability=args.jpeg_prob,
         jpeg_quality_min=args.jpeg_quality_min,
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra recipe parameter, repeatable (e.g. input_filter=npr)",
     )
     t.add_argument("--backbone-weights", choices=("imagenet", "none"), default="imagenet")
+    t.add_argument("--init-from", help="start from this trained model folder (same recipe)")
     t.add_argument("--no-robust-augment", action="store_true")
     t.add_argument("--jpeg-prob", type=float, default=0.5, help="share re-encoded as JPEG")
     t.add_argument("--jpeg-quality-min", type=int, default=60)

@@ -29,6 +29,9 @@ class TrainConfig:
             ``native_crop``: a patch at the image's own resolution, keeping generator traces).
         backbone_weights: ``imagenet`` or ``none``. ImageNet weights come from keras.applications
             (EfficientNets, needs internet) or the offline torchvision conversion (MobileNetV2).
+        init_from: A trained model folder of the same recipe and parameters to start from
+            (its weights, checked against its card's SHA-256) instead of the backbone's
+            pretrained weights: a second training stage on top of a shipped model.
         robust_augment: Random JPEG re-encoding, resizing, blur and crops on both classes.
         jpeg_probability: Share of training images the robust augmentation re-encodes as JPEG.
         jpeg_quality_min: Lowest JPEG quality drawn (inclusive).
@@ -64,6 +67,7 @@ class TrainConfig:
     backbone: str | None = None
     resize: str | None = None
     backbone_weights: str = "imagenet"
+    init_from: str | None = None
     robust_augment: bool = True
     jpeg_probability: float = 0.5
     jpeg_quality_min: int = 60
@@ -166,6 +170,7 @@ _FLAGS = {
     "backbone": "--backbone",
     "resize": "--resize",
     "backbone_weights": "--backbone-weights",
+    "init_from": "--init-from",
     "robust_augment": "--no-robust-augment",
     "jpeg_probability": "--jpeg-prob",
     "jpeg_quality_min": "--jpeg-quality-min",

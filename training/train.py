@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -16,7 +17,7 @@ import numpy as np
 
 from detector._keras import keras, tf
 from detector.card import ModelCard
-from detector.models import export_model, load_model
+from detector.models import export_model, load_keras_file, load_model
 from detector.recipes import get_recipe
 from detector.runtime import Detector
 from training.calibration import fit_temperature, logit, pr_threshold, uncertain_band
@@ -111,7 +112,10 @@ def build_model(config: TrainConfig, spec, strategy):
             ],
         }
     with strategy.scope():
-        if wants_imagenet and backbone == "mobilenet_v2":
+        if config.init_from:
+            model = recipe.build(spec)
+            provenance = init_from_trained(model, spec, Path(config.init_from))
+        elif wants_imagenet and backbone == "mobilenet_v2":
             model = recipe.build(spec)
             from training.pretrained import MOBILENET_V2_PROVENANCE, load_mobilenet_v2_imagenet
 
@@ -124,6 +128,37 @@ def build_model(config: TrainConfig, spec, strategy):
             model = recipe.build(spec)
             provenance.setdefault("weights", "random initialisation")
     return model, provenance
+
+
+def init_from_trained(model, spec, folder: Path) -> dict[str, Any]:
+    """Copy a trained model's weights into ``model``; returns the backbone provenance.
+
+    The folder's model must have the same recipe and parameters; its weights file is checked
+    against its card's SHA-256 and loaded in Keras safe mode.
+
+    Raises:
+        ValueError: if the folder holds another architecture or its weights changed.
+    """
+    card = ModelCard.load(folder)
+    plain = json.loads(json.dumps(spec.params))  # tuples -> lists, as the card stores them
+    if (card.spec.recipe, json.loads(json.dumps(card.spec.params))) != (spec.recipe, plain):
+        raise ValueError(
+            f"--init-from {folder}: it is a {card.spec.recipe} model with {card.spec.params}, "
+            f"this run builds {spec.recipe} with {spec.params}"
+        )
+    path = folder / card.weights_file
+    if _sha(path) != card.sha256:
+        raise ValueError(f"--init-from {folder}: {path.name} does not match its card's SHA-256")
+    model.set_weights(load_keras_file(path).get_weights())
+    return {
+        **card.backbone,
+        "weights": f"trained model {card.name} (then trained further, see the phases)",
+        "init_from": {
+            "name": card.name,
+            "sha256": card.sha256,
+            "command": card.training.get("command", ""),
+        },
+    }
 
 
 def calibrate(det: Detector, val: ImageSet, recipe: str) -> dict[str, Any]:
