@@ -414,3 +414,21 @@ def test_init_from_starts_at_a_trained_models_weights(tiny_csv, tmp_path):
     weights.write_bytes(weights.read_bytes() + b"\0")
     with pytest.raises(ValueError, match="SHA-256"):
         build_model(config, spec, get_strategy("default"))
+
+
+def test_generator_aucs_score_each_generator_against_all_reals():
+    from training.evaluate import generator_aucs, group_rates
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    gens = ["", "", "", "esrgan", "esrgan", "style", "style"]
+    data = ImageSet([_tile(0, i) for i in range(7)], labels, [""] * 7, gens, [""] * 7)
+    p = np.array([0.2, 0.4, 0.6, 0.9, 0.8, 0.1, 0.5])
+    # esrgan fakes score above every real; style fakes win 2 of their 6 (fake, real) pairs
+    assert generator_aucs(data, p) == {"esrgan": 1.0, "style": pytest.approx(1 / 3)}
+    style = group_rates(data, p, 0.5)["per_generator"]["style"]
+    assert style == {
+        "n": 2,
+        "detection_rate": 0.5,
+        "mean_p_fake": 0.3,
+        "roc_auc": pytest.approx(1 / 3),
+    }

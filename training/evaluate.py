@@ -97,11 +97,24 @@ def expected_calibration_error(labels: np.ndarray, p_fake: np.ndarray, bins: int
     return float(total)
 
 
+def generator_aucs(data: ImageSet, p_fake: np.ndarray) -> dict[str, float | None]:
+    """ROC-AUC of each generator's fakes against all real images."""
+    generators = np.array(data.generators, dtype=object)
+    real = data.labels == 0
+    return {
+        gen or "unknown": _safe_auc(
+            data.labels[real | (generators == gen)], p_fake[real | (generators == gen)]
+        )
+        for gen in sorted({g for g, y in zip(data.generators, data.labels, strict=True) if y == 1})
+    }
+
+
 def group_rates(data: ImageSet, p_fake: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Detection rate per generator (fakes) and false-positive rate per source (reals)."""
+    """Detection rate and ROC-AUC per generator (fakes), false-positive rate per source (reals)."""
     predicted = p_fake >= threshold
     per_generator: dict[str, Any] = {}
     per_source: dict[str, Any] = {}
+    aucs = generator_aucs(data, p_fake)
     for gen in sorted({g for g, y in zip(data.generators, data.labels, strict=True) if y == 1}):
         mask = np.array(
             [g == gen and y == 1 for g, y in zip(data.generators, data.labels, strict=True)]
@@ -110,6 +123,7 @@ def group_rates(data: ImageSet, p_fake: np.ndarray, threshold: float) -> dict[st
             "n": int(mask.sum()),
             "detection_rate": float(predicted[mask].mean()),
             "mean_p_fake": float(p_fake[mask].mean()),
+            "roc_auc": aucs[gen or "unknown"],
         }
     for src in sorted({s for s, y in zip(data.sources, data.labels, strict=True) if y == 0}):
         mask = np.array(
@@ -124,7 +138,7 @@ def group_rates(data: ImageSet, p_fake: np.ndarray, threshold: float) -> dict[st
 
 
 def robustness_table(det, data: ImageSet, threshold: float) -> dict[str, Any]:
-    """ROC-AUC and accuracy under each of `PERTURBATIONS`."""
+    """ROC-AUC (overall and per generator) and accuracy under each of `PERTURBATIONS`."""
     table = {}
     for name, perturb in PERTURBATIONS.items():
         p = score(det, data, perturb)
@@ -132,6 +146,7 @@ def robustness_table(det, data: ImageSet, threshold: float) -> dict[str, Any]:
         table[name] = {
             "roc_auc": _safe_auc(labels, p),
             "accuracy": float(np.mean((p >= threshold) == labels.astype(bool))),
+            "per_generator_roc_auc": generator_aucs(data, p),
         }
     return table
 
