@@ -26,15 +26,22 @@ PY="${PYTHON:-.venv/bin/python}"
   --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 6 --lr 3e-4 \
   --patience 3 --seed 0
 
-# The default model: the S4 model above averaged with an S3-recipe network trained without
-# augmentation (a member only: it lives in data/, ignored by git; its weights are copied in).
+# The default model: the S4 model above averaged with two members that live only inside it
+# (in data/, ignored by git; their weights are copied in): a second S4-recipe network whose JPEG
+# re-encoding comes after the rotation (quality 50-100, half the images), and an S3-recipe
+# network trained without augmentation.
+"$PY" -m training train efficientnet_b7_finetune --data "$KIT" --out data/members/s4_jpeg_half \
+  --title "MobileNetV2 fine-tuned, JPEG last (S4 recipe)" --backbone mobilenet_v2 --input-size 224 \
+  --resize native_crop --epochs 8 --lr 3e-4 --patience 3 --jpeg-prob 0.5 --jpeg-quality-min 50 \
+  --jpeg-quality-max 100 --jpeg-last --seed 0
+
 "$PY" -m training train simple_cnn --data "$KIT" --out data/members/s3_simple_cnn_npr_clean \
   --title "Small CNN on pixel residuals, no augmentation (ensemble member)" --resize native_crop \
   --epochs 12 --lr 1e-3 --patience 4 --no-robust-augment --recipe-param head=gap \
   --recipe-param input_filter=npr --seed 0
 
 "$PY" -m training train ensemble --data "$KIT" --out assets/models/ensemble_s4_s3 \
-  --title "Ensemble: MobileNetV2 fine-tuned + residual CNN (S4 + S3)" --seed 0 \
-  --recipe-param members=assets/models/s4_mobilenetv2_finetune,data/members/s3_simple_cnn_npr_clean
+  --title "Ensemble: two MobileNetV2s fine-tuned + residual CNN (S4 + S3)" --seed 0 \
+  --recipe-param members=assets/models/s4_mobilenetv2_finetune,data/members/s4_jpeg_half,data/members/s3_simple_cnn_npr_clean
 
 "$PY" -m training.model_table
