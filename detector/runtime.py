@@ -60,13 +60,14 @@ def fake_logit(logits, output: str):
 class Detector:
     """A trained model, ready to score and explain images.
 
-    Predictions run on a folded snapshot of the model's weights taken here (see
-    `fold_batch_norms`); explanations, and ``keras_model``, are the model as given.
+    Predictions run on a folded snapshot of the model's weights (see `fold_batch_norms`), made
+    on the first prediction: an app's first answer comes from an explanation pass, which runs on
+    the model as given (as does ``keras_model``), so it does not wait for the fold.
 
     Args:
         model: The Keras model (ending in layers ``logits`` and ``probs``).
         card: Its model card (threshold, uncertain band, temperature, spec).
-        warmup: Trace and run the compiled functions once at load time.
+        warmup: Trace and run the Grad-CAM pass once at load time.
         fold: Fold batch normalisations into the convolutions before them for predictions. The
             folded copy is checked against ``model`` on one input, and dropped if they differ.
     """
@@ -80,9 +81,12 @@ class Detector:
         self.spec: ModelSpec = card.spec
         size = self.spec.input_size
         signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
-        inference, self.folded_layers = _folded(model, size) if fold else (model, ())
-        logits = inference.get_layer("logits").output
-        self._logit_model = keras.Model(inference.inputs, logits, name=f"{model.name}_logits")
+        self._signature = signature
+        self._fold = fold
+        self._compiled_predict = None
+        self._folded_layers: tuple[str, ...] = ()
+        self._predict_lock = threading.Lock()
+        self._predict_fn = self._predict_on_first_use
         logits = model.get_layer("logits").output
         conv = model.get_layer(self.spec.gradcam_layer).output
         self._cam_model = keras.Model(model.inputs, [conv, logits], name=f"{model.name}_cam")
@@ -97,10 +101,7 @@ class Detector:
         def _calibrated(z):
             return tf.sigmoid(z / temperature)
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
-        def predict_fn(x):
-            z = fake_logit(self._logit_model(x, training=False), output)
-            return _calibrated(z)
+        self._calibrated = _calibrated
 
         @tf.function(input_signature=signature, reduce_retracing=True)
         def gradcam_fn(x):
@@ -133,7 +134,6 @@ class Detector:
             cam = tf.nn.relu(tf.reduce_sum(weights * conv_out, axis=-1))
             return _calibrated(score), cam
 
-        self._predict_fn = predict_fn
         self._explain_fns = {"gradcam": gradcam_fn, "gradcam++": gradcampp_fn}
         if self._attention_model is not None:
             attention_model = self._attention_model
@@ -145,10 +145,35 @@ class Detector:
 
             self._explain_fns["attention"] = attention_fn
         self._lock = threading.Lock()
-        if warmup:  # trace the default paths now, not on a visitor's first request
-            zeros = tf.zeros((1, size, size, 3), dtype=tf.float32)
-            self._predict_fn(zeros)
-            self._explain_fns["gradcam"](zeros)
+        if warmup:  # trace the app's path now, not on a visitor's first request
+            self._explain_fns["gradcam"](tf.zeros((1, size, size, 3), dtype=tf.float32))
+
+    def _compiled_prediction(self):
+        """The compiled prediction function, folded and traced on first use (thread-safe)."""
+        with self._predict_lock:
+            if self._compiled_predict is None:
+                model, size = self.keras_model, self.spec.input_size
+                inference, folded = _folded(model, size) if self._fold else (model, ())
+                logits = inference.get_layer("logits").output
+                logit_model = keras.Model(inference.inputs, logits, name=f"{model.name}_logits")
+                output, calibrated = self.spec.output, self._calibrated
+
+                @tf.function(input_signature=self._signature, reduce_retracing=True)
+                def predict_fn(x):
+                    return calibrated(fake_logit(logit_model(x, training=False), output))
+
+                self._folded_layers = folded
+                self._compiled_predict = predict_fn
+            return self._compiled_predict
+
+    def _predict_on_first_use(self, x):
+        return self._compiled_prediction()(x)
+
+    @property
+    def folded_layers(self) -> tuple[str, ...]:
+        """Batch normalisations folded into the prediction path (empty if it runs unfolded)."""
+        self._compiled_prediction()
+        return self._folded_layers
 
     # ------------------------------------------------------------------ scoring
     @property

@@ -412,7 +412,7 @@ def test_init_from_starts_at_a_trained_models_weights(tiny_csv, tmp_path):
         build_model(config, other, get_strategy("default"))
     weights = first / "model.keras"
     weights.write_bytes(weights.read_bytes() + b"\0")
-    with pytest.raises(ValueError, match="SHA-256"):
+    with pytest.raises(detector.ChecksumError, match="do not match their card"):
         build_model(config, spec, get_strategy("default"))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from detector._keras import keras, tf
 from detector.backbones import MOBILENET_V2_BACKBONES
 from detector.card import ModelCard
-from detector.models import export_model, load_keras_file, load_model
+from detector.models import export_model, load_model
 from detector.recipes import get_recipe
 from detector.runtime import Detector
 from training.calibration import fit_temperature, logit, pr_threshold, uncertain_band
@@ -134,11 +134,12 @@ def build_model(config: TrainConfig, spec, strategy):
 def init_from_trained(model, spec, folder: Path) -> dict[str, Any]:
     """Copy a trained model's weights into ``model``; returns the backbone provenance.
 
-    The folder's model must have the same recipe and parameters; its weights file is checked
-    against its card's SHA-256 and loaded in Keras safe mode.
+    The folder's model must have the same recipe and parameters; it loads the way the apps
+    load it (weights checked against the card's SHA-256, Keras safe mode).
 
     Raises:
-        ValueError: if the folder holds another architecture or its weights changed.
+        ValueError: if the folder holds another architecture.
+        detector.errors.ChecksumError: if its weights changed since it was trained.
     """
     card = ModelCard.load(folder)
     plain = json.loads(json.dumps(spec.params))  # tuples -> lists, as the card stores them
@@ -147,10 +148,8 @@ def init_from_trained(model, spec, folder: Path) -> dict[str, Any]:
             f"--init-from {folder}: it is a {card.spec.recipe} model with {card.spec.params}, "
             f"this run builds {spec.recipe} with {spec.params}"
         )
-    path = folder / card.weights_file
-    if _sha(path) != card.sha256:
-        raise ValueError(f"--init-from {folder}: {path.name} does not match its card's SHA-256")
-    model.set_weights(load_keras_file(path).get_weights())
+    trained = load_model(card.name, folder.parent, cache=False)
+    model.set_weights(trained.keras_model.get_weights())
     return {
         **card.backbone,
         "weights": f"trained model {card.name} (then trained further, see the phases)",
