@@ -122,6 +122,21 @@ def mobilenet(request):
     return card, model, Detector(model, card), Detector(model, card, fold=False)
 
 
+def test_the_prediction_path_is_folded_on_first_use_only(mobilenet):
+    card, model, _, _ = mobilenet
+    det = Detector(model, card)
+    assert det._compiled_predict is None  # loading and explaining do not fold
+    x = card.spec.preprocessing.apply(make_image(70, 90, seed=1))[None]
+    p_cam = det.explain(make_image(70, 90, seed=1)).prediction.p_fake
+    assert det._compiled_predict is None
+    p = det.p_fake_batch(x)
+    compiled = det._compiled_predict
+    assert compiled is not None and len(det.folded_layers) == 52
+    np.testing.assert_allclose(p, [p_cam], atol=1e-5)
+    det.p_fake_batch(x)
+    assert det._compiled_predict is compiled  # built once
+
+
 def test_folded_predictions_match_model_predict(mobilenet):
     card, model, fast, plain = mobilenet
     assert len(fast.folded_layers) == 52 and plain.folded_layers == ()
