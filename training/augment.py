@@ -49,8 +49,7 @@ class RobustAugment:
             out = down_up(out, float(rng.uniform(*self.resize_range)))
         if rng.random() < self.p_blur:
             out = gaussian_blur(out, float(rng.uniform(*self.blur_sigma)))
-        if rng.random() < self.p_jpeg:
-            out = jpeg(out, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
+        out = RandomJpeg(self.p_jpeg, self.jpeg_quality)(out, rng)
         return np.ascontiguousarray(out)
 
 

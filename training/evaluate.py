@@ -97,6 +97,11 @@ def expected_calibration_error(labels: np.ndarray, p_fake: np.ndarray, bins: int
     return float(total)
 
 
+def _fake_generators(data: ImageSet) -> list[str]:
+    """The generators of the split's fakes, sorted."""
+    return sorted({g for g, y in zip(data.generators, data.labels, strict=True) if y == 1})
+
+
 def generator_aucs(data: ImageSet, p_fake: np.ndarray) -> dict[str, float | None]:
     """ROC-AUC of each generator's fakes against all real images."""
     generators = np.array(data.generators, dtype=object)
@@ -105,7 +110,7 @@ def generator_aucs(data: ImageSet, p_fake: np.ndarray) -> dict[str, float | None
         gen or "unknown": _safe_auc(
             data.labels[real | (generators == gen)], p_fake[real | (generators == gen)]
         )
-        for gen in sorted({g for g, y in zip(data.generators, data.labels, strict=True) if y == 1})
+        for gen in _fake_generators(data)
     }
 
 
@@ -115,7 +120,7 @@ def group_rates(data: ImageSet, p_fake: np.ndarray, threshold: float) -> dict[st
     per_generator: dict[str, Any] = {}
     per_source: dict[str, Any] = {}
     aucs = generator_aucs(data, p_fake)
-    for gen in sorted({g for g, y in zip(data.generators, data.labels, strict=True) if y == 1}):
+    for gen in _fake_generators(data):
         mask = np.array(
             [g == gen and y == 1 for g, y in zip(data.generators, data.labels, strict=True)]
         )

@@ -142,8 +142,8 @@ def init_from_trained(model, spec, folder: Path) -> dict[str, Any]:
         detector.errors.ChecksumError: if its weights changed since it was trained.
     """
     card = ModelCard.load(folder)
-    plain = json.loads(json.dumps(spec.params))  # tuples -> lists, as the card stores them
-    if (card.spec.recipe, json.loads(json.dumps(card.spec.params))) != (spec.recipe, plain):
+    plain = json.loads(json.dumps(spec.params))  # tuples -> lists, as the card (JSON) has them
+    if (card.spec.recipe, card.spec.params) != (spec.recipe, plain):
         raise ValueError(
             f"--init-from {folder}: it is a {card.spec.recipe} model with {card.spec.params}, "
             f"this run builds {spec.recipe} with {spec.params}"
