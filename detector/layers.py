@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from detector._keras import keras
 from detector.spec import IMAGENET_MEAN, IMAGENET_STD, VALUE_SCALES
 
@@ -85,8 +87,96 @@ class NPRFilter(keras.layers.Layer):
         return input_shape
 
 
+#: ITU-R BT.601 luma weights, the Y of JPEG's YCbCr.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def dct_basis(n: int = 8) -> np.ndarray:
+    """The orthonormal 2-D DCT-II basis of an n x n block, shape (n, n, n * n).
+
+    Channel ``u * n + v`` holds the basis image of vertical frequency u and horizontal
+    frequency v, so ``sum(block * basis[..., k])`` is JPEG's coefficient k of that block.
+    """
+    x = np.arange(n)
+    c = np.sqrt(np.where(np.arange(n) == 0, 1.0, 2.0) / n)
+    one_d = c[:, None] * np.cos((2 * x[None, :] + 1) * np.arange(n)[:, None] * np.pi / (2 * n))
+    basis = np.einsum("ux,vy->xyuv", one_d, one_d)  # (x, y, u, v)
+    return basis.reshape(n, n, n * n).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="detector")
+class BlockDCT(keras.layers.Layer):
+    """JPEG's transform: the luma of 0-255 RGB, shifted by -128, in 8 x 8 blocks, DCT-II.
+
+    Returns (B, H/8, W/8, 64): each block's 64 coefficients (channel ``u * 8 + v``), the values
+    a JPEG encoder quantises. Blocks start at the input's top-left corner, so a crop that keeps
+    the encoder's grid (`Preprocessing.grid` = 8) sees the encoder's own blocks. No weights.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        luma = np.asarray(LUMA, "float32")
+        self._kernel = dct_basis(8)[:, :, None, :] * luma[None, None, :, None]
+        # the -128 level shift only moves the DC coefficient: 8 x -128
+        self._bias = np.zeros(64, "float32")
+        self._bias[0] = -128.0 * 8.0
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        kernel = ops.convert_to_tensor(self._kernel, dtype=x.dtype)
+        out = ops.conv(x, kernel, strides=8, padding="valid")
+        return out + ops.convert_to_tensor(self._bias, dtype=x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        return (
+            batch,
+            None if height is None else height // 8,
+            None if width is None else width // 8,
+            64,
+        )
+
+
+@keras.saving.register_keras_serializable(package="detector")
+class CoefficientFeatures(keras.layers.Layer):
+    """Per-block statistics of DCT coefficients c: ``log(1 + |c|)`` and soft counts.
+
+    For every threshold t, ``sigmoid(sharpness * (|c| - t))`` is a differentiable "is |c| above
+    t": averaged over blocks it is the share of blocks whose coefficient survives quantisation
+    at about that step. Output channels: 64 log-magnitudes, then 64 per threshold.
+    """
+
+    def __init__(
+        self,
+        thresholds: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
+        sharpness: float = 4.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.sharpness = float(sharpness)
+
+    def call(self, inputs):
+        magnitude = ops.abs(inputs)
+        parts = [ops.log1p(magnitude)]
+        parts += [ops.sigmoid(self.sharpness * (magnitude - t)) for t in self.thresholds]
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] * (1 + len(self.thresholds)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "thresholds": list(self.thresholds),
+            "sharpness": self.sharpness,
+        }
+
+
 CUSTOM_OBJECTS: dict[str, type] = {
     "detector>ValueScaling": ValueScaling,
     "detector>AttentionPooling": AttentionPooling,
     "detector>NPRFilter": NPRFilter,
+    "detector>BlockDCT": BlockDCT,
+    "detector>CoefficientFeatures": CoefficientFeatures,
 }

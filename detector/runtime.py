@@ -106,6 +106,9 @@ class Detector:
         @tf.function(input_signature=signature, reduce_retracing=True)
         def gradcam_fn(x):
             with tf.GradientTape() as tape:
+                # watched so that layers without weights before the explained layer (fixed
+                # transforms) are still recorded on the tape
+                tape.watch(x)
                 conv_out, z = self._cam_model(x, training=False)
                 score = fake_logit(z, output)
             grads = tape.gradient(score, conv_out)
@@ -116,6 +119,7 @@ class Detector:
         @tf.function(input_signature=signature, reduce_retracing=True)
         def gradcampp_fn(x):
             with tf.GradientTape() as tape:
+                tape.watch(x)
                 conv_out, z = self._cam_model(x, training=False)
                 score = fake_logit(z, output)
             grads = tape.gradient(score, conv_out)

@@ -46,12 +46,16 @@ class Preprocessing:
             model so a saved model is self-contained): ``unit`` x/255, ``raw`` 0-255 (the
             EfficientNet applications rescale internally), ``imagenet`` (x/255 - mean)/std,
             ``div127`` x/127.
+        grid: The crop's top-left corner is a multiple of ``grid`` pixels from the image's
+            top-left corner (crop modes only). 8 keeps JPEG's 8 x 8 blocks where the encoder
+            put them, for models that read block statistics; 1 crops anywhere.
     """
 
     size: int
     resize: ResizeMode = "resize"
     interpolation: Interpolation = "area"
     scale: ValueScale = "unit"
+    grid: int = 1
 
     def __post_init__(self) -> None:
         if self.size < 8:
@@ -62,6 +66,8 @@ class Preprocessing:
             raise ValueError(f"unknown interpolation {self.interpolation!r}")
         if self.scale not in VALUE_SCALES:
             raise ValueError(f"unknown value scale {self.scale!r}")
+        if not isinstance(self.grid, int) or self.grid < 1:
+            raise ValueError(f"crop grid must be a whole number of pixels >= 1, got {self.grid!r}")
 
     def crop_box(
         self, height: int, width: int, rng: np.random.Generator | None = None
@@ -69,7 +75,7 @@ class Preprocessing:
         """The region (top, left, bottom, right) of an H x W image that the model sees.
 
         With ``native_crop`` and a random generator (training), the patch position is random;
-        otherwise it is centred.
+        otherwise it is centred. Either way its corner is rounded down to the crop ``grid``.
         """
         if self.resize == "resize":
             return 0, 0, height, width
@@ -81,6 +87,7 @@ class Preprocessing:
             left = int(rng.integers(0, width - side + 1))
         else:
             top, left = (height - side) // 2, (width - side) // 2
+        top, left = top - top % self.grid, left - left % self.grid
         return top, left, top + side, left + side
 
     def apply(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:

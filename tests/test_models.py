@@ -28,6 +28,7 @@ def test_list_models_marks_trained_and_untrained(trained_dir):
         "efficientnet_b7_attention",
         "efficientnet_b7_finetune",
         "backbone_npr_fusion",
+        "dct_spectrum",
     }
     assert all("python -m training train" in i.note for i in infos if not i.trained)
     assert infos[0].methods == ("gradcam", "gradcam++", "attention")

@@ -353,3 +353,106 @@ def test_ensemble_members_must_be_two_native_patch_models(members, tmp_path):
         recipe.spec(members=[str(root / "big"), squashing])
     with pytest.raises(ValueError, match="trained model folder or a dict"):
         recipe.spec(members=[str(root / "big"), {"name": "x"}])
+
+
+def test_crop_grid_keeps_the_encoders_blocks():
+    from detector.spec import ModelSpec, Preprocessing
+
+    free = Preprocessing(size=32, resize="native_crop")
+    on_grid = Preprocessing(size=32, resize="native_crop", grid=8)
+    assert free.crop_box(50, 83) == (9, 25, 41, 57)  # centred, anywhere
+    assert on_grid.crop_box(50, 83) == (8, 24, 40, 56)  # centred, rounded down to the grid
+    rng = np.random.default_rng(0)
+    boxes = {on_grid.crop_box(90, 120, rng) for _ in range(40)}
+    assert len(boxes) > 10
+    assert all(top % 8 == 0 and left % 8 == 0 for top, left, _, _ in boxes)
+    assert all(b[2] - b[0] == 32 and b[3] - b[1] == 32 for b in boxes)
+    image = make_image(50, 83, seed=3)
+    np.testing.assert_array_equal(on_grid.apply(image), image[8:40, 24:56].astype(np.float32))
+    for bad in (0, -8, 2.5):
+        with pytest.raises(ValueError, match="crop grid"):
+            Preprocessing(size=32, grid=bad)
+    # cards written before the grid existed load with grid 1 (crop anywhere)
+    spec = get_recipe("simple_cnn").spec(**get_recipe("simple_cnn").tiny)
+    old = spec.to_dict()
+    del old["preprocessing"]["grid"]
+    assert ModelSpec.from_dict(old).preprocessing.grid == 1
+
+
+def test_block_dct_is_jpegs_transform_of_the_luma():
+    from scipy.fft import dctn
+
+    from detector.layers import BlockDCT, dct_basis
+
+    basis = dct_basis(8).reshape(64, 64)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(64), atol=1e-5)  # orthonormal
+    x = np.random.default_rng(0).integers(0, 256, (2, 16, 24, 3)).astype("float32")
+    out = np.asarray(BlockDCT()(x))
+    assert out.shape == (2, 2, 3, 64)
+    luma = x @ np.array([0.299, 0.587, 0.114], "float32") - 128.0
+    blocks = luma.reshape(2, 2, 8, 3, 8).transpose(0, 1, 3, 2, 4)
+    expected = dctn(blocks, axes=(3, 4), norm="ortho").reshape(2, 2, 3, 64)
+    np.testing.assert_allclose(out, expected, atol=2e-3)
+    # a flat mid-grey block has no energy at all; a horizontal ramp only horizontal frequencies
+    assert np.abs(np.asarray(BlockDCT()(np.full((1, 8, 8, 3), 128.0, "float32")))).max() < 1e-3
+    ramp = np.broadcast_to(np.arange(8, dtype="float32")[None, :, None], (8, 8, 3))[None] * 10
+    coefficients = np.asarray(BlockDCT()(ramp)).reshape(8, 8)  # [vertical u, horizontal v]
+    assert np.abs(coefficients[1:, :]).max() < 1e-3 and abs(coefficients[0, 1]) > 10
+
+
+def test_coefficient_features_are_log_magnitudes_and_soft_counts():
+    from detector.layers import CoefficientFeatures
+
+    layer = CoefficientFeatures(thresholds=(2.0, 8.0), sharpness=4.0)
+    c = np.array([[[[0.0, -3.0, 20.0]]]], "float32")
+    out = np.asarray(layer(c))[0, 0, 0]
+    assert out.shape == (9,)
+    np.testing.assert_allclose(out[:3], np.log1p([0.0, 3.0, 20.0]), rtol=1e-6)
+    above_2, above_8 = out[3:6], out[6:9]
+    assert above_2[0] < 0.01 and 0.95 < above_2[1] < 0.99 and above_2[2] > 0.999
+    assert above_8[1] < 0.01 and above_8[2] > 0.999  # |-3| is below 8: sign does not matter
+    clone = CoefficientFeatures.from_config(layer.get_config())
+    assert clone.thresholds == (2.0, 8.0) and clone.sharpness == 4.0
+
+
+def test_dct_spectrum_reads_whole_blocks_on_the_grid_and_explains_blocks():
+    recipe = get_recipe("dct_spectrum")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        recipe.spec(input_size=36)
+    spec = recipe.spec(**recipe.tiny)
+    assert spec.preprocessing.grid == 8 and spec.preprocessing.resize == "native_crop"
+    assert spec.gradcam_layer == "head_coef"
+    hidden = recipe.spec(**{**recipe.tiny, "hidden": (6, 4)})
+    assert hidden.gradcam_layer == "head_block2_conv"
+    assert recipe.build(hidden).get_layer("head_block1_conv").kernel.shape[:2] == (1, 1)
+    # a model that calls "fake" whatever has strong high frequencies: its Grad-CAM lights up
+    # the noisy block, not the flat ones (the DCT before the explained layer has no weights)
+    model = recipe.build(spec)
+    features = model.get_layer("head_norm").input.shape[-1]
+    weights = np.zeros((features, 1), "float32")
+    weights[63] = 1.0  # log magnitude of the highest frequency (u=7, v=7)
+    model.get_layer("logits").set_weights([weights, np.zeros(1, "float32")])
+    image = np.full((32, 32, 3), 120, np.uint8)
+    checker = (np.indices((8, 8)).sum(axis=0) % 2 * 80).astype(np.uint8)[..., None]
+    image[8:16, 16:24] += checker
+    det = Detector(
+        model, tiny_card("dct", "dct_spectrum").__class__(name="d", spec=spec, sha256="")
+    )
+    heat = det.explain(image, "gradcam").heatmap
+    cells = heat.reshape(4, 8, 4, 8).mean(axis=(1, 3))  # one value per 8 x 8 block
+    assert np.unravel_index(cells.argmax(), cells.shape) == (1, 2)
+    assert cells[1, 2] > 0.5 and cells[3, 0] < 0.05 and cells[3, 3] < 0.2
+
+
+def test_ensemble_keeps_its_members_crop_grid(members, tmp_path):
+    root, _, _ = members
+    recipe = get_recipe("ensemble")
+    _trained_member(tmp_path / "dct16", "dct_spectrum", 1.0, seed=4, input_size=16)
+    spec = recipe.spec(members=f"{root / 'big'},{tmp_path / 'dct16'}")
+    # the 16 px member reads the centre of the 32 px patch: 8 px in, on its grid
+    assert spec.preprocessing.grid == 8 and spec.input_size == 32
+    without = recipe.spec(members=f"{root / 'big'},{root / 'small'}")
+    assert without.preprocessing.grid == 1
+    _trained_member(tmp_path / "dct24", "dct_spectrum", 1.0, seed=5, input_size=24)
+    with pytest.raises(ValueError, match="4 px from the edge: not on its 8-pixel grid"):
+        recipe.spec(members=f"{root / 'big'},{tmp_path / 'dct24'}")

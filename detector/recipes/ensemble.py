@@ -10,6 +10,7 @@ Training copies the members' trained weights in (nothing is fitted) and calibrat
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,15 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
     # the first of the largest members sees the whole input: Grad-CAM explains it, so that its
     # map lines up with the image (a cropped member's map would cover only the centre)
     index, largest = max(enumerate(s for _, s in specs), key=lambda pair: pair[1].input_size)
+    # the ensemble's crop keeps every member's grid, and so does each member's centre crop
+    grid = math.lcm(*(s.preprocessing.grid for _, s in specs))
+    for member, spec in specs:
+        margin = (largest.input_size - spec.input_size) // 2
+        if margin % spec.preprocessing.grid:
+            raise ValueError(
+                f"ensemble member {member['name']!r} reads the centre {spec.input_size} px, "
+                f"{margin} px from the edge: not on its {spec.preprocessing.grid}-pixel grid"
+            )
     return ModelSpec(
         recipe="ensemble",
         preprocessing=Preprocessing(
@@ -86,6 +96,7 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
             resize="native_crop",
             interpolation=largest.preprocessing.interpolation,
             scale="raw",  # each member scales its own input inside the model
+            grid=grid,
         ),
         output="sigmoid_fake",
         gradcam_layer=f"m{index + 1}_{largest.gradcam_layer}",
