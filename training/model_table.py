@@ -32,10 +32,11 @@ def table(directory: str | None = None) -> str:
         jpeg = card.metrics.get("robustness", {}).get("jpeg_q75", {})
         weights = Path(root) / name / card.weights_file
         size = weights.stat().st_size / 1e6 if weights.exists() else 0
+        megabytes = f"{size:.1f}" if size < 1 else f"{size:.0f}"
         low, high = card.uncertain_band
         seconds = card.training.get("seconds")
         trained = "-" if seconds is None else f"{seconds / 60:.0f} min"
-        backbone = card.spec.params.get("backbone", "own CNN")
+        backbone = card.spec.params.get("backbone", "none (from scratch)")
         members = card.spec.params.get("members")
         if members:  # an ensemble: its members' weights, trained separately
             backbone = " + ".join(f"`{m['name']}`" for m in members)
@@ -44,7 +45,7 @@ def table(directory: str | None = None) -> str:
             f"| `{name}` | `{card.spec.recipe}` | {backbone} | "
             f"{card.spec.input_size} px | {_fmt(test.get('roc_auc'))} | "
             f"{_fmt(test.get('accuracy'))} | {_fmt(ood.get('roc_auc'))} | "
-            f"{_fmt(jpeg.get('roc_auc'))} | {low:.2f}-{high:.2f} | {size:.0f} MB | "
+            f"{_fmt(jpeg.get('roc_auc'))} | {low:.2f}-{high:.2f} | {megabytes} MB | "
             f"{trained} |"
         )
     return "\n".join(lines)

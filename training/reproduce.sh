@@ -26,10 +26,16 @@ PY="${PYTHON:-.venv/bin/python}"
   --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 6 --lr 3e-4 \
   --patience 3 --seed 0
 
-# The default model: the S4 model above averaged with two members that live only inside it
-# (in data/, ignored by git; their weights are copied in): a second S4-recipe network whose JPEG
-# re-encoding comes after the rotation (quality 50-100, half the images), and an S3-recipe
-# network trained without augmentation.
+# JPEG's own view: statistics of the 8x8 block DCT (1x1 layers per block, pooled), 5 minutes.
+"$PY" -m training train dct_spectrum --data "$KIT" --out assets/models/dct_block_stats \
+  --title "Block-DCT frequency statistics (JPEG-aware)" --epochs 60 --lr 1e-2 --patience 10 \
+  --jpeg-prob 0.75 --jpeg-quality-min 50 --jpeg-quality-max 100 --jpeg-last \
+  --recipe-param 'hidden=[64]' --seed 0
+
+# The default model: the S4 and block-DCT models above averaged with two members that live only
+# inside it (in data/, ignored by git; their weights are copied in): a second S4-recipe network
+# whose JPEG re-encoding comes after the rotation (quality 50-100, half the images), and an
+# S3-recipe network trained without augmentation.
 "$PY" -m training train efficientnet_b7_finetune --data "$KIT" --out data/members/s4_jpeg_half \
   --title "MobileNetV2 fine-tuned, JPEG last (S4 recipe)" --backbone mobilenet_v2 --input-size 224 \
   --resize native_crop --epochs 8 --lr 3e-4 --patience 3 --jpeg-prob 0.5 --jpeg-quality-min 50 \
@@ -40,8 +46,8 @@ PY="${PYTHON:-.venv/bin/python}"
   --epochs 12 --lr 1e-3 --patience 4 --no-robust-augment --recipe-param head=gap \
   --recipe-param input_filter=npr --seed 0
 
-"$PY" -m training train ensemble --data "$KIT" --out assets/models/ensemble_s4_s3 \
-  --title "Ensemble: two MobileNetV2s fine-tuned + residual CNN (S4 + S3)" --seed 0 \
-  --recipe-param members=assets/models/s4_mobilenetv2_finetune,data/members/s4_jpeg_half,data/members/s3_simple_cnn_npr_clean
+"$PY" -m training train ensemble --data "$KIT" --out assets/models/ensemble_s4_s3_dct \
+  --title "Ensemble: two MobileNetV2s + residual CNN + block-DCT statistics" --seed 0 \
+  --recipe-param members=assets/models/s4_mobilenetv2_finetune,data/members/s4_jpeg_half,data/members/s3_simple_cnn_npr_clean,assets/models/dct_block_stats
 
 "$PY" -m training.model_table
