@@ -67,9 +67,10 @@ RECIPE = register(
             "upsampling shows in the DCT spectrum; a linear classifier on log DCT magnitudes "
             "separates it). Here the DCT is JPEG's own 8 x 8 block transform of the luma on "
             "the encoder's grid, so the statistics are those JPEG quantises: per frequency, "
-            "the mean log magnitude and the share of blocks above each threshold, averaged "
-            "over the image, standardised, then a logistic output. Reads native-resolution "
-            "crops aligned to the 8-pixel grid."
+            "the mean log magnitude and the share of blocks above each threshold (option "
+            "hidden: 1x1 layers applied to every block first), averaged over the image, "
+            "standardised, then a logistic output. Reads native-resolution crops aligned to "
+            "the 8-pixel grid."
         ),
         defaults={
             "input_size": 224,
