@@ -416,6 +416,8 @@ def test_coefficient_features_are_log_magnitudes_and_soft_counts():
 
 
 def test_dct_spectrum_reads_whole_blocks_on_the_grid_and_explains_blocks():
+    from detector.card import ModelCard
+
     recipe = get_recipe("dct_spectrum")
     with pytest.raises(ValueError, match="multiple of 8"):
         recipe.spec(input_size=36)
@@ -435,9 +437,7 @@ def test_dct_spectrum_reads_whole_blocks_on_the_grid_and_explains_blocks():
     image = np.full((32, 32, 3), 120, np.uint8)
     checker = (np.indices((8, 8)).sum(axis=0) % 2 * 80).astype(np.uint8)[..., None]
     image[8:16, 16:24] += checker
-    det = Detector(
-        model, tiny_card("dct", "dct_spectrum").__class__(name="d", spec=spec, sha256="")
-    )
+    det = Detector(model, ModelCard(name="dct", spec=spec, sha256=""))
     heat = det.explain(image, "gradcam").heatmap
     cells = heat.reshape(4, 8, 4, 8).mean(axis=(1, 3))  # one value per 8 x 8 block
     assert np.unravel_index(cells.argmax(), cells.shape) == (1, 2)
