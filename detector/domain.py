@@ -144,9 +144,15 @@ def is_greyscale(array: np.ndarray, tolerance: int = 3) -> bool:
     """Whether (nearly) every pixel has equal R, G and B (within ``tolerance`` levels)."""
     if array.ndim == 2 or array.shape[-1] == 1:
         return True
-    crop = _analysis_crop(array)[::2, ::2].astype(np.int16)
-    spread = crop.max(axis=-1) - crop.min(axis=-1)
-    return bool(np.mean(spread <= tolerance) >= 0.995)
+    crop = _analysis_crop(array)[::2, ::2]
+    # per-pixel max - min over the channels, a channel plane at a time (a reduction over a
+    # 3-long last axis is ~18x slower)
+    high = crop[..., 0].copy()
+    low = high.copy()
+    for channel in range(1, crop.shape[-1]):
+        np.maximum(high, crop[..., channel], out=high)
+        np.minimum(low, crop[..., channel], out=low)
+    return bool(np.mean(high - low <= tolerance) >= 0.995)
 
 
 #: Pillow modes that are black-and-white by construction.

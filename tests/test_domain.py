@@ -125,6 +125,13 @@ def test_greyscale_by_mode_or_pixels():
     grey = cv2.cvtColor(photo(160, 200), cv2.COLOR_RGB2GRAY)
     rgb = np.repeat(grey[..., None], 3, axis=2)
     assert is_greyscale(rgb) and not is_greyscale(photo(50, 50))
+    # any one channel off by more than the tolerance on over 0.5 % of pixels: not grey
+    for channel in range(3):
+        for offset, grey_expected in ((3, True), (4, False)):
+            tinted = rgb.astype(np.int16)
+            tinted[::4, :, channel] += offset  # every 4th row (the check samples every 2nd)
+            tinted = np.clip(tinted, 0, 255).astype(np.uint8)
+            assert is_greyscale(tinted) is grey_expected, (channel, offset)
     assert any("black-and-white" in w for w in warnings_for(rgb, card_with(128)))
     data = encode(grey, "PNG")
     decoded, info = decode_image(data)
