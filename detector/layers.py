@@ -90,6 +90,9 @@ class NPRFilter(keras.layers.Layer):
 #: ITU-R BT.601 luma weights, the Y of JPEG's YCbCr.
 LUMA = (0.299, 0.587, 0.114)
 
+#: JPEG's block side, in pixels.
+JPEG_BLOCK = 8
+
 
 def dct_basis(n: int = 8) -> np.ndarray:
     """The orthonormal 2-D DCT-II basis of an n x n block, shape (n, n, n * n).
@@ -116,24 +119,25 @@ class BlockDCT(keras.layers.Layer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         luma = np.asarray(LUMA, "float32")
-        self._kernel = dct_basis(8)[:, :, None, :] * luma[None, None, :, None]
-        # the -128 level shift only moves the DC coefficient: 8 x -128
-        self._bias = np.zeros(64, "float32")
-        self._bias[0] = -128.0 * 8.0
+        n = JPEG_BLOCK
+        self._kernel = dct_basis(n)[:, :, None, :] * luma[None, None, :, None]
+        # the -128 level shift only moves the DC coefficient: n x -128 (DC basis is 1/n)
+        self._bias = np.zeros(n * n, "float32")
+        self._bias[0] = -128.0 * n
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
         kernel = ops.convert_to_tensor(self._kernel, dtype=x.dtype)
-        out = ops.conv(x, kernel, strides=8, padding="valid")
+        out = ops.conv(x, kernel, strides=JPEG_BLOCK, padding="valid")
         return out + ops.convert_to_tensor(self._bias, dtype=x.dtype)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
         return (
             batch,
-            None if height is None else height // 8,
-            None if width is None else width // 8,
-            64,
+            None if height is None else height // JPEG_BLOCK,
+            None if width is None else width // JPEG_BLOCK,
+            JPEG_BLOCK * JPEG_BLOCK,
         )
 
 

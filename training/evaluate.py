@@ -106,12 +106,11 @@ def generator_aucs(data: ImageSet, p_fake: np.ndarray) -> dict[str, float | None
     """ROC-AUC of each generator's fakes against all real images."""
     generators = np.array(data.generators, dtype=object)
     real = data.labels == 0
-    return {
-        gen or "unknown": _safe_auc(
-            data.labels[real | (generators == gen)], p_fake[real | (generators == gen)]
-        )
-        for gen in _fake_generators(data)
-    }
+    aucs = {}
+    for gen in _fake_generators(data):
+        pair = real | (generators == gen)  # all reals, and this generator's fakes
+        aucs[gen or "unknown"] = _safe_auc(data.labels[pair], p_fake[pair])
+    return aucs
 
 
 def group_rates(data: ImageSet, p_fake: np.ndarray, threshold: float) -> dict[str, Any]:

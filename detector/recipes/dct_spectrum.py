@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from detector._keras import keras
-from detector.layers import BlockDCT, CoefficientFeatures
+from detector.layers import JPEG_BLOCK, BlockDCT, CoefficientFeatures
 from detector.recipes import Recipe, register
 from detector.recipes._common import model_input, output_head
 from detector.spec import ModelSpec, Preprocessing
 
 layers = keras.layers
 
-#: JPEG's block side: crops keep the encoder's grid, and the input is whole blocks.
-BLOCK = 8
-
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
     size = int(params["input_size"])
-    if size % BLOCK:
+    if size % JPEG_BLOCK:  # the input is whole blocks, and crops keep the encoder's grid
         raise ValueError(
-            f"dct_spectrum reads whole 8 x 8 blocks: input_size {size} is not a multiple of 8"
+            f"dct_spectrum reads whole {JPEG_BLOCK} x {JPEG_BLOCK} blocks: input_size {size} "
+            f"is not a multiple of {JPEG_BLOCK}"
         )
     hidden = tuple(params["hidden"])
     return ModelSpec(
@@ -30,7 +28,7 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
             interpolation=params["interpolation"],
             resize=params["resize"],
             scale="raw",
-            grid=BLOCK,
+            grid=JPEG_BLOCK,
         ),
         output="sigmoid_fake",
         gradcam_layer=f"head_block{len(hidden)}_conv" if hidden else "head_coef",
