@@ -1,4 +1,9 @@
-"""Command line: ``python -m training.data build-starter-kit --out DIR [options]``."""
+"""Command line: ``python -m training.data build-starter-kit --out DIR [options]``.
+
+Wild pool (see :mod:`training.data.wild`): ``fetch-wild --out DIR`` downloads and verifies it,
+``wild-splits`` prints the split by source repository, ``wild-manifest`` regenerates the
+repo's manifest copy from a local pool.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     d = sub.add_parser("describe", help="print the summary of a built kit")
     d.add_argument("kit", type=Path)
+    _add_wild_commands(sub)
     args = ap.parse_args(argv)
 
+    if args.cmd in ("fetch-wild", "wild-splits", "wild-manifest"):
+        return _run_wild(args)
     if args.cmd == "describe":
         import json
 
@@ -76,6 +84,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _add_wild_commands(sub: argparse._SubParsersAction) -> None:
+    """The wild-pool subcommands: fetch-wild, wild-splits, wild-manifest."""
+    from .wild import DEFAULT_MANIFEST
+
+    f = sub.add_parser("fetch-wild", help="download and verify the wild pool (GitHub files)")
+    f.add_argument("--out", required=True, type=Path, help="pool directory (created)")
+    f.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="wild manifest CSV")
+    f.add_argument("--base-url", default="https://raw.githubusercontent.com")
+    f.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
+    s = sub.add_parser("wild-splits", help="print the wild pool's split by source repository")
+    s.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    s.add_argument("--seed", type=int, default=0)
+    m = sub.add_parser("wild-manifest", help="regenerate the wild manifest copy from a pool")
+    m.add_argument("--wild", required=True, type=Path, help="local pool with its manifest.csv")
+    m.add_argument("--out", type=Path, default=DEFAULT_MANIFEST)
+
+
+def _run_wild(args: argparse.Namespace) -> int:
+    """Run one wild-pool subcommand; 1 when a fetch left rows unverified."""
+    from . import wild
+
+    try:
+        return _wild_command(args, wild)
+    except (OSError, ValueError) as e:  # WildManifestError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _wild_command(args: argparse.Namespace, wild) -> int:
+    if args.cmd == "wild-manifest":
+        rows = wild.build_wild_manifest(args.wild, args.out)
+        print(f"wrote {args.out} ({len(rows)} rows)")
+        return 0
+    rows = wild.read_wild_manifest(args.manifest)
+    if args.cmd == "wild-splits":
+        print(wild.describe_splits(rows, wild.assign_wild_splits(rows, seed=args.seed)))
+        return 0
+    report = wild.fetch_wild(args.out, rows, base_url=args.base_url, workers=args.workers)
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":
