@@ -61,6 +61,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         deterministic=args.deterministic,
         steps_per_epoch=args.steps_per_epoch,
         recipe_params=_recipe_params(args.recipe_param),
+        balance_content=not args.no_balance_content,
+        exclude_families=list(args.exclude_family or []),
     )
 
 
@@ -86,6 +88,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lofo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from detector.card import ModelCard
+    from training.lofo import LOFO_FAMILIES, run_lofo
+
+    config = config_from_args(args)
+    families = tuple(args.family or LOFO_FAMILIES)
+    result = run_lofo(config, args.out, families, verbose=0 if args.quiet else 1)
+    if args.card:
+        card = ModelCard.load(Path(args.card))
+        replace(card, metrics={**card.metrics, "lofo": result}).save(Path(args.card))
+    print(json.dumps({k: v.get("recall") for k, v in result["families"].items()}, indent=2))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -93,6 +111,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from training.config import TrainConfig
     from training.evaluate import evaluate, update_card_metrics
     from training.train import EVAL_SPLITS, load_splits
+    from training.truth import headline, truth_table
 
     root = models_dir(args.models_dir)
     det = load_model(args.model, root, cache=False)
@@ -102,6 +121,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     splits = {k: v for k, v in load_splits(config).items() if k in ("val", *EVAL_SPLITS)}
     folder = Path(args.report) if args.report else root / det.name / "report"
     metrics = evaluate(det, splits, folder, adversarial=det.spec.recipe == "efficientnet_b2")
+    if any(set(d.origins) - {"package"} for d in splits.values()):
+        metrics["truth"] = truth_table(det, splits)
+    if "lofo" in det.card.metrics:  # measured by `python -m training lofo`, kept
+        metrics["lofo"] = det.card.metrics["lofo"]
     if args.update_card:
         update_card_metrics(root / det.name, metrics)
     summary = {
@@ -114,6 +137,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         if isinstance(m, dict) and "n" in m
     }
     summary["robustness_auc"] = {k: v["roc_auc"] for k, v in metrics.get("robustness", {}).items()}
+    if "truth" in metrics:
+        summary["headline"] = headline(metrics["truth"], metrics.get("lofo"))
     print(json.dumps(summary, indent=2, default=lambda o: float(np.asarray(o))))
     return 0
 
@@ -123,6 +148,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a recipe and export model + card + report")
+    _add_train_args(t)
+    t.set_defaults(func=_train)
+    lofo = sub.add_parser(
+        "lofo", help="leave-one-family-out: train without each generator family, test on it"
+    )
+    _add_train_args(lofo)
+    lofo.add_argument(
+        "--family", action="append", help="only these families (default: all four, repeatable)"
+    )
+    lofo.add_argument("--card", help="also store the result in this model folder's card")
+    lofo.set_defaults(func=_lofo)
+    e = sub.add_parser("evaluate", help="evaluate a trained model on a dataset")
+    e.add_argument("model")
+    e.add_argument("--data", required=True)
+    e.add_argument("--models-dir")
+    e.add_argument("--max-eval", type=int)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--report", help="report folder (default: the model's report/)")
+    e.add_argument("--update-card", action="store_true", help="write the metrics into the card")
+    e.set_defaults(func=_evaluate)
+    return parser
+
+
+def _add_train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("recipe")
     t.add_argument("--data", required=True, help="starter kit, CIFAKE, Kaggle, FF++ folder or CSV")
     t.add_argument("--out", required=True, help="output folder, e.g. assets/models/NAME")
@@ -166,18 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
     t.add_argument("--deterministic", action="store_true")
     t.add_argument("--steps-per-epoch", type=int)
+    t.add_argument(
+        "--no-balance-content",
+        action="store_true",
+        help="draw batches uniformly instead of balancing content between the classes",
+    )
+    t.add_argument(
+        "--exclude-family",
+        action="append",
+        metavar="FAMILY",
+        help="leave this generator family's fakes out of training and validation (repeatable)",
+    )
     t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=_train)
-    e = sub.add_parser("evaluate", help="evaluate a trained model on a dataset")
-    e.add_argument("model")
-    e.add_argument("--data", required=True)
-    e.add_argument("--models-dir")
-    e.add_argument("--max-eval", type=int)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--report", help="report folder (default: the model's report/)")
-    e.add_argument("--update-card", action="store_true", help="write the metrics into the card")
-    e.set_defaults(func=_evaluate)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

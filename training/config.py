@@ -52,6 +52,11 @@ class TrainConfig:
         deterministic: Enable TensorFlow's deterministic kernels.
         steps_per_epoch: Cap on steps per epoch (quick runs and tests).
         recipe_params: Extra recipe parameters.
+        balance_content: Draw training batches with `training.balance.sample_weights` (equal
+            real and fake weight per content tag, fixed shares for package, wild and control
+            images) when the data holds wild or control images.
+        exclude_families: Generator families left out of training and validation (their fakes
+            only), for leave-one-family-out runs; the test splits keep them.
     """
 
     recipe: str
@@ -73,6 +78,8 @@ class TrainConfig:
     jpeg_quality_min: int = 60
     jpeg_quality_max: int = 100
     jpeg_last: bool = False
+    balance_content: bool = True
+    exclude_families: list[str] = field(default_factory=list)
     max_train: int | None = None
     max_eval: int | None = None
     frozen_epochs: int = 6

@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -29,6 +29,18 @@ class ImageSet:
     paths: list[str]
     generators: list[str]
     sources: list[str]
+    #: Per image: content tag, origin (package, wild, control), generator family, control kind.
+    contents: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+    controls: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        self.contents = list(self.contents) or ["photo"] * n
+        self.origins = list(self.origins) or ["package"] * n
+        self.families = list(self.families) or [""] * n
+        self.controls = list(self.controls) or [""] * n
 
     def __len__(self) -> int:
         return len(self.images)
@@ -41,7 +53,20 @@ class ImageSet:
             [self.paths[i] for i in index],
             [self.generators[i] for i in index],
             [self.sources[i] for i in index],
+            [self.contents[i] for i in index],
+            [self.origins[i] for i in index],
+            [self.families[i] for i in index],
+            [self.controls[i] for i in index],
         )
+
+    def mask(self, **where: str | set[str]) -> np.ndarray:
+        """Boolean mask of the items whose metadata match, e.g. ``mask(origins="wild")``."""
+        keep = np.ones(len(self), dtype=bool)
+        for name, wanted in where.items():
+            values = np.array(getattr(self, name), dtype=object)
+            allowed = {wanted} if isinstance(wanted, str) else set(wanted)
+            keep &= np.array([v in allowed for v in values], dtype=bool)
+        return keep
 
 
 def balanced_subset(labels: np.ndarray, limit: int | None, seed: int) -> list[int]:
@@ -85,6 +110,10 @@ def load_images(samples: Sequence, *, max_side: int = 512, workers: int = 2) -> 
         paths=[paths[i] for i in keep],
         generators=[str(getattr(samples[i], "generator", "") or "") for i in keep],
         sources=[str(getattr(samples[i], "source", "") or "") for i in keep],
+        contents=[str(getattr(samples[i], "content", "") or "photo") for i in keep],
+        origins=[str(getattr(samples[i], "origin", "") or "package") for i in keep],
+        families=[str(getattr(samples[i], "family", "") or "") for i in keep],
+        controls=[str(getattr(samples[i], "control", "") or "") for i in keep],
     )
 
 
@@ -108,7 +137,11 @@ def preprocess(
 
 
 class BatchSequence(keras.utils.PyDataset):
-    """Shuffled, augmented batches; reproducible from (seed, epoch, batch index)."""
+    """Shuffled, augmented batches; reproducible from (seed, epoch, batch index).
+
+    With ``weights``, each epoch draws its images in proportion to them (with replacement)
+    instead of a permutation: see `training.balance.sample_weights`.
+    """
 
     def __init__(
         self,
@@ -119,9 +152,13 @@ class BatchSequence(keras.utils.PyDataset):
         augment: Augment | None,
         seed: int,
         steps: int | None = None,
+        weights: np.ndarray | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if weights is not None and len(weights) != len(data):
+            raise ValueError(f"{len(weights)} weights for {len(data)} images")
+        self.weights = None if weights is None else np.asarray(weights, np.float64)
         self.data = data
         self.spec = spec
         self.batch_size = batch_size
@@ -133,7 +170,12 @@ class BatchSequence(keras.utils.PyDataset):
         self._shuffle()
 
     def _shuffle(self) -> None:
-        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.data))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.weights is None:
+            self.order = rng.permutation(len(self.data))
+        else:  # an epoch of draws in proportion to the weights (content balancing)
+            p = self.weights / self.weights.sum()
+            self.order = rng.choice(len(self.data), size=len(self.data), p=p)
 
     def __len__(self) -> int:
         n = math.ceil(len(self.data) / self.batch_size)

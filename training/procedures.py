@@ -19,6 +19,7 @@ from detector._keras import keras, tf
 from detector.recipes import is_head_layer
 from detector.spec import ModelSpec
 from training.augment import Compose, GeometricColourAugment, RandomJpeg, RobustAugment
+from training.balance import sample_weights
 from training.config import TrainConfig
 from training.datasets import BatchSequence, ImageSet, preprocess, targets
 
@@ -57,7 +58,14 @@ class TrainingContext:
             augment=Compose(*steps) if steps else None,
             seed=self.config.seed + seed_offset,
             steps=self.config.steps_per_epoch,
+            weights=self.weights(),
         )
+
+    def weights(self) -> np.ndarray | None:
+        """Content-balancing weights when the training data holds wild or control images."""
+        if not self.config.balance_content or set(self.train.origins) <= {"package"}:
+            return None
+        return sample_weights(self.train.labels, self.train.origins, self.train.contents)
 
     def validation(self) -> tuple[np.ndarray, np.ndarray]:
         return preprocess(self.val.images, self.spec), targets(self.val.labels, self.spec.output)

@@ -21,11 +21,13 @@ from detector.card import ModelCard
 from detector.models import export_model, load_model
 from detector.recipes import get_recipe
 from detector.runtime import Detector
+from training.balance import weight_table
 from training.calibration import fit_temperature, logit, pr_threshold, uncertain_band
 from training.config import TrainConfig
 from training.datasets import ImageSet, balanced_subset, load_images
-from training.evaluate import evaluate, score
+from training.evaluate import evaluate
 from training.procedures import TrainingContext, procedure_for
+from training.truth import truth_table, whole_image_p
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,17 @@ def load_splits(config: TrainConfig) -> dict[str, ImageSet]:
     from training.data.loaders import load_dataset
 
     samples = load_dataset(config.data)
+    if config.exclude_families:  # leave-one-family-out: its fakes leave training and validation
+        left_out = set(config.exclude_families)
+        samples = [
+            s
+            for s in samples
+            if not (
+                s.split in ("train", "val")
+                and s.label == 1
+                and getattr(s, "family", "") in left_out
+            )
+        ]
     splits: dict[str, ImageSet] = {}
     for name in ("train", "val", *EVAL_SPLITS):
         chosen = _split(samples, name)
@@ -161,9 +174,18 @@ def init_from_trained(model, spec, folder: Path) -> dict[str, Any]:
     }
 
 
+def calibration_set(val: ImageSet) -> ImageSet:
+    """The images calibration uses: the wild validation split and its controls when the data
+    has them (the images people bring), else the whole validation split."""
+    index = np.flatnonzero(val.mask(origins={"wild", "control"}))
+    return val.subset(index) if len(index) and len(set(val.labels[index])) == 2 else val
+
+
 def calibrate(det: Detector, val: ImageSet, recipe: str) -> dict[str, Any]:
-    """Temperature, threshold and uncertain band from the validation split."""
-    raw = score(det, val)  # temperature 1 at this point
+    """Temperature, threshold and uncertain band from the validation split (see
+    `calibration_set`), on whole-image scores as the apps compute them."""
+    val = calibration_set(val)
+    raw = whole_image_p(det, val.images)  # temperature 1 at this point
     fake_logits = logit(raw)
     temperature = fit_temperature(val.labels, fake_logits)
     calibrated = 1 / (1 + np.exp(-fake_logits / temperature))
@@ -172,11 +194,30 @@ def calibrate(det: Detector, val: ImageSet, recipe: str) -> dict[str, Any]:
     return {"temperature": temperature, "threshold": threshold, "uncertain_band": band}
 
 
-def train(config: TrainConfig, *, verbose: int = 1) -> ModelCard:
-    """Run a full training: data -> model -> calibration -> evaluation -> exported folder.
+def limitations(train_set: ImageSet) -> tuple[str, ...]:
+    """The card's limitations, from what the model was trained on."""
+    if "wild" not in train_set.origins:
+        return (
+            "Trained on the open starter kit: real photos from a few Debian packages and fakes "
+            "from upscalers and style transfer. It has never seen diffusion-model images.",
+            "Scores are only meaningful for photos similar to its training tiles; screenshots, "
+            "heavy compression and very small images are outside its domain.",
+        )
+    seen = sorted({g for g, y in zip(train_set.generators, train_set.labels, strict=True) if y})
+    return (
+        f"Trained on {len(seen)} generators ({', '.join(seen)}) and real photos from public "
+        "repositories and Debian packages; generators it never saw may score lower.",
+        "A statistical score, not proof: heavy compression, screenshots of screens and "
+        "images under 224 px lose the traces it reads. See the card's truth table.",
+    )
 
-    Returns:
-        The card written to ``config.out``.
+
+def fit_and_calibrate(
+    config: TrainConfig, *, verbose: int = 1
+) -> tuple[Detector, dict[str, ImageSet], float]:
+    """Train, export and calibrate a model; returns it loaded, the data, and the seconds taken.
+
+    The folder ``config.out`` then holds the weights and a card without metrics.
     """
     started = time.time()
     keras.utils.set_random_seed(config.seed)
@@ -195,15 +236,21 @@ def train(config: TrainConfig, *, verbose: int = 1) -> ModelCard:
             config, spec, splits["train"], splits["val"], Path(workdir), strategy, verbose
         )
         phases = procedure_for(config.recipe)(model, ctx)
+        weights = ctx.weights()
     trained_seconds = time.time() - started
-
+    training_data = describe(splits, config)
+    if weights is not None:
+        train_set = splits["train"]
+        training_data["batch_weights"] = weight_table(
+            train_set.labels, train_set.origins, train_set.contents, weights
+        )
     card = ModelCard(
         name=config.model_name,
         spec=spec,
         sha256="",
         title=config.title or config.model_name,
         summary=recipe.summary,
-        training_data=describe(splits, config),
+        training_data=training_data,
         training={
             "config": config.to_dict(),
             "phases": phases,
@@ -213,12 +260,7 @@ def train(config: TrainConfig, *, verbose: int = 1) -> ModelCard:
             "command": config.command(),
         },
         backbone=provenance,
-        limitations=(
-            "Trained on the open starter kit: real photos from a few Debian packages and fakes "
-            "from upscalers and style transfer. It has never seen diffusion-model images.",
-            "Scores are only meaningful for photos similar to its training tiles; screenshots, "
-            "heavy compression and very small images are outside its domain.",
-        ),
+        limitations=limitations(splits["train"]),
     )
     export_model(model, out, card)
     det = Detector(model, ModelCard.load(out))
@@ -226,11 +268,24 @@ def train(config: TrainConfig, *, verbose: int = 1) -> ModelCard:
     card = replace(ModelCard.load(out), **calibration)
     card.save(out)
     config.save(out)
-    det = load_model(card.name, out.parent, cache=False)
+    return load_model(card.name, out.parent, cache=False), splits, trained_seconds
+
+
+def train(config: TrainConfig, *, verbose: int = 1) -> ModelCard:
+    """Run a full training: data -> model -> calibration -> evaluation -> exported folder.
+
+    Returns:
+        The card written to ``config.out``.
+    """
+    started = time.time()
+    det, splits, _ = fit_and_calibrate(config, verbose=verbose)
+    out = Path(config.out)
     eval_splits = {name: splits[name] for name in ("val", *EVAL_SPLITS) if name in splits}
     metrics = evaluate(
         det, eval_splits, out / "report", adversarial=config.recipe == "efficientnet_b2"
     )
+    if any(set(d.origins) - {"package"} for d in eval_splits.values()):
+        metrics["truth"] = truth_table(det, eval_splits, progress=verbose > 0)
     card = replace(ModelCard.load(out), metrics=metrics)
     card.save(out)
     log.info("trained %s in %.0f s", card.name, time.time() - started)

@@ -64,6 +64,11 @@ MANIFEST_COLUMNS = [
     "tile_y",
     "tile_x",
     "gen_params",
+    # added by the wild step (wild_kit.py); package rows: content=photo, origin=package
+    "content",
+    "family",
+    "origin",
+    "control",
 ]
 KIT_FORMAT = 1
 

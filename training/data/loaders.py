@@ -46,6 +46,10 @@ class Sample:
     split: str
     source: str
     generator: str | None = None
+    content: str = ""
+    origin: str = ""
+    family: str = ""
+    control: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,6 +186,10 @@ def load_starter_kit(directory: Path | str, check_files: bool = True) -> list[Sa
                     split=r["split"],
                     source=f"starter-kit/{group}",
                     generator=r.get("generator") or None,
+                    content=r.get("content") or "photo",
+                    origin=r.get("origin") or "package",
+                    family=r.get("family") or "",
+                    control=r.get("control") or "",
                 )
             )
     if check_files:
