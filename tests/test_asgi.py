@@ -740,3 +740,347 @@ def test_gradio_downloads_no_remote_file(gradio_api_app):
     response = bare.post("/gradio_api/run/name", json={"data": [remote]})
     assert response.status_code == 500
     assert (cache / hash_url(url)).is_dir()
+
+
+# ------------------------------------------------------------------------------------ upload caps
+def test_a_files_part_without_a_plain_filename_is_refused():
+    """Gradio's upload route answers a ``files`` field that is not a file with a 500."""
+    star_only = part(b"form-data; name=\"files\"; filename*=UTF-8''..%2Fevil.png", b"text")
+    nameless = part(b'form-data; name="files"', b"text")
+    for bad in (star_only, nameless):
+        inner = Recorder()
+        sent = call(NeutralUploadNames(inner), body(file_part(b'"a.png"'), bad))
+        assert sent[0]["status"] == 400, sent
+        assert b"'files' is not a file" in sent[1]["body"]
+        assert inner.body.endswith(MultipartRewriter(BOUNDARY).poison())
+    # other fields may be plain fields; without file_fields the rewriter lets any through
+    inner = Recorder()
+    sent = call(
+        NeutralUploadNames(inner), body(file_part(b'"a.png"'), part(b'form-data; name="x"', b"1"))
+    )
+    assert sent[0]["status"] == 200
+    assert gradio_parse(rewrite(body(nameless)), Path("/nonexistent")) == [("files", None, b"text")]
+
+
+def test_uploads_are_capped_in_bytes_and_files_as_they_stream():
+    data = body(*[file_part(b'"%d.png"' % i) for i in range(5)])
+    sent = call(NeutralUploadNames(Recorder(), max_upload_files=5), data)
+    assert sent[0]["status"] == 200
+    inner = Recorder()
+    sent = call(NeutralUploadNames(inner, max_upload_files=4), data)
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == b"Upload refused: more than 4 files in one request.\n"
+    assert inner.body.endswith(MultipartRewriter(BOUNDARY).poison())
+
+    sent = call(NeutralUploadNames(Recorder(), max_upload_bytes=len(data)), data)
+    assert sent[0]["status"] == 200
+    inner = Recorder()
+    sent = call(NeutralUploadNames(inner, max_upload_bytes=len(data) - 1), data, chunk=100)
+    assert sent[0]["status"] == 413
+    assert b"exceeds 0 MB" in sent[1]["body"]
+    # the app got the body only up to the chunk that passed the limit, then the poison
+    assert len(inner.body) < len(data) + 200 and inner.body.endswith(
+        MultipartRewriter(BOUNDARY).poison()
+    )
+    assert asgi.MAX_UPLOAD_BYTES == 60 * 1024 * 1024 and asgi.MAX_UPLOAD_FILES == 200
+
+
+def test_the_upload_cap_stops_reading_a_long_body():
+    """A body far over the cap is refused after the cap, not after the whole body."""
+    reads = 0
+    chunk = b"x" * 65536
+
+    async def receive():
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            return {
+                "type": "http.request",
+                "body": body(file_part(b'"a.png"'))[:-40],
+                "more_body": True,
+            }
+        return {"type": "http.request", "body": chunk, "more_body": reads < 100_000}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/gradio_api/upload",
+        "headers": [(b"content-type", CONTENT_TYPE)],
+    }
+    asyncio.run(NeutralUploadNames(Recorder(), max_upload_bytes=1024 * 1024)(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert reads < 20 + 1024 * 1024 // len(chunk)
+
+
+# ------------------------------------------------------------------------------------ routes
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/gradio_api/file=http://1.1.1.1/x.png",
+        "/gradio_api/file=https://example.com/",
+        "/gradio_api/file=HTTP://example.com/",
+        "/gradio_api/file/http://1.1.1.1/x.png",
+        "/gradio_api/file=http%3A%2F%2F1.1.1.1%2Fx.png",
+        "/gradio_api/file=%2568ttp%253A//1.1.1.1/",
+        "/gradio_api/file=//1.1.1.1/x.png",
+        "/file=http://1.1.1.1/",
+        "/root/gradio_api/file=ftp://example.com/x",
+    ],
+)
+def test_file_routes_with_urls_are_refused(path):
+    for method in ("GET", "HEAD"):
+        assert asgi.route_refusal({"type": "http", "method": method, "path": path}) == (
+            403,
+            asgi.REMOTE_FETCH_REFUSED,
+        )
+        inner = Recorder()
+        sent = _send_request(NeutralUploadNames(inner), method, path)
+        assert inner.scope is None and sent[0]["status"] == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/gradio_api/file=/tmp/gradio/0a1b/upload.png",
+        "/gradio_api/file=assets/examples/example_01.png",
+        "/gradio_api/file=C:/x.png",
+        "/gradio_api/upload_progress",
+        "/gradio_api/info",
+        "/",
+    ],
+)
+def test_other_routes_pass(path):
+    assert asgi.route_refusal({"type": "http", "method": "GET", "path": path}) is None
+    # a POST to a file-like path is not a fetch
+    assert asgi.route_refusal({"type": "http", "method": "POST", "path": path + "http://x"}) is None
+
+
+def test_the_recording_route_is_refused_whatever_the_method():
+    for method in ("POST", "GET", "PUT"):
+        for path in ("/gradio_api/process_recording", "/gradio_api/process_recording/"):
+            inner = Recorder()
+            sent = _send_request(NeutralUploadNames(inner), method, path)
+            assert inner.scope is None and sent[0]["status"] == 403
+            assert json.loads(sent[1]["body"]) == {"detail": asgi.ROUTE_REFUSED}
+
+
+def _send_request(
+    app: Any, method: str, path: str, data: bytes = b"", headers=(), client=("10.0.0.9", 4000)
+) -> list[dict[str, Any]]:
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "client": client,
+    }
+    messages = [{"type": "http.request", "body": data, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_gradio_recording_and_url_file_routes_are_refused_in_process(gradio_app):
+    from starlette.testclient import TestClient
+
+    app, _ = gradio_app
+    client = TestClient(app)
+    response = client.post(
+        "/gradio_api/process_recording", files={"video": ("v.mp4", b"\x00" * 100, "video/mp4")}
+    )
+    assert response.status_code == 403
+    for path in ("/gradio_api/file=http://127.0.0.1:9/x.png", "/gradio_api/file/https://x/y"):
+        assert client.get(path).status_code == 403
+        assert client.head(path).status_code == 403
+    assert client.get("/gradio_api/file=/etc/passwd").status_code == 403  # Gradio's own check
+
+
+# ------------------------------------------------------------------------------------ fair queue
+class QueueApp:
+    """A fake Gradio: event routes answer ``{"event_id": ...}`` and the event stays pending until
+    `finish`; other routes answer 200 with a body."""
+
+    def __init__(self) -> None:
+        self.pending: set[str] = set()
+        self.seen: list[tuple[str, bytes]] = []
+        self.count = 0
+        self.status = 200
+        self.raises = False
+
+    def finish(self, *event_ids: str) -> None:
+        self.pending.difference_update(event_ids or set(self.pending))
+
+    async def __call__(self, scope, receive, send):
+        message = await receive()
+        self.seen.append((scope["path"], message.get("body", b"")))
+        if self.raises:
+            raise RuntimeError("app failed")
+        self.count += 1
+        event_id = f"e{self.count}"
+        if self.status == 200:
+            self.pending.add(event_id)
+        answer = json.dumps({"event_id": event_id}).encode()
+        await send({"type": "http.response.start", "status": self.status, "headers": []})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def _join(fair: Any, fn_index: Any = 1, client: str = "10.0.0.9", xff: bytes | None = None):
+    headers = [(b"x-forwarded-for", xff)] if xff is not None else []
+    data = json.dumps({"data": [], "fn_index": fn_index, "session_hash": "s"}).encode()
+    sent = _send_request(
+        fair, "POST", "/gradio_api/queue/join", data, headers, client=(client, 1234)
+    )
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def _fair(inner: QueueApp, **kwargs: Any) -> Any:
+    return asgi.FairQueue(inner, pending=inner.pending.__contains__, **kwargs)
+
+
+def test_fair_queue_caps_pending_events_per_client():
+    inner = QueueApp()
+    fair = _fair(inner, max_pending=3, max_heavy=3)
+    assert [_join(fair)[0] for _ in range(3)] == [200, 200, 200]
+    status, answer = _join(fair)
+    assert status == 429 and answer == {"detail": asgi.TOO_MANY_PENDING.format(count=3)}
+    assert len(inner.seen) == 3  # the refused request never reached the app
+    # another client is not affected
+    assert _join(fair, client="10.0.0.10")[0] == 200
+    # a finished event frees its place
+    inner.finish("e1")
+    assert _join(fair)[0] == 200
+    assert _join(fair)[0] == 429
+    inner.finish()
+    assert fair.counted("10.0.0.9") == (0, 0)
+    assert [_join(fair)[0] for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_fair_queue_heavy_events_have_their_own_cap():
+    inner = QueueApp()
+    fair = _fair(inner, heavy_events={7}, heavy_apis={"predict"}, max_pending=5, max_heavy=2)
+    assert [_join(fair, 7)[0] for _ in range(3)] == [200, 200, 429]
+    sent = _send_request(fair, "POST", "/gradio_api/call/predict", b'{"data": []}')
+    assert sent[0]["status"] == 429
+    # cheap events still pass, up to the total
+    assert [_join(fair, 3)[0] for _ in range(4)] == [200, 200, 200, 429]
+    assert fair.counted("10.0.0.9") == (5, 2)
+    # an unreadable fn_index counts as heavy
+    inner.finish()
+    for body_ in (b"not json", b'{"fn_index": "7"}', b"[]", b'{"fn_index": true}'):
+        _send_request(fair, "POST", "/gradio_api/queue/join", body_)
+    assert fair.counted("10.0.0.9") == (2, 2)  # the last two were refused as heavy
+
+
+def test_fair_queue_counts_every_event_route_and_nothing_else():
+    inner = QueueApp()
+    fair = _fair(inner, max_pending=100, max_heavy=100, heavy_apis={"predict"})
+    for path in (
+        "/gradio_api/queue/join",
+        "/gradio_api/call/predict",
+        "/gradio_api/call/v2/predict",
+        "/gradio_api/run/predict",
+        "/gradio_api/api/predict/",
+    ):
+        _send_request(fair, "POST", path, b'{"data": []}')
+    assert fair.counted("10.0.0.9") == (5, 5)
+    for method, path in (
+        ("GET", "/gradio_api/call/predict/e1"),
+        ("POST", "/gradio_api/upload"),
+        ("GET", "/gradio_api/queue/data"),
+        ("POST", "/gradio_api/cancel"),
+        ("GET", "/gradio_api/queue/join"),
+    ):
+        _send_request(fair, method, path)
+    assert fair.counted("10.0.0.9") == (5, 5)
+
+
+def test_fair_queue_counts_cannot_leak():
+    now = [1000.0]
+    inner = QueueApp()
+    fair = _fair(inner, max_pending=2, max_age=60.0, clock=lambda: now[0])
+    assert [_join(fair)[0] for _ in range(3)] == [200, 200, 429]
+    now[0] += 61  # the app never finished them: they stop counting anyway
+    assert fair.counted("10.0.0.9") == (0, 0)
+    assert _join(fair)[0] == 200
+    # refused by the app (queue full, 4xx) or failed: released at once
+    inner.finish()
+    inner.status = 503
+    assert [_join(fair)[0] for _ in range(3)] == [503, 503, 503]
+    assert fair.counted("10.0.0.9") == (0, 0)
+    inner.status, inner.raises = 200, True
+    with pytest.raises(RuntimeError):
+        _join(fair)
+    assert fair.counted("10.0.0.9") == (0, 0)
+    # a predicate that raises releases (and does not lock the client out)
+    inner.raises = False
+
+    def broken(event_id: str) -> bool:
+        raise KeyError(event_id)
+
+    fair = asgi.FairQueue(inner, pending=broken, max_pending=1)
+    assert [_join(fair)[0] for _ in range(3)] == [200, 200, 200]
+    # without a predicate an event counts only while its request runs
+    fair = asgi.FairQueue(inner, max_pending=1)
+    assert [_join(fair)[0] for _ in range(3)] == [200, 200, 200]
+    # forgotten clients are swept
+    fair = _fair(inner, max_pending=1)
+    for i in range(300):
+        _join(fair, client=f"10.1.{i // 256}.{i % 256}")
+    inner.finish()
+    for _ in range(256):
+        _send_request(fair, "POST", "/gradio_api/upload")  # not an event: no sweep
+        _join(fair)
+        inner.finish()
+    assert set(fair._tickets) <= {"10.0.0.9"}
+
+
+def test_fair_queue_keys_clients_by_the_first_forwarded_hop():
+    inner = QueueApp()
+    fair = _fair(inner, max_pending=1)
+    assert _join(fair, xff=b"203.0.113.5, 10.0.0.1")[0] == 200
+    assert _join(fair, xff=b"203.0.113.5")[0] == 429
+    assert _join(fair, xff=b"203.0.113.6, 203.0.113.5")[0] == 200
+    assert _join(fair)[0] == 200  # the peer itself, without the header
+    assert asgi.client_key({"headers": [], "client": None}) == "-"
+    assert asgi.client_key({"headers": [(b"X-Forwarded-For", b" , x")]}) == "-"
+
+
+def test_fair_queue_replays_the_body_and_passes_disconnects():
+    inner = QueueApp()
+    fair = _fair(inner, heavy_events={1})
+    data = json.dumps({"data": ["x" * 100], "fn_index": 1, "session_hash": "s"}).encode()
+    messages = [
+        {"type": "http.request", "body": data[:10], "more_body": True},
+        {"type": "http.request", "body": data[10:], "more_body": False},
+    ]
+    received = []
+
+    async def app(scope, receive, send):
+        received.extend([await receive(), await receive(), await receive()])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"event_id": "z"}'})
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        return None
+
+    scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "headers": []}
+    fair = asgi.FairQueue(app, pending=lambda e: True, heavy_events={1})
+    asyncio.run(fair(scope, receive, send))
+    assert b"".join(m.get("body", b"") for m in received) == data
+    assert received[-1]["type"] == "http.disconnect"
+    assert fair.counted("-") == (1, 1)
