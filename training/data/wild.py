@@ -469,6 +469,7 @@ def _fetch_group(
     try:
         data = _download(opener, url, timeout, max_bytes)
     except urllib.error.HTTPError as e:
+        e.close()
         return dict.fromkeys((r.file for r in group), f"HTTP {e.code} {e.reason} for {url}")
     except Exception as e:
         return dict.fromkeys((r.file for r in group), f"download failed for {url}: {e}")
