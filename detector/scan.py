@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -11,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.errors import DetectorError
+from detector.errors import DetectorError, ImageLoadError
 from detector.images import load_image
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,12 @@ class ScanRow:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus every non-hidden file under named folders (sorted).
+    """Files named directly, plus every non-hidden entry under named folders (sorted).
+
+    Folders are walked without following symbolic links to folders, so link loops cannot trap
+    the walk. Every entry that is not a folder is returned, whatever it is (dangling or looping
+    links, links to folders, FIFOs, devices), and so are sub-folders that cannot be listed:
+    `scan` turns each into an error row that names the problem rather than dropping it.
 
     Raises:
         FileNotFoundError: for a path that does not exist.
@@ -46,27 +54,88 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            files.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file()
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
-        elif path.exists():
+        try:
+            is_dir = path.is_dir()
+            exists = is_dir or path.exists()
+        except OSError:  # e.g. a parent folder this user may not enter: a read_failed row
+            files.append(path)
+            continue
+        if is_dir:
+            files.extend(_walk(path))
+        elif exists:
             files.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {raw}")
     return files
 
 
+def _walk(top: Path) -> list[Path]:
+    """Every non-hidden entry under ``top`` that is not a folder, plus unlistable folders."""
+    found: list[Path] = []
+    folders = [top]
+    while folders:  # a stack, not recursion: depth is bounded by the file system alone
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:  # an error row for the folder rather than nothing
+            log.debug("cannot list %s: %s", folder, exc)
+            found.append(folder)
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_folder = False
+            (folders if is_folder else found).append(path)
+    return sorted(found)
+
+
+def _not_a_file(path: Path) -> ImageLoadError | None:
+    """A named error for links that lead nowhere or to a folder, and for unlistable folders.
+
+    Everything else (regular files, FIFOs, devices, missing files) is left to `load_image`.
+    """
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(mode):
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            why = "it loops" if exc.errno == errno.ELOOP else "its target does not exist"
+            if exc.errno not in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR):
+                why = exc.strerror or type(exc).__name__
+            return ImageLoadError(f"broken link: {path.name} ({why})", code="broken_link")
+        if stat.S_ISDIR(mode):
+            return ImageLoadError(
+                f"a link to a folder, not followed: {path.name}", code="not_a_file"
+            )
+        return None
+    if stat.S_ISDIR(mode):
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as exc:
+            return ImageLoadError(
+                f"cannot list folder {path.name}: {exc.strerror or exc}", code="read_failed"
+            )
+        return ImageLoadError(f"a folder, not a file: {path.name}", code="not_a_file")
+    return None
+
+
 def _decode(path: Path) -> np.ndarray | DetectorError:
     try:
-        return load_image(path)
+        problem = _not_a_file(path)
+        return problem if problem is not None else load_image(path)
     except DetectorError as exc:
         return exc
+    except OSError as exc:  # e.g. no read permission: one error row, the scan goes on
+        return ImageLoadError(f"cannot read {path.name}: {exc.strerror or exc}", code="read_failed")
 
 
 def scan(

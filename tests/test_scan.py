@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 from conftest import encode, make_image
 
@@ -55,3 +59,125 @@ def test_a_failing_model_does_not_stop_the_others(trained_dir, files):
     assert all(
         "simulated out-of-memory" in r.error for r in broken_rows if not r.path.endswith("f3.png")
     )
+
+
+class StubDetector:
+    """Scores every image 0.25 without a model (for scans whose point is the files)."""
+
+    name = "stub"
+    spec = SimpleNamespace(preprocessing=SimpleNamespace(apply_batch=lambda images: images))
+    card = SimpleNamespace(label_for=lambda p_fake: "real")
+
+    def p_fake_batch(self, batch):
+        return [0.25] * len(batch)
+
+
+def test_an_unreadable_file_is_a_row_and_the_scan_goes_on(files, monkeypatch):
+    import importlib
+
+    scan_module = importlib.import_module("detector.scan")  # `detector.scan` is also a function
+    real = scan_module.load_image
+
+    def refuse_f1(path):
+        if path.name == "f1.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(scan_module, "load_image", refuse_f1)
+    rows = list(detector.scan(files, [StubDetector()], batch_size=2))
+    assert [r.path for r in rows] == [str(p) for p in files]
+    by_name = {r.path.rsplit("/", 1)[-1]: r for r in rows}
+    assert by_name["f1.png"].error == "read_failed: cannot read f1.png: Permission denied"
+    assert by_name["f0.png"].p_fake == 0.25 and by_name["f6.png"].p_fake == 0.25
+
+
+def _run_as_nobody(code: str, *args: str):
+    """Run Python code as user nobody (uid 65534); skip where that is not possible."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to drop to another user")
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "MPLCONFIGDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+    run = {"capture_output": True, "text": True, "env": env, "cwd": repo}
+    probe = subprocess.run([*drop, "-c", "print('ok')"], **run)
+    if probe.stdout.strip() != "ok":
+        pytest.skip(f"cannot run Python as nobody here: {probe.stderr.strip()[:200]}")
+    return subprocess.run([*drop, "-c", code, *args], timeout=300, **run)
+
+
+def test_permission_denied_for_real_gives_read_failed_rows():
+    """As an unprivileged user: a chmod 000 file and a chmod 000 folder are rows, not a crash."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # under /tmp, where nobody can enter
+        folder = Path(tmp)
+        folder.chmod(0o755)
+        (folder / "a.png").write_bytes(encode(make_image(40, 40, 1)))
+        (folder / "b.png").write_bytes(encode(make_image(40, 40, 2)))
+        (folder / "c.png").write_bytes(encode(make_image(40, 40, 3)))
+        (folder / "b.png").chmod(0o000)
+        (folder / "locked").mkdir()
+        (folder / "locked" / "d.png").write_bytes(encode(make_image(40, 40, 4)))
+        (folder / "locked").chmod(0o000)
+        code = (
+            "import json, sys\n"
+            "from detector.scan import expand_paths, scan\n"
+            "class P:\n"
+            "    apply_batch = staticmethod(lambda images: images)\n"
+            "class S:\n"
+            "    preprocessing = P\n"
+            "class C:\n"
+            "    label_for = staticmethod(lambda p: 'real')\n"
+            "class D:\n"
+            "    name, spec, card = 'stub', S, C\n"
+            "    def p_fake_batch(self, batch): return [0.25] * len(batch)\n"
+            "rows = scan(expand_paths([sys.argv[1]]), [D()], batch_size=2)\n"
+            "print(json.dumps([r.to_dict() for r in rows]))\n"
+        )
+        try:
+            done = _run_as_nobody(code, str(folder))
+        finally:
+            (folder / "locked").chmod(0o755)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in json.loads(done.stdout.splitlines()[-1])}
+    assert set(rows) == {"a.png", "b.png", "c.png", "locked"}
+    assert rows["a.png"]["p_fake"] == 0.25 and rows["c.png"]["p_fake"] == 0.25
+    assert rows["b.png"]["error"] == "read_failed: cannot read b.png: Permission denied"
+    assert rows["locked"]["error"] == "read_failed: cannot list folder locked: Permission denied"
+
+
+def test_links_fifos_and_devices_in_a_folder_are_named_rows(tmp_path):
+    """Nothing under a scanned folder is dropped silently, and link loops are not followed."""
+    import os
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "good.png").write_bytes(encode(make_image(40, 40, 1)))
+    (folder / "sub" / "loop_to_parent").symlink_to("..")
+    (folder / "selfloop").symlink_to("selfloop")
+    (folder / "a_link").symlink_to("b_link")
+    (folder / "b_link").symlink_to("a_link")
+    (folder / "dangling.png").symlink_to("nowhere.png")
+    (folder / "good_link.png").symlink_to("good.png")
+    (folder / "zero_link.png").symlink_to("/dev/zero")
+    os.mkfifo(folder / "fifo.png")
+    (folder / ".hidden.png").symlink_to("nowhere.png")  # hidden entries stay skipped
+    rows = list(detector.scan(detector.expand_paths([folder]), [StubDetector()]))
+    errors = {r.path.removeprefix(f"{folder}/"): r.error for r in rows}
+    assert errors == {
+        "a_link": "broken_link: broken link: a_link (it loops)",
+        "b_link": "broken_link: broken link: b_link (it loops)",
+        "dangling.png": "broken_link: broken link: dangling.png (its target does not exist)",
+        "fifo.png": "not_a_file: not a regular file: fifo.png",
+        "good.png": None,
+        "good_link.png": None,
+        "selfloop": "broken_link: broken link: selfloop (it loops)",
+        "sub/loop_to_parent": "not_a_file: a link to a folder, not followed: loop_to_parent",
+        "zero_link.png": "not_a_file: not a regular file: zero_link.png",
+    }
+    assert [r.path for r in rows] == sorted(r.path for r in rows)
