@@ -34,8 +34,14 @@ and Gradio's screen-recording route, which this app does not use. A multipart bo
 most `MAX_UPLOAD_FILES` files and `MAX_UPLOAD_BYTES` bytes (413 past it, counted as it streams),
 and a ``files`` part without a plain ``filename`` is refused with 400 (Gradio would answer 500).
 
-`FairQueue`, a second middleware, caps the events each client has waiting or running, so that
-one client cannot fill the queue and lock everyone else out.
+For the handlers behind these routes, `confine` accepts a file path only when it resolves
+(symbolic links and ``..`` followed) inside given folders, such as Gradio's upload cache and the
+bundled examples, and `scrub_paths` turns the absolute paths in an error text into their last
+component before a visitor sees it.
+
+`FairQueue` caps the events each client has waiting or running, so that one client cannot fill
+the queue and lock everyone else out (``NeutralUploadNames(app, fair_queue={...})`` puts one
+behind the upload middleware).
 
 Pure ASGI and the standard library only: it wraps any ASGI app (``Middleware(NeutralUploadNames)``
 in Starlette or FastAPI, which is how ``app.py`` passes them to Gradio).
@@ -45,10 +51,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -577,6 +585,9 @@ class NeutralUploadNames:
         max_upload_bytes: Largest multipart body; bigger ones get 413 (None: no limit).
         max_upload_files: Most file parts in one multipart body (None: no limit).
         file_fields: Field names whose parts must be files (carry a ``filename``).
+        fair_queue: When given, `FairQueue` arguments: the app is wrapped in a `FairQueue`
+            behind this middleware (which then sees bodies already checked), so that one
+            ``Middleware(NeutralUploadNames, fair_queue=...)`` installs both.
     """
 
     def __init__(
@@ -587,8 +598,9 @@ class NeutralUploadNames:
         max_upload_bytes: int | None = MAX_UPLOAD_BYTES,
         max_upload_files: int | None = MAX_UPLOAD_FILES,
         file_fields: frozenset[str] = FILE_FIELDS,
+        fair_queue: Mapping[str, Any] | None = None,
     ) -> None:
-        self.app = app
+        self.app = app if fair_queue is None else FairQueue(app, **fair_queue)
         self.max_header_bytes = max_header_bytes
         self.max_json_bytes = max_json_bytes
         self.max_upload_bytes = max_upload_bytes
@@ -624,6 +636,59 @@ class NeutralUploadNames:
             file_fields=self.file_fields,
         )
         await _Upload(self.app, rewriter).run({**scope, "headers": kept}, receive, send)
+
+
+# ------------------------------------------------------------------------------------ file paths
+#: What a visitor is told when a request names a file outside the allowed folders.
+PATH_REFUSED = "refused_path: only files uploaded to this app (or its examples) can be read"
+
+# An absolute path of two components or more (``/a/b``, ``C:\\a\\b``) not inside a URL or a
+# longer word; group ``name`` is its last component.
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.:/\\~%-])(?:[A-Za-z]:)?[/\\](?:[^\s/\\'\"`<>|]+[/\\])+(?P<name>[^\s/\\'\"`<>|]*)"
+)
+
+
+class PathRefused(ValueError):
+    """A request named a file outside the folders it may read (the message names no path)."""
+
+    def __init__(self, message: str = PATH_REFUSED) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def confine(path: object, roots: Iterable[str | os.PathLike[str]]) -> str:
+    """``path`` resolved, if it lies inside (or is) one of ``roots``, also resolved.
+
+    Anything else is refused: a value that is not a non-empty path string, a NUL byte, a path
+    that cannot be resolved, or one that resolves elsewhere (relative paths are resolved against
+    the working directory, so they are refused unless it is one of ``roots``).
+
+    Raises:
+        PathRefused: The path may not be read.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise PathRefused()
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or "\x00" in text:
+        raise PathRefused()
+    try:
+        resolved = Path(text).resolve()
+        allowed = [Path(root).resolve() for root in roots]
+    except (OSError, RuntimeError, ValueError):
+        raise PathRefused() from None
+    if any(resolved.is_relative_to(root) for root in allowed):
+        return str(resolved)
+    raise PathRefused()
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute file path replaced by its last component.
+
+    ``"weights missing: /srv/models/a/../../x.keras"`` becomes ``"weights missing: x.keras"``.
+    URLs (``https://host/a/b``) and relative paths are left alone.
+    """
+    return _ABSOLUTE_PATH.sub(lambda match: match.group("name"), text)
 
 
 # ------------------------------------------------------------------------------------ fair queue
