@@ -1,19 +1,24 @@
 """Command line: ``python -m detector list|scan|explain|inspect``.
 
-Exit codes: 0 success (bad image files are rows with an error, not failures), 2 bad arguments or
-no usable model.
+Exit codes: 0 success (bad image files are rows with an error, not failures), 2 bad arguments,
+no usable model, or an output file that cannot be written (``error: cannot write ...``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import detector
+from detector.errors import OutputError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -40,34 +45,114 @@ def _select_models(names: list[str] | None, models_dir: str | None) -> list[str]
     return names
 
 
+class _Output:
+    """A scan's destination file: rows go out batch by batch, failures become `OutputError`.
+
+    Attributes:
+        rows: Rows written so far (some may still sit in the buffer).
+    """
+
+    def __init__(self, target: str, total: int) -> None:
+        self.target = target
+        self.total = total
+        self.rows = 0
+        self.failed = False
+        try:
+            self.stream = open(target, "w", newline="")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> OutputError:
+        self.failed = True
+        reason = exc.strerror or str(exc)
+        if not self.rows:
+            return OutputError(f"cannot write {self.target}: {reason}; nothing was saved")
+        return OutputError(
+            f"cannot write {self.target}: {reason}; the scan stopped after {self.rows} of "
+            f"{self.total} rows and the file is incomplete"
+        )
+
+    def write(self, text: str) -> int:
+        """Write text; raises `OutputError` naming the file when the system refuses."""
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def flush(self) -> None:
+        """Push buffered rows to the file (a full disk shows up here)."""
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> None:
+        """Flush and close; after a failure, close without raising again."""
+        if self.failed:
+            with contextlib.suppress(OSError):
+                self.stream.close()
+            return
+        try:
+            self.stream.close()
+        except OSError as exc:
+            raise self._error(exc) from None
+
+
+def _write_rows(rows: Iterable[detector.ScanRow], out: Any, fmt: str) -> None:
+    """Write rows as they come, flushing the opening bytes at once (a probe of the output)."""
+    counted = out if isinstance(out, _Output) else None
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=list(detector.SCAN_FIELDS))
+        writer.writeheader()
+        out.flush()
+        for row in rows:
+            writer.writerow(row.to_dict())
+            if counted:
+                counted.rows += 1
+    elif fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row.to_dict()) + "\n")
+            if counted:
+                counted.rows += 1
+    else:  # the text json.dump(rows, indent=2) writes, one row at a time
+        out.write("[")
+        out.flush()
+        separator = "\n"
+        for row in rows:
+            out.write(separator + textwrap.indent(json.dumps(row.to_dict(), indent=2), "  "))
+            separator = ",\n"
+            if counted:
+                counted.rows += 1
+        out.write("\n]\n" if separator != "\n" else "]\n")
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     names = _select_models(args.model, args.models_dir)
-    detectors = [detector.load_model(name, args.models_dir) for name in names]
     files = detector.expand_paths(args.paths)
-    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    if args.output and Path(args.output).is_dir():  # said before the models load
+        raise OutputError(f"cannot write {args.output}: it is a folder")
+    detectors = [detector.load_model(name, args.models_dir) for name in names]
+    # opened before the scan: a folder, a missing permission or a read-only file system stop it
+    # here; the opening bytes are flushed at once, so does a full device (csv and json)
+    out = _Output(args.output, len(files) * len(detectors)) if args.output else sys.stdout
+    bar = None
     try:
-        bar = None
         if not args.quiet and len(files) > 1:
             from tqdm import tqdm
 
             bar = tqdm(total=len(files), unit="file", file=sys.stderr, desc="scanning")
-        rows = detector.scan(
-            files, detectors, batch_size=args.batch_size, progress=bar.update if bar else None
-        )
-        if args.format == "csv":
-            writer = csv.DictWriter(out, fieldnames=list(detector.SCAN_FIELDS))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row.to_dict())
-        elif args.format == "jsonl":
-            for row in rows:
-                out.write(json.dumps(row.to_dict()) + "\n")
-        else:
-            json.dump([row.to_dict() for row in rows], out, indent=2)
-            out.write("\n")
-        if bar:
-            bar.close()
+
+        def batch_done(count: int) -> None:
+            if bar is not None:
+                bar.update(count)
+            out.flush()  # rows reach the file batch by batch; a full disk stops the scan here
+
+        rows = detector.scan(files, detectors, batch_size=args.batch_size, progress=batch_done)
+        _write_rows(rows, out, args.format)
+        out.flush()
     finally:
+        if bar is not None:
+            bar.close()
         if out is not sys.stdout:
             out.close()
     return 0

@@ -63,3 +63,9 @@ class UnsupportedMethodError(DetectorError):
     """The requested explanation method is not available for this model."""
 
     code = "unsupported_method"
+
+
+class OutputError(DetectorError):
+    """A result file cannot be written (a folder, no permission, a full or read-only device)."""
+
+    code = "cannot_write"

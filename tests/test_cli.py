@@ -98,3 +98,96 @@ def test_explain_writes_overlay(trained_dir, tmp_path, capsys):
     from PIL import Image
 
     assert Image.open(out).size == (40, 50)
+
+
+def test_scan_output_that_cannot_be_opened_is_a_named_error_before_any_model_loads(
+    trained_dir, mixed_folder, tmp_path, capsys, monkeypatch
+):
+    import detector
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded although the output is a folder")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(detector, "load_model", no_loading)
+        args = ["--models-dir", str(trained_dir), "scan", str(mixed_folder), "-q", "-o"]
+        assert main([*args, str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {tmp_path}: it is a folder\n"
+    assert main([*args, str(tmp_path / "no" / "such" / "folder.csv")]) == 2
+    assert "error: cannot write" in capsys.readouterr().err
+
+    import detector.cli as cli
+
+    def refused(path, *a, **k):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(cli, "open", refused, raising=False)  # root ignores chmod 444
+    assert main([*args, str(tmp_path / "read_only.csv")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write {tmp_path / 'read_only.csv'}: Permission denied; nothing was saved\n"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_scan_to_a_full_device_fails_before_scanning(trained_dir, mixed_folder, capsys, fmt):
+    import os
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    args = ["--models-dir", str(trained_dir), "scan", str(mixed_folder), "-q", "--format", fmt]
+    assert main([*args, "-o", "/dev/full"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: cannot write /dev/full: No space left on device; nothing was saved\n"
+
+
+def test_scan_stops_at_a_write_failure_and_says_the_file_is_incomplete(
+    trained_dir, tmp_path, capsys, monkeypatch
+):
+    import os
+
+    import detector
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"{i}.png").write_bytes(encode(make_image(40, 40, i)))
+    produced = []
+    real_scan = detector.scan
+
+    def counting_scan(*args, **kwargs):
+        for row in real_scan(*args, **kwargs):
+            produced.append(row)
+            yield row
+
+    monkeypatch.setattr(detector, "scan", counting_scan)
+    args = ["--models-dir", str(trained_dir), "scan", str(folder), "-q", "--batch-size", "2"]
+    assert main([*args, "--format", "jsonl", "-o", "/dev/full"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: cannot write /dev/full: No space left on device; the scan stopped after 2 of 6 "
+        "rows and the file is incomplete\n"
+    )
+    assert len(produced) == 2, "the scan stops at the first batch that cannot be written"
+
+
+def test_scan_output_file_is_written_batch_by_batch_in_every_format(
+    trained_dir, mixed_folder, tmp_path, capsys
+):
+    base = ["--models-dir", str(trained_dir), "scan", str(mixed_folder), "-q", "--model", "all"]
+    out = tmp_path / "rows.json"
+    assert main([*base, "--format", "json", "-o", str(out), "--batch-size", "1"]) == 0
+    rows = json.loads(out.read_text())
+    assert out.read_text() == json.dumps(rows, indent=2) + "\n", "as json.dump writes it"
+    assert len(rows) == 8
+    lines = tmp_path / "rows.jsonl"
+    assert main([*base, "--format", "jsonl", "-o", str(lines)]) == 0
+    assert [json.loads(line) for line in lines.read_text().splitlines()] == rows
+    table = tmp_path / "rows.csv"
+    assert main([*base, "-o", str(table)]) == 0
+    assert [r["path"] for r in csv.DictReader(table.open())] == [r["path"] for r in rows]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*base[:3], str(empty), "--format", "json", "-o", str(out)]) == 0
+    assert out.read_text() == "[]\n"
