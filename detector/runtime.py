@@ -6,6 +6,9 @@ The prediction function runs an inference-only copy of the model in which every 
 normalisation that directly follows a convolution is folded into that convolution's kernel and
 bias (`fold_batch_norms`): the same function with two element-wise passes fewer per layer. The
 explanation functions run the model as given, so that their maps are the model's own.
+
+A ``native_crop`` model scores a large image on several native-resolution patches at once and
+reports their combination (`detector.patches`); an explanation explains one of those patches.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,17 @@ from detector.card import ModelCard
 from detector.errors import UnsupportedMethodError
 from detector.explain import normalize_maps, to_image_size
 from detector.images import ImageSource, decode_file, load_image
-from detector.results import Explanation, Prediction
+from detector.patches import (
+    MAX_PATCHES,
+    Views,
+    calibrate,
+    combine,
+    image_views,
+    patch_scores,
+    place_heatmap,
+    score_views,
+)
+from detector.results import Explanation, PatchScore, Prediction
 from detector.spec import FAKE_LOGIT_WEIGHTS, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -62,7 +74,13 @@ class Detector:
 
     Predictions run on a folded snapshot of the model's weights (see `fold_batch_norms`), made
     on the first prediction: an app's first answer comes from an explanation pass, which runs on
-    the model as given (as does ``keras_model``), so it does not wait for the fold.
+    the model as given (as does ``keras_model``), so it does not wait for the fold (an image
+    large enough for several patches is scored on the prediction path, and folds it then).
+
+    A ``native_crop`` model scores an image on the patches `detector.patches.patch_grid`
+    spreads over it (one, the centre crop, for an image less than two patches wide), all in one
+    batch; its P(fake) is sigmoid(mean patch logit / temperature), see
+    `detector.patches.combine`. Other resize modes score their single view, as before.
 
     Args:
         model: The Keras model (ending in layers ``logits`` and ``probs``).
@@ -70,11 +88,21 @@ class Detector:
         warmup: Trace and run the Grad-CAM pass once at load time.
         fold: Fold batch normalisations into the convolutions before them for predictions. The
             folded copy is checked against ``model`` on one input, and dropped if they differ.
+        max_patches: Most patches an image is scored on (``native_crop`` models).
     """
 
     def __init__(
-        self, model: keras.Model, card: ModelCard, *, warmup: bool = True, fold: bool = True
+        self,
+        model: keras.Model,
+        card: ModelCard,
+        *,
+        warmup: bool = True,
+        fold: bool = True,
+        max_patches: int = MAX_PATCHES,
     ) -> None:
+        if max_patches < 1:
+            raise ValueError(f"max_patches must be at least 1, got {max_patches}")
+        self.max_patches = int(max_patches)
         self.keras_model = model
         self.card = card
         self.name = card.name
@@ -95,13 +123,8 @@ class Detector:
             attention = model.get_layer(self.spec.attention_layer).output
             self._attention_model = keras.Model(model.inputs, [attention, logits])
         output = self.spec.output
-        temperature = float(card.temperature)
-
-        @tf.autograph.experimental.do_not_convert  # plain tensor ops; nothing to convert
-        def _calibrated(z):
-            return tf.sigmoid(z / temperature)
-
-        self._calibrated = _calibrated
+        self.temperature = float(card.temperature)
+        # the compiled functions give fake logits; the temperature is applied in float64 after
 
         @tf.function(input_signature=signature, reduce_retracing=True)
         def gradcam_fn(x):
@@ -114,7 +137,7 @@ class Detector:
             grads = tape.gradient(score, conv_out)
             weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
             cam = tf.nn.relu(tf.reduce_sum(conv_out * weights, axis=-1))
-            return _calibrated(score), cam
+            return score, cam
 
         @tf.function(input_signature=signature, reduce_retracing=True)
         def gradcampp_fn(x):
@@ -136,7 +159,7 @@ class Detector:
             alphas = alphas / norm
             weights = tf.reduce_sum(tf.nn.relu(first) * alphas, axis=(1, 2), keepdims=True)
             cam = tf.nn.relu(tf.reduce_sum(weights * conv_out, axis=-1))
-            return _calibrated(score), cam
+            return score, cam
 
         self._explain_fns = {"gradcam": gradcam_fn, "gradcam++": gradcampp_fn}
         if self._attention_model is not None:
@@ -145,7 +168,7 @@ class Detector:
             @tf.function(input_signature=signature, reduce_retracing=True)
             def attention_fn(x):
                 attention, z = attention_model(x, training=False)
-                return _calibrated(fake_logit(z, output)), attention[..., 0]
+                return fake_logit(z, output), attention[..., 0]
 
             self._explain_fns["attention"] = attention_fn
         self._lock = threading.Lock()
@@ -162,11 +185,11 @@ class Detector:
                 inference, folded = _folded(model, size) if self._fold else (model, ())
                 logits = inference.get_layer("logits").output
                 logit_model = keras.Model(inference.inputs, logits, name=f"{model.name}_logits")
-                output, calibrated = self.spec.output, self._calibrated
+                output = self.spec.output
 
                 @tf.function(input_signature=self._signature, reduce_retracing=True)
                 def predict_fn(x):
-                    return calibrated(fake_logit(logit_model(x, training=False), output))
+                    return fake_logit(logit_model(x, training=False), output)
 
                 self._folded_layers = folded
                 self._compiled_predict = predict_fn
@@ -190,7 +213,16 @@ class Detector:
     def p_fake_batch(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated P(fake) for a preprocessed float32 batch (N, size, size, 3) in 0-255.
 
+        Each row is scored on its own (one patch each): whole images go through `predict`.
         Any N works: the model is called on at most `MAX_CALL_BATCH` images at a time.
+        """
+        return calibrate(self.fake_logits_batch(batch), self.temperature)
+
+    def fake_logits_batch(self, batch: np.ndarray) -> np.ndarray:
+        """The logit of "fake", before the temperature, for each row of a preprocessed batch.
+
+        Float64 (N,); chunked like `p_fake_batch`, whose probabilities are
+        sigmoid(logit / temperature).
         """
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (self.spec.input_size, self.spec.input_size, 3):
@@ -203,7 +235,13 @@ class Detector:
         parts = _in_chunks(self._predict_fn, batch)
         return np.concatenate([p.numpy() for p in parts]).astype(np.float64)
 
-    def _bare_prediction(self, p_fake: float, seconds: float) -> Prediction:
+    def _prediction(
+        self,
+        p_fake: float,
+        seconds: float,
+        warnings: tuple[str, ...] = (),
+        patches: tuple[PatchScore, ...] = (),
+    ) -> Prediction:
         p_fake = float(np.clip(p_fake, 0.0, 1.0))
         return Prediction(
             model=self.name,
@@ -212,7 +250,20 @@ class Detector:
             threshold=float(self.card.threshold),
             seconds=float(seconds),
             uncertain_band=tuple(float(v) for v in self.card.uncertain_band),
+            warnings=warnings,
+            patches=patches,
         )
+
+    def _views(self, array: np.ndarray) -> Views:
+        return image_views(array, self.spec.preprocessing, max_patches=self.max_patches)
+
+    def _whole_prediction(
+        self, views: Views, logits: np.ndarray, seconds: float, warnings: tuple[str, ...] = ()
+    ) -> Prediction:
+        """The combined verdict on one image's views, with every view's own score."""
+        p_fake = float(calibrate(combine(logits), self.temperature))
+        patches = patch_scores(logits, views, self.temperature)
+        return self._prediction(p_fake, seconds, warnings, patches)
 
     def _load(self, image: ImageSource, warnings: bool) -> tuple[np.ndarray, tuple[str, ...]]:
         """Decode an input and, optionally, say why a score on it may not be trustworthy."""
@@ -225,11 +276,11 @@ class Detector:
         array, info, data = decode_file(image)
         return array, domain_warnings(info, array, self.card, data=data)
 
-    def _prediction(self, p_fake: float, seconds: float, warnings: tuple[str, ...] = ()):
-        return replace(self._bare_prediction(p_fake, seconds), warnings=warnings)
-
     def predict(self, image: ImageSource, *, warnings: bool = True) -> Prediction:
         """Score one image (path, bytes, file object, Pillow image or RGB array).
+
+        A ``native_crop`` model scores every patch of the image in one batch and combines
+        them (see the class); the result's ``patches`` holds each patch's own score.
 
         Args:
             image: Any accepted image source.
@@ -241,14 +292,19 @@ class Detector:
         """
         start = time.perf_counter()
         array, notes = self._load(image, warnings)
-        batch = self.spec.preprocessing.apply(array)[None]
-        p_fake = float(self.p_fake_batch(batch)[0])
-        return self._prediction(p_fake, time.perf_counter() - start, notes)
+        views = self._views(array)
+        del array  # a large image is not kept while the model runs
+        logits = self.fake_logits_batch(views.batch)
+        return self._whole_prediction(views, logits, time.perf_counter() - start, notes)
 
     def predict_batch(
         self, images: Sequence[ImageSource], batch_size: int = 32
     ) -> list[Prediction]:
         """Score several images in batches; the time is shared equally between them.
+
+        Each image is scored as `predict` scores it (every patch of a chunk's images in one
+        model run, chunked at `MAX_CALL_BATCH`); only its patches are kept while the chunk's
+        other images are read. No domain warnings are computed.
 
         Raises:
             ImageLoadError: for the first image that cannot be read (use `detector.scan` to get
@@ -257,13 +313,15 @@ class Detector:
         results: list[Prediction] = []
         for offset in range(0, len(images), batch_size):
             start = time.perf_counter()
-            chunk = [
-                im if _is_rgb_uint8(im) else load_image(im)
+            views = [
+                self._views(im if _is_rgb_uint8(im) else load_image(im))
                 for im in images[offset : offset + batch_size]
             ]
-            probs = self.p_fake_batch(self.spec.preprocessing.apply_batch(chunk))
-            per_image = (time.perf_counter() - start) / max(len(chunk), 1)
-            results.extend(self._prediction(float(p), per_image) for p in probs)
+            logits = score_views(self, views)
+            per_image = (time.perf_counter() - start) / max(len(views), 1)
+            results.extend(
+                self._whole_prediction(v, z, per_image) for v, z in zip(views, logits, strict=True)
+            )
         return results
 
     # ------------------------------------------------------------------ explaining
@@ -274,9 +332,14 @@ class Detector:
 
         Batches longer than `MAX_CALL_BATCH` run in chunks.
         """
+        logits, maps = self._coarse_logits(batch, method)
+        return calibrate(logits, self.temperature), maps
+
+    def _coarse_logits(self, batch: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """`coarse_maps` with fake logits (float64, before the temperature) for P(fake)."""
         parts = _in_chunks(self._explain_fn(method), np.asarray(batch, dtype=np.float32))
-        probs = np.concatenate([p.numpy() for p, _ in parts]).astype(np.float64)
-        return probs, np.concatenate([m.numpy() for _, m in parts])
+        logits = np.concatenate([z.numpy() for z, _ in parts]).astype(np.float64)
+        return logits, np.concatenate([m.numpy() for _, m in parts])
 
     def input_maps(
         self, batch: np.ndarray, method: str = "gradcam"
@@ -305,13 +368,26 @@ class Detector:
         *,
         alpha: float = 0.45,
         warnings: bool = True,
+        patch: int | None = None,
     ) -> Explanation:
-        """Score an image and explain the score with one forward pass.
+        """Score an image and explain the score of one of its patches.
+
+        The prediction is the whole-image one (`predict`'s, over every patch). The heatmap
+        explains one view, ``prediction.patches[patch]``, and lies over the whole input image
+        as before: the view's map is placed at its box, and the rest of the image is 0 (the
+        model did not look there for this map); ``Explanation.patch`` says which view it is.
+        An image with a single view is explained exactly as before, by one forward and
+        backward pass that also gives the verdict; with several, the verdict comes from one
+        prediction pass over all of them and the map from one explanation pass over the
+        chosen patch.
 
         Args:
             image: Any accepted image source.
             method: ``gradcam``, ``gradcam++`` or ``attention`` (models with an attention layer).
             alpha: Heatmap opacity in the overlay.
+            warnings: Add domain warnings to the prediction, as `predict` does.
+            patch: Index in ``prediction.patches`` of the view to explain; None: the one with
+                the highest P(fake).
 
         Returns:
             An `Explanation` whose heatmap is float32 (H, W) in [0, 1] over the input image.
@@ -319,17 +395,31 @@ class Detector:
         Raises:
             UnsupportedMethodError: for an unknown method or one this model lacks.
             ImageLoadError: if the image cannot be read.
+            IndexError: for a ``patch`` that is not an index of the image's views.
         """
         start = time.perf_counter()
         self._explain_fn(method)  # fail on a bad method before decoding anything
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         array, notes = self._load(image, warnings)
-        batch = self.spec.preprocessing.apply(array)[None]
-        probs, maps = self.input_maps(batch, method)
+        views = self._views(array)
+        count = len(views.boxes)
+        if patch is not None and not 0 <= patch < count:
+            raise IndexError(f"patch {patch} out of range: this image has {count} view(s)")
+        if count == 1:  # one pass gives the verdict and the map
+            index = 0
+            logits, coarse = self._coarse_logits(views.batch, method)
+        else:
+            logits = self.fake_logits_batch(views.batch)
+            index = int(np.argmax(logits)) if patch is None else int(patch)
+            _, coarse = self._coarse_logits(views.batch[index : index + 1], method)
+        maps = normalize_maps(self.upsample(coarse))
         height, width = array.shape[:2]
-        heatmap = to_image_size(maps[0], height, width, self.spec.preprocessing)
-        prediction = self._prediction(float(probs[0]), time.perf_counter() - start, notes)
+        if count == 1:
+            heatmap = to_image_size(maps[0], height, width, self.spec.preprocessing)
+        else:
+            heatmap = place_heatmap(maps[0], views.boxes[index], height, width)
+        prediction = self._whole_prediction(views, logits, time.perf_counter() - start, notes)
         return Explanation(
             model=self.name,
             method=method,
@@ -337,6 +427,7 @@ class Detector:
             prediction=prediction,
             image=array,
             alpha=float(alpha),
+            patch=index,
         )
 
     def _explain_fn(self, method: str):

@@ -39,7 +39,8 @@ class Preprocessing:
         resize: ``"resize"`` squashes the whole image to size x size (as the published systems
             did); ``"center_crop"`` resizes the shorter side to ``size`` and crops the centre;
             ``"native_crop"`` crops a size x size patch at the image's own resolution (no
-            resampling, so generator traces survive; images smaller than ``size`` are enlarged).
+            resampling, so generator traces survive; images smaller than ``size`` are enlarged;
+            serving scores several such patches spread over a large image, `detector.patches`).
         interpolation: ``"area"`` (OpenCV INTER_AREA when shrinking, bilinear when enlarging) or
             ``"bilinear"`` (OpenCV INTER_LINEAR, as the published systems did).
         scale: Value scaling applied by the model's first layer (documented here, executed in the
@@ -49,6 +50,10 @@ class Preprocessing:
         grid: The crop's top-left corner is a multiple of ``grid`` pixels from the image's
             top-left corner (crop modes only). 8 keeps JPEG's 8 x 8 blocks where the encoder
             put them, for models that read block statistics; 1 crops anywhere.
+        whole_view: With ``native_crop``, also score the whole image resized to size x size,
+            as one more view beside the native-resolution patches (`detector.patches`). Off by
+            default: resizing a large photo to the input wipes out the pixel-level traces these
+            models read, so a model card turns it on only where it was measured to help.
     """
 
     size: int
@@ -56,6 +61,7 @@ class Preprocessing:
     interpolation: Interpolation = "area"
     scale: ValueScale = "unit"
     grid: int = 1
+    whole_view: bool = False
 
     def __post_init__(self) -> None:
         if self.size < 8:
@@ -68,6 +74,8 @@ class Preprocessing:
             raise ValueError(f"unknown value scale {self.scale!r}")
         if not isinstance(self.grid, int) or self.grid < 1:
             raise ValueError(f"crop grid must be a whole number of pixels >= 1, got {self.grid!r}")
+        if not isinstance(self.whole_view, bool):
+            raise ValueError(f"whole_view must be true or false, got {self.whole_view!r}")
 
     def crop_box(
         self, height: int, width: int, rng: np.random.Generator | None = None
