@@ -226,6 +226,75 @@ def stages(det, repeats: int) -> dict[str, Any]:
     return {"model": det.name, **{k: time_calls(f, repeats).p50_ms for k, f in steps.items()}}
 
 
+def photo_jpeg(width: int = 4000, height: int = 3000, quality: int = 90, seed: int = 0) -> bytes:
+    """A camera-sized JPEG: smooth gradients and waves, hard-edged shapes, and sensor-like noise.
+
+    The noise keeps the file as large as a real photo's (a clean synthetic picture compresses
+    to a fraction of it, and decoding time follows the file's size).
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    for channel, (fx, fy) in enumerate(((97.0, 61.0), (43.0, 131.0), (211.0, 29.0))):
+        wave = (
+            0.25 * np.sin(xs / fx + channel) + 0.2 * np.cos(ys / fy) + 0.1 * np.sin((xs + ys) / 7)
+        )
+        plane = 255.0 * (0.45 + wave + 0.15 * (xs / width) - 0.1 * (ys / height))
+        image[..., channel] = np.clip(plane, 0, 255).astype(np.uint8)
+    for _ in range(40):  # hard edges, as objects give
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        if rng.random() < 0.5:
+            cv2.circle(image, centre, int(rng.integers(20, height // 6)), colour, -1)
+        else:
+            corner = (centre[0] + int(rng.integers(40, width // 5)), centre[1] + 60)
+            cv2.rectangle(image, centre, corner, colour, -1)
+    noise = rng.integers(-10, 11, (height, width, 3), dtype=np.int16)
+    image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def whole_image_verdict(
+    det, repeats: int, photo_repeats: int, photo_size: tuple[int, int] = (4000, 3000)
+) -> dict[str, Any]:
+    """From JPEG bytes to the whole-image verdict (decode and domain checks included), p50 ms.
+
+    A 12 MP photo (``photo_size`` width x height, quality 90, `photo_jpeg`) is scored on every
+    patch `detector.patches` spreads over it, in one batch, ``photo_repeats`` times; a 256 px
+    tile is one patch, as before, timed ``repeats`` times. The photo's decode alone is timed
+    too, to show where its time goes.
+    """
+    from detector.images import decode_file
+
+    width, height = photo_size
+    photo = photo_jpeg(width, height)
+    tile = io.BytesIO()
+    Image.fromarray(test_image(256)).save(tile, format="JPEG", quality=90)
+    tile_bytes = tile.getvalue()
+    patches = len(det.predict(photo).patches)
+    timed_photo = time_calls(lambda: det.predict(photo), photo_repeats, warmup=1)
+    decode = time_calls(lambda: decode_file(photo), photo_repeats, warmup=1)
+    timed_tile = time_calls(lambda: det.predict(tile_bytes), repeats)
+    return {
+        "model": det.name,
+        "photo_pixels": f"{width}x{height}",
+        "photo_mb": len(photo) / 1e6,
+        "photo_patches": patches,
+        "photo_p50_ms": timed_photo.p50_ms,
+        "photo_p95_ms": timed_photo.p95_ms,
+        "photo_decode_p50_ms": decode.p50_ms,
+        "photo_target_ms": 1000.0,
+        "tile_p50_ms": timed_tile.p50_ms,
+        "tile_p95_ms": timed_tile.p95_ms,
+        "tile_target_ms": 30.0,
+    }
+
+
 def make_scan_folder(folder: Path, n: int) -> list[Path]:
     """``n`` 256 px images, half PNG and half JPEG."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.core import make_scan_folder, scan_throughput, time_interleaved, untrained_detector
+from benchmarks.core import (
+    make_scan_folder,
+    photo_jpeg,
+    scan_throughput,
+    time_interleaved,
+    untrained_detector,
+    whole_image_verdict,
+)
 from benchmarks.core import test_image as make_image
 
 
@@ -48,3 +55,24 @@ def test_report_gives_the_median_cold_start_with_every_start():
         "11.0 s (median of 12.5, 11.0, 10.2)"
     )
     assert _cold_cell({"cold_start_s": 9.84}) == "9.8 s"
+
+
+def test_the_benchmark_photo_is_a_noisy_jpeg_of_the_size_asked():
+    import io
+
+    from PIL import Image
+
+    data = photo_jpeg(320, 240, seed=1)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG" and image.size == (320, 240)
+        pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    assert np.abs(np.diff(pixels, axis=1)).mean() > 3  # noise and edges, not a flat picture
+    assert photo_jpeg(320, 240, seed=1) == data
+
+
+def test_whole_image_verdict_times_every_patch_of_the_photo():
+    det = untrained_detector("dct_spectrum")  # native-resolution patches, 224 px, 8 px grid
+    result = whole_image_verdict(det, repeats=2, photo_repeats=1, photo_size=(600, 500))
+    assert result["photo_pixels"] == "600x500" and result["photo_patches"] == 9
+    assert result["photo_p50_ms"] > 0 and result["tile_p50_ms"] > 0
+    assert result["photo_target_ms"] == 1000.0 and result["tile_target_ms"] == 30.0
