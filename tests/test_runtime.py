@@ -293,3 +293,36 @@ def test_long_batches_run_in_chunks_with_the_same_results(monkeypatch):
     np.testing.assert_allclose(probs, whole_probs, atol=1e-6)
     np.testing.assert_allclose(maps, whole_maps, atol=1e-5)
     assert det.p_fake_batch(x[:0]).shape == (0,)
+
+
+# ----------------------------------------------------------------------------- logits and patches
+def test_fake_logits_come_before_the_temperature():
+    keras.utils.set_random_seed(0)
+    card = tiny_card("t", "efficientnet_b7_finetune", temperature=2.5)
+    model = get_recipe("efficientnet_b7_finetune").build(card.spec)
+    det = Detector(model, card)
+    x = np.stack([card.spec.preprocessing.apply(make_image(40, 40, seed=s)) for s in range(3)])
+    z = det.fake_logits_batch(x)
+    expected = np.asarray(keras.Model(model.inputs, model.get_layer("logits").output)(x))[:, 0]
+    assert z.dtype == np.float64 and z.shape == (3,)
+    np.testing.assert_allclose(z, expected, atol=1e-5)
+    np.testing.assert_allclose(det.p_fake_batch(x), 1.0 / (1.0 + np.exp(-z / 2.5)), atol=1e-7)
+    probs, _ = det.coarse_maps(x)
+    np.testing.assert_allclose(probs, det.p_fake_batch(x), atol=1e-5)
+
+
+def test_a_large_image_runs_all_its_patches_in_one_call(monkeypatch):
+    keras.utils.set_random_seed(0)
+    card = tiny_card("t", "dct_spectrum")
+    det = Detector(get_recipe("dct_spectrum").build(card.spec), card, warmup=False)
+    sizes = []
+    predict_fn = det._compiled_prediction()
+    monkeypatch.setattr(
+        det, "_predict_fn", lambda batch: sizes.append(len(batch)) or predict_fn(batch)
+    )
+    result = det.predict(make_image(128, 160, seed=1))
+    assert sizes == [16] and len(result.patches) == 16
+    det.predict(make_image(60, 160, seed=1))  # under two patches high: the centre crop alone
+    assert sizes == [16, 1]
+    with pytest.raises(ValueError, match="max_patches"):
+        Detector(det.keras_model, card, warmup=False, max_patches=0)
