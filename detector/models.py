@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -11,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detector.card import ModelCard, sha256_file
+from detector.card import ModelCard, card_label, read_card_bytes, sha256_file
 from detector.errors import (
     ChecksumError,
-    DetectorError,
     ModelLoadError,
     ModelNotFoundError,
     ModelNotTrainedError,
@@ -94,21 +94,88 @@ def _headline(card: ModelCard) -> dict[str, Any]:
     return {k: test[k] for k in keys if k in test}
 
 
-def _scan(directory: str | Path | None) -> dict[str, tuple[ModelCard, Path]]:
+#: Parsed cards by card path: (SHA-256 of the card's bytes, the card or why it was refused).
+#: `list_models` runs on every app request; a card is parsed again only when its bytes change.
+_CARDS: dict[str, tuple[str, ModelCard | ModelLoadError]] = {}
+_CARDS_LOCK = threading.Lock()
+#: Problems already logged, so a bad folder is reported once rather than on every request.
+_REPORTED: set[str] = set()
+
+
+def _report(message: str, *args: Any, level: int = logging.WARNING) -> None:
+    text = message % args
+    with _CARDS_LOCK:
+        if text in _REPORTED:
+            return
+        if len(_REPORTED) >= 1000:  # bounded, whatever keeps changing on disk
+            _REPORTED.clear()
+        _REPORTED.add(text)
+    log.log(level, text)
+
+
+def _card_of(folder: Path) -> ModelCard | ModelLoadError:
+    """The folder's card, or the named error that keeps it out (cached by the card's bytes)."""
+    try:
+        raw = read_card_bytes(folder)
+    except ModelLoadError as exc:
+        return exc
+    key = str(folder / "card.json")
+    digest = hashlib.sha256(raw).hexdigest()
+    with _CARDS_LOCK:
+        cached = _CARDS.get(key)
+    if cached is not None and cached[0] == digest:
+        return cached[1]
+    try:
+        result: ModelCard | ModelLoadError = ModelCard.from_json(raw, where=card_label(folder))
+    except ModelLoadError as exc:
+        result = exc
+    with _CARDS_LOCK:
+        _CARDS[key] = (digest, result)
+    return result
+
+
+def _survey(
+    directory: str | Path | None,
+) -> tuple[dict[str, tuple[ModelCard, Path]], dict[str, ModelLoadError]]:
+    """Good models by name, and names refused because more than one folder claims them.
+
+    Only the models folder's own sub-folders are read (no deeper walk). A folder whose card is
+    missing, too large, too deeply nested or invalid is skipped with a logged warning that names
+    the folder and the problem, and the other models still list and load. Two or more folders
+    whose cards give the same name are all refused (none silently shadows the others): a logged
+    error names them, and loading that name raises `ModelLoadError` (``duplicate_model_name``).
+    """
     root = models_dir(directory)
-    found: dict[str, tuple[ModelCard, Path]] = {}
     if not root.is_dir():
-        return found
+        return {}, {}
+    claims: dict[str, list[tuple[ModelCard, Path]]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if not (folder / "card.json").is_file():
             continue
-        try:
-            card = ModelCard.load(folder)
-        except DetectorError as exc:
-            log.warning("skipping %s: %s", folder.name, exc)
+        card = _card_of(folder)
+        if isinstance(card, ModelLoadError):
+            _report("skipping model folder %s (%s): %s", folder, card.code, card)
             continue
-        found[card.name] = (card, folder)
-    return found
+        claims.setdefault(card.name, []).append((card, folder))
+    found: dict[str, tuple[ModelCard, Path]] = {}
+    refused: dict[str, ModelLoadError] = {}
+    for name, owners in claims.items():
+        if len(owners) == 1:
+            found[name] = owners[0]
+            continue
+        folders = ", ".join(folder.name for _, folder in owners)
+        refused[name] = ModelLoadError(
+            f"model name {name!r} is given by more than one model folder ({folders}); none of "
+            "them is loaded until the names are made unique",
+            code="duplicate_model_name",
+        )
+        _report("refusing model %r: %s", name, refused[name], level=logging.ERROR)
+    return found, refused
+
+
+def _scan(directory: str | Path | None) -> dict[str, tuple[ModelCard, Path]]:
+    """Good models by name: (card, folder) (see `_survey` for what is skipped and why)."""
+    return _survey(directory)[0]
 
 
 def trained_cards(directory: str | Path | None = None) -> dict[str, ModelCard]:
@@ -166,10 +233,18 @@ def default_model_name(directory: str | Path | None = None) -> str:
     for info in list_models(directory):
         if info.trained:
             return info.name
+    root = models_dir(directory)
+    log.info("no trained models in %s", root)
     raise ModelNotTrainedError(
-        "no trained models found in "
-        f"{models_dir(directory)}; train one with `python -m training train simple_cnn ...`"
+        f"no trained models found in the models folder ({root.name or root}); train one with "
+        "`python -m training train simple_cnn ...`"
     )
+
+
+#: Largest accepted ``config.json`` inside a ``.keras`` archive (the shipped ones are < 400 kB).
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: Deepest accepted nesting of a ``.keras`` config (the shipped ones reach 12).
+MAX_CONFIG_DEPTH = 200
 
 
 def check_keras_archive(path: Path) -> None:
@@ -177,45 +252,76 @@ def check_keras_archive(path: Path) -> None:
 
     Looks inside the archive's config for Lambda layers and for classes outside Keras and this
     package. Keras ``safe_mode`` also refuses Lambda layers; this gives a clearer message first.
+    The config is read at most `MAX_CONFIG_BYTES` and walked without recursion; nesting deeper
+    than `MAX_CONFIG_DEPTH` is refused.
 
     Raises:
         UnsafeModelError: naming what was found.
-        ModelLoadError: if the file is not a ``.keras`` archive.
+        ModelLoadError: if the file is not a ``.keras`` archive, or its config is too large or
+            too deeply nested.
     """
     import json
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ModelLoadError(f"{path.name} is not a valid .keras archive: {exc}") from None
+        with zipfile.ZipFile(path) as archive, archive.open("config.json") as member:
+            raw = member.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ModelLoadError(
+                f"{path.name}: config.json is over {MAX_CONFIG_BYTES // 2**20} MB; refusing",
+                code="bad_archive",
+            )
+        config = json.loads(raw)
+    except RecursionError:
+        raise ModelLoadError(
+            f"{path.name}: config.json is nested too deeply; refusing", code="bad_archive"
+        ) from None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+        text = _without_folders(str(exc), path)
+        raise ModelLoadError(f"{path.name} is not a valid .keras archive: {text}") from None
     found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            class_name = node.get("class_name")
-            module = node.get("module")
-            registered = node.get("registered_name")
-            if class_name in ("Lambda", "TFOpLambda") or (
-                class_name == "function" and module not in (None, "builtins")
-            ):
-                found.append(f"{class_name} layer {node.get('config', {}).get('name', '')!r}")
-            elif isinstance(registered, str) and ">" in registered:
-                package = registered.split(">", 1)[0]
-                if package not in ("detector", "keras"):
-                    found.append(f"custom object {registered!r}")
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(config)
+    stack: list[tuple[Any, int]] = [(config, 1)]
+    while stack:  # not recursive: a deep config is a named error, not a RecursionError
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > MAX_CONFIG_DEPTH:
+            raise ModelLoadError(
+                f"{path.name}: config.json is nested more than {MAX_CONFIG_DEPTH} deep; refusing",
+                code="bad_archive",
+            )
+        if isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+            continue
+        class_name = node.get("class_name")
+        module = node.get("module")
+        registered = node.get("registered_name")
+        if class_name in ("Lambda", "TFOpLambda") or (
+            class_name == "function" and module not in (None, "builtins")
+        ):
+            inner = node.get("config")
+            layer = inner.get("name", "") if isinstance(inner, dict) else ""
+            found.append(f"{class_name} layer {layer!r}")
+        elif isinstance(registered, str) and ">" in registered:
+            package = registered.split(">", 1)[0]
+            if package not in ("detector", "keras"):
+                found.append(f"custom object {registered!r}")
+        stack.extend((value, depth + 1) for value in node.values())
     if found:
         raise UnsafeModelError(
             f"{path.name} needs code to load ({', '.join(sorted(set(found)))}); refusing. "
             "Load it with allow_unsafe=True only if you trust its author."
         )
+
+
+def _without_folders(text: str, path: Path) -> str:
+    """``text`` with ``path``'s folders taken out: messages name the file, logs hold the path."""
+    for full in sorted({str(path), str(path.absolute()), str(path.resolve())}, key=len)[::-1]:
+        text = text.replace(full, path.name)
+    parents = {str(path.parent), str(path.absolute().parent), str(path.resolve().parent)}
+    for folder in sorted(parents, key=len)[::-1]:
+        if folder.rstrip(os.sep) not in ("", "."):  # never "/" itself: that is every slash
+            text = text.replace(folder.rstrip(os.sep) + os.sep, "")
+    return text
 
 
 def load_keras_file(path: Path, *, allow_unsafe: bool = False):
@@ -248,11 +354,15 @@ def load_keras_file(path: Path, *, allow_unsafe: bool = False):
             path, custom_objects=CUSTOM_OBJECTS, compile=False, safe_mode=not allow_unsafe
         )
     except ValueError as exc:
-        if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            raise UnsafeModelError(f"{path.name}: {exc}") from None
-        raise ModelLoadError(f"cannot load {path.name}: {exc}") from None
+        log.warning("cannot load %s: %s", path, exc)
+        text = _without_folders(str(exc), path)
+        if "safe_mode" in text or "Lambda" in text:
+            raise UnsafeModelError(f"{path.name}: {text}") from None
+        raise ModelLoadError(f"cannot load {path.name}: {text}") from None
     except Exception as exc:  # keras raises many types for damaged archives
-        raise ModelLoadError(f"cannot load {path.name}: {type(exc).__name__}: {exc}") from None
+        log.warning("cannot load %s: %s: %s", path, type(exc).__name__, exc)
+        text = _without_folders(str(exc), path)
+        raise ModelLoadError(f"cannot load {path.name}: {type(exc).__name__}: {text}") from None
 
 
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -303,7 +413,9 @@ def _load_uncached(root: Path, name: str):
     """Find, verify and load model ``name`` from ``root`` (no cache)."""
     from detector.runtime import Detector
 
-    found = _scan(root)
+    found, refused = _survey(root)
+    if name in refused:
+        raise ModelLoadError(str(refused[name]), code=refused[name].code)
     if name not in found:
         if name in recipes():
             raise ModelNotTrainedError(_untrained_note(name))
@@ -311,9 +423,13 @@ def _load_uncached(root: Path, name: str):
         raise ModelNotFoundError(f"unknown model {name!r}; known: {known}")
     card, folder = found[name]
     get_recipe(card.spec.recipe)  # the recipe must exist in this version
-    weights = folder / card.weights_file
+    weights = folder / card.weights_file  # a bare file name: the card checks it
     if not weights.is_file():
-        raise ModelLoadError(f"weights file missing for model {name!r}: {weights}", code="missing")
+        log.warning("weights file missing for model %r: %s", name, weights)
+        raise ModelLoadError(
+            f"weights file missing for model {name!r}: {card.weights_file}",
+            code="missing",
+        )
     digest = sha256_file(weights)
     if digest != card.sha256:
         raise ChecksumError(
