@@ -48,7 +48,8 @@ from detector.forensics import (
 from detector.hub import fetch_from_hub, load_keras_from_hub, load_published_s1, load_s1_h5
 from detector.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
 from detector.models import ModelInfo, default_model_name, list_models, load_model, models_dir
-from detector.results import Explanation, Prediction
+from detector.patches import patch_grid, patch_map, score_patches
+from detector.results import Explanation, PatchScore, Prediction
 from detector.scan import SCAN_FIELDS, ScanRow, expand_paths, scan
 from detector.stress import FRAGILE_DEFINITION, ModelStress, StressResult, plot_stress, stress_test
 
@@ -75,6 +76,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotTrainedError",
     "ModelStress",
+    "PatchScore",
     "Prediction",
     "ScanRow",
     "StressResult",
@@ -101,6 +103,8 @@ __all__ = [
     "load_s1_h5",
     "models_dir",
     "overlay_heatmap",
+    "patch_grid",
+    "patch_map",
     "plot_stress",
     "predict",
     "predict_batch",
@@ -108,6 +112,7 @@ __all__ = [
     "residual_spectrum",
     "residual_spectrum_rgb",
     "scan",
+    "score_patches",
     "stress_test",
 ]
 
