@@ -135,6 +135,15 @@ def build_model(config: TrainConfig, spec, strategy):
 
             load_mobilenet_v2_imagenet(model, prefix="mnv2")
             provenance.update(weights="imagenet", **MOBILENET_V2_PROVENANCE)
+        elif wants_imagenet and backbone == "efficientnet_lite0":
+            model = recipe.build(spec)
+            from training.pretrained_lite import (
+                EFFICIENTNET_LITE0_PROVENANCE,
+                load_efficientnet_lite0_imagenet,
+            )
+
+            load_efficientnet_lite0_imagenet(model, prefix="lite0")
+            provenance.update(weights="imagenet", **EFFICIENTNET_LITE0_PROVENANCE)
         elif wants_imagenet:
             model = recipe.build(spec, weights="imagenet")
             provenance.update(weights="imagenet", source="keras.applications")

@@ -2,11 +2,12 @@
 
 Every file of the wild pool goes through :func:`neutral_pixels`, whatever its class: decode the
 stored pixels (metadata and EXIF orientation are ignored, so nothing but pixels reaches a
-model), convert to RGB, cut a random window, and shrink it by a random factor with a random
-resampling filter. The shrink erases old compression grids (JPEG's 8x8 blocks of the camera
-photos, WebP's 4x4 blocks of the gallery fakes); the window makes the factor independent of the
-file's size, so "large camera photo shrunk 8x" cannot stand for "real". Both classes are then
-written by one PNG encoder, so file type, size and metadata are the same for both.
+model), convert to RGB, cut a random square window and shrink it to 256 x 256 px by a random
+factor with a random resampling filter. The shrink erases old compression grids (JPEG's 8x8
+blocks of the camera photos, WebP's 4x4 blocks of the gallery fakes); the fixed output size
+removes image size and aspect as cues; files much larger than the window are first shrunk as a
+whole, so windows of camera photos and of gallery images show scenes alike. Both classes are
+then written by one PNG encoder, so file type, size and metadata are the same for both.
 
 Negative controls (:func:`make_control`) are real images changed the way people change photos:
 enlarged or shrunk with bicubic, bilinear or Lanczos interpolation, re-encoded as JPEG at a random
@@ -47,15 +48,19 @@ class NeutralSettings:
     """How a wild file becomes kit pixels.
 
     Attributes:
-        factor: Range of the random shrink factor (both ends below 1: every file is shrunk).
-        max_side: Longest side of the result (the window cut before shrinking is
-            ``max_side / factor``); 512 keeps the training loader from resampling again.
-        min_side: Shortest side of the result (a model's 224 px input fits).
+        side: Every result is ``side`` x ``side`` (the package tiles' size): no class can be
+            told by image size or aspect.
+        factor: Range of the final shrink factor (a window of ``side / factor`` pixels becomes
+            ``side``): below 1, so old compression grids are resampled away.
+        context: A file much larger than the window is first shrunk as a whole, so that the
+            window covers 1/``context`` of its shorter side (drawn in this range): a window
+            of a 12 MP photo shows a scene, as a window of a 1024 px gallery image does, not
+            a patch of sky.
     """
 
+    side: int = 256
     factor: tuple[float, float] = (0.5, 0.8)
-    max_side: int = 512
-    min_side: int = 224
+    context: tuple[float, float] = (1.0, 1.5)
 
 
 @dataclass(frozen=True)
@@ -85,27 +90,32 @@ def neutral_pixels(
 ) -> NeutralResult:
     """Decode a file and give it the shared treatment (see the module docstring).
 
+    ``factor`` in the result is the overall shrink (window side to ``side``); a file whose
+    shorter side is under ``side / factor`` is shrunk less (not at all when it is ``side``).
+
     Raises:
-        ValueError: the image is too small to give ``min_side`` pixels after shrinking.
+        ValueError: the image's shorter side is under ``side`` pixels.
     """
     s = settings or NeutralSettings()
     img = decode_rgb(data)
+    if min(img.size) < s.side:
+        raise ValueError(f"image of {img.size[0]}x{img.size[1]} px is under {s.side} px")
+    window = s.side / float(rng.uniform(*s.factor))
+    pre = str(rng.choice(sorted(SHRINK_FILTERS)))
+    final = str(rng.choice(sorted(SHRINK_FILTERS)))
+    context = float(rng.uniform(*s.context))
+    short = min(img.size)
+    if short > window * s.context[1]:  # shrink the whole file first (see NeutralSettings)
+        scale = window * context / short
+        size = (max(s.side, round(img.size[0] * scale)), max(s.side, round(img.size[1] * scale)))
+        img = img.resize(size, SHRINK_FILTERS[pre])
+    side = min(round(window), min(img.size))
     w, h = img.size
-    factor = float(rng.uniform(*s.factor))
-    factor = min(max(factor, s.min_side / min(w, h)), 0.9)
-    if min(w, h) * factor < s.min_side - 0.5:
-        raise ValueError(f"image of {w}x{h} px is too small for a {s.min_side} px result")
-    window = round(s.max_side / factor)
-    cw, ch = min(w, window), min(h, window)
-    x0 = int(rng.integers(0, w - cw + 1))
-    y0 = int(rng.integers(0, h - ch + 1))
-    name = str(rng.choice(sorted(SHRINK_FILTERS)))
-    box = (x0, y0, x0 + cw, y0 + ch)
-    # both sides reach min_side: a side cut to the window gives max_side, a whole side
-    # gives side * factor >= min_side by the factor's lower bound
-    size = (max(s.min_side, round(cw * factor)), max(s.min_side, round(ch * factor)))
-    out = img.resize(size, SHRINK_FILTERS[name], box=box)
-    return NeutralResult(np.asarray(out, dtype=np.uint8).copy(), factor, name, box)
+    x0 = int(rng.integers(0, w - side + 1))
+    y0 = int(rng.integers(0, h - side + 1))
+    box = (x0, y0, x0 + side, y0 + side)
+    out = img.resize((s.side, s.side), SHRINK_FILTERS[final], box=box)
+    return NeutralResult(np.asarray(out, dtype=np.uint8).copy(), s.side / side, final, box)
 
 
 def _resize(arr: np.ndarray, scale: float, method: int) -> np.ndarray:
@@ -129,12 +139,22 @@ def _window(arr: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
     return arr[y : y + side, x : x + side]
 
 
-def make_control(arr: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """A negative control of a real image (uint8 RGB); returns pixels and its parameters.
+def control_kinds(has_larger: bool) -> tuple[str, ...]:
+    """The controls that can be made of an image (the shrink needs a twice larger version)."""
+    return CONTROLS if has_larger else tuple(k for k in CONTROLS if not k.startswith("shrink"))
 
-    Enlargements cut a window first (256 px for 2x, 128 px for 4x) so the result stays
-    512 px; the shrink halves the image (never below 224 px on its short side).
+
+def make_control(
+    arr: np.ndarray, kind: str, rng: np.random.Generator, larger: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
+    """A negative control of a real image; returns pixels and its parameters.
+
+    Every control has the size of ``arr`` (the kit's 256 px): enlargements cut a window of a
+    half (2x) or a quarter (4x) and enlarge it; the screenshot shows a JPEG at 125 % and
+    captures a window; the shrink halves a window of ``larger`` (the same photo at twice the
+    size, required for it).
     """
+    side = arr.shape[0]
     bicubic = Image.Resampling.BICUBIC
     if kind.startswith("enlarge_"):
         method = {
@@ -143,16 +163,16 @@ def make_control(arr: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[
             "lanczos": Image.Resampling.LANCZOS,
         }[kind.split("_")[1]]
         scale = 4 if kind.endswith("4x") else 2
-        part = _window(arr, 512 // scale, rng)
-        return _resize(part, scale, method), f"scale={scale}"
+        return _resize(_window(arr, side // scale, rng), scale, method), f"scale={scale}"
     if kind == "shrink_bicubic_0.5x":
-        scale = max(0.5, 224 / min(arr.shape[:2]))
-        return _resize(arr, scale, bicubic), f"scale={scale:.3f}"
+        if larger is None or min(larger.shape[:2]) < 2 * side:
+            raise ValueError("the shrink control needs the photo at twice the size")
+        return _resize(_window(larger, 2 * side, rng), 0.5, bicubic), "scale=0.5"
     if kind == "jpeg_random_quality":
         quality = int(rng.integers(50, 96))
         return jpeg_roundtrip(arr, quality), f"quality={quality}"
     if kind == "screenshot_png_of_jpeg":
         quality = int(rng.integers(75, 96))
         shown = _resize(jpeg_roundtrip(arr, quality), 1.25, Image.Resampling.BILINEAR)
-        return shown, f"quality={quality},display=1.25"
+        return _window(shown, side, rng), f"quality={quality},display=1.25"
     raise ValueError(f"unknown control {kind!r}; known: {', '.join(CONTROLS)}")

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import tiles as T
 from .kit import encode_png, read_manifest, sha256_bytes, summarize, write_manifest
-from .neutral import CONTROLS, NeutralSettings, make_control, neutral_pixels
+from .neutral import CONTROLS, NeutralSettings, control_kinds, make_control, neutral_pixels
 from .wild import WildImage, assign_wild_splits, family_of, read_wild_manifest
 
 #: Controls made per real image of the wild pool, and per this many package real tiles.
@@ -109,10 +109,11 @@ def add_wild(
     kit_rows = [_package_defaults(r) for r in read_manifest(out) if r.get("origin") != "wild"]
     kit_rows = [r for r in kit_rows if r["origin"] == "package"]
     known = {r["file"]: r["sha256"] for r in read_manifest(out)}
-    split_of_repo = assign_wild_splits(rows, seed=seed)
+    split_of_repo = wild_splits(rows, seed)
 
     added: list[dict] = []
-    sources: list[tuple[str, np.ndarray, dict]] = []  # (split, pixels, row) of real images
+    # (split, pixels, twice-larger pixels or None, row) of the real images
+    sources: list[tuple[str, np.ndarray, np.ndarray | None, dict]] = []
     missing = []
     for w in _tqdm(rows, desc="wild", unit="img", disable=quiet):
         path = wild_dir / w.file
@@ -121,13 +122,14 @@ def add_wild(
             continue
         split = split_of_repo[w.source_repo]
         rng = T.rng_for(seed, "wild", w.file)
-        res = neutral_pixels(path.read_bytes(), rng, settings)
+        data = path.read_bytes()
+        res = neutral_pixels(data, rng, settings)
         rec = {**wild_row_fields(w, split), **_write(out, split, w.label, res.pixels, known)}
         rec.update(scale=round(res.factor, 4), resample=res.resample, tile_y=res.window[1])
         rec.update(tile_x=res.window[0], gen_params="")
         added.append(rec)
         if w.label == "real":
-            sources.append((split, res.pixels, rec))
+            sources.append((split, res.pixels, _larger(data, rng, res.pixels.shape[0]), rec))
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} files of the wild manifest are missing in {wild_dir}, e.g. "
@@ -140,7 +142,7 @@ def add_wild(
             from PIL import Image
 
             with Image.open(out / r["file"]) as img:
-                sources.append((r["split"], np.asarray(img.convert("RGB")), r))
+                sources.append((r["split"], np.asarray(img.convert("RGB")), None, r))
     added += make_controls(out, sources, seed, known, quiet=quiet)
 
     all_rows = kit_rows + added
@@ -155,21 +157,42 @@ def add_wild(
     return summary
 
 
+def wild_splits(rows: list[WildImage], seed: int) -> dict[str, str]:
+    """Source repository -> split; the minimum counts per split scale down for small pools."""
+    smaller_class = min(sum(r.label_id for r in rows), sum(1 - r.label_id for r in rows))
+    return assign_wild_splits(
+        rows,
+        seed=seed,
+        min_images=min(60, max(1, smaller_class // 10)),
+        min_repos=3 if smaller_class >= 300 else 1,
+    )
+
+
+def _larger(data: bytes, rng: np.random.Generator, side: int) -> np.ndarray | None:
+    """The same photo, neutral at twice the side (for the shrink control), if it is that big."""
+    try:
+        return neutral_pixels(data, rng, NeutralSettings(side=2 * side, factor=(0.8, 1.0))).pixels
+    except ValueError:
+        return None
+
+
 def make_controls(
     out: Path,
-    sources: list[tuple[str, np.ndarray, dict]],
+    sources: list[tuple[str, np.ndarray, np.ndarray | None, dict]],
     seed: int,
     known: dict[str, str],
     quiet: bool = False,
 ) -> list[dict]:
-    """One control per source image, kinds assigned round robin within each split."""
-    counters: Counter[str] = Counter()
+    """One control per source image: in each split, the kind made least so far among those the
+    image allows (the shrink needs a twice larger version), ties in `CONTROLS` order."""
+    made: Counter[tuple[str, str]] = Counter()
     added = []
-    for split, pixels, parent in _tqdm(sources, desc="controls", unit="img", disable=quiet):
-        kind = CONTROLS[(counters[split] + seed) % len(CONTROLS)]
-        counters[split] += 1
+    for split, pixels, larger, parent in _tqdm(sources, desc="controls", unit="img", disable=quiet):
+        kinds = control_kinds(larger is not None)
+        kind = min(kinds, key=lambda k: (made[(split, k)], (CONTROLS.index(k) + seed) % len(CONTROLS)))
+        made[(split, kind)] += 1
         rng = T.rng_for(seed, "control", kind, parent["file"])
-        arr, params = make_control(pixels, kind, rng)
+        arr, params = make_control(pixels, kind, rng, larger)
         rec = _write(out, split, "real", arr, known)
         rec.update(
             {

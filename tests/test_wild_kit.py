@@ -1,0 +1,320 @@
+"""The wild pool in the kit: format-neutral pixels, negative controls, the shortcut check,
+content-balanced weights, the truth table's groups and leave-one-family-out data."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_starter_kit import build, photo_array
+
+from training.balance import sample_weights, weight_table
+from training.data import neutral as N
+from training.data.loaders import load_starter_kit
+from training.data.shortcuts import jpeg_grid_strength, kit_shortcut_report, shortcut_auc
+from training.data.wild import WildImage, family_of
+from training.data.wild_kit import add_wild
+from training.datasets import ImageSet
+from training.truth import classification_metrics, control_metrics, groups, headline
+
+FAKE_GENERATORS = ("sd15", "sdxl", "flux1-dev", "dit", "stylegan1", "vqgan")
+
+
+def _encode(arr: np.ndarray, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _exif_with_orientation() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90": pixels stored unrotated
+    exif[0x010F] = "Camera maker"
+    return exif.tobytes()
+
+
+def make_pool(root: Path, per_class: int = 40, repos: int = 8) -> list[WildImage]:
+    """A wild pool with the real pool's traps: fakes PNG/WebP at gallery sizes, reals camera
+    JPEGs with EXIF at other sizes; the pixels of both classes come from one generator."""
+    rows = []
+    for i in range(2 * per_class):
+        fake = i % 2 == 0
+        seed = 1000 + i
+        if fake:
+            side = (512, 576, 640)[i % 3]
+            arr = photo_array(side, side, seed)
+            fmt, ext = ("PNG", "png") if i % 4 == 0 else ("WEBP", "webp")
+            data = _encode(arr, fmt, **({"quality": 90} if fmt == "WEBP" else {}))
+            gen = FAKE_GENERATORS[i % len(FAKE_GENERATORS)]
+            repo = f"fakes/repo{i % repos}"
+        else:
+            h, w = ((300, 400), (420, 560), (560, 720))[i % 3]
+            arr = photo_array(h, w, seed)
+            fmt, ext, gen = "JPEG", "jpg", "camera"
+            data = _encode(arr, "JPEG", quality=85, exif=_exif_with_orientation())
+            repo = f"reals/repo{i % repos}"
+        label = "fake" if fake else "real"
+        rel = f"{label}/{gen}/img{i}.{ext}"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+        content = ("photo", "portrait", "art")[i % 3]
+        rows.append(
+            WildImage(
+                file=rel,
+                label=label,
+                label_id=int(fake),
+                generator=gen,
+                family=family_of(gen) if fake else "",
+                source_repo=repo,
+                repo_path=f"x/img{i}.{ext}",
+                commit="0" * 40,
+                licence="MIT",
+                width=arr.shape[1],
+                height=arr.shape[0],
+                format=fmt,
+                sha256="",
+                cut=False,
+                box=None,
+                content=content,
+                pixel_sha256="",
+                note="",
+            )
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def wild_kit(tmp_path_factory) -> tuple[Path, Path, list[WildImage]]:
+    root = tmp_path_factory.mktemp("wildkit")
+    pool, kit = root / "pool", root / "kit"
+    rows = make_pool(pool)
+    build(kit)
+    add_wild(kit, pool, rows=rows, quiet=True)
+    return kit, pool, rows
+
+
+def _rows(kit: Path) -> list[dict]:
+    with (kit / "manifest.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------------- neutral pixels
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+@pytest.mark.parametrize("size", [(256, 256), (500, 375), (1024, 1024), (2400, 1600)])
+def test_neutral_pixels_are_256_rgb_whatever_the_file(mode: str, size: tuple[int, int]):
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
+    arr = np.stack([xx % 256, yy % 256, (xx + yy) % 256], axis=-1).astype(np.uint8)
+    img = Image.fromarray(arr).convert(mode)
+    data = _encode(np.asarray(img), "PNG") if mode != "P" else _png_p(img)
+    res = N.neutral_pixels(data, np.random.default_rng(0))
+    assert res.pixels.shape == (256, 256, 3) and res.pixels.dtype == np.uint8
+    assert res.resample in N.SHRINK_FILTERS
+    assert 0.5 - 1e-6 <= res.factor <= 1.0
+    x0, y0, x1, y1 = res.window
+    assert x1 - x0 == y1 - y0  # a square window: no aspect cue
+
+
+def _png_p(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_neutral_pixels_refuse_small_images_and_are_deterministic():
+    with pytest.raises(ValueError, match="under 256 px"):
+        N.neutral_pixels(_encode(photo_array(200, 300, 1), "PNG"), np.random.default_rng(0))
+    data = _encode(photo_array(600, 800, 1), "JPEG", quality=80)
+    a = N.neutral_pixels(data, np.random.default_rng(5)).pixels
+    b = N.neutral_pixels(data, np.random.default_rng(5)).pixels
+    c = N.neutral_pixels(data, np.random.default_rng(6)).pixels
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_neutral_pixels_ignore_exif_orientation():
+    arr = photo_array(512, 768, 2)  # landscape stored; the EXIF flag says "rotate 90"
+    data = _encode(arr, "JPEG", quality=95, exif=_exif_with_orientation())
+    plain = _encode(arr, "JPEG", quality=95)
+    rng = np.random.default_rng
+    assert np.array_equal(
+        N.neutral_pixels(data, rng(1)).pixels, N.neutral_pixels(plain, rng(1)).pixels
+    )
+
+
+def test_neutral_shrink_erases_the_jpeg_grid():
+    arr = photo_array(768, 768, 4)
+    decoded = np.asarray(Image.open(io.BytesIO(_encode(arr, "JPEG", quality=40))).convert("L"))
+    assert jpeg_grid_strength(decoded) > 1.3  # the camera's grid shows
+    data = _encode(arr, "JPEG", quality=40)
+    out = N.neutral_pixels(data, np.random.default_rng(0)).pixels
+    gray = np.asarray(Image.fromarray(out).convert("L"))
+    assert jpeg_grid_strength(gray) < 1.1
+
+
+# ---------------------------------------------------------------------- controls
+
+
+def test_controls_keep_the_size_and_do_what_they_say():
+    arr = photo_array(256, 256, 5)
+    larger = photo_array(512, 512, 5)
+    rng = np.random.default_rng
+    for kind in N.CONTROLS:
+        out, params = N.make_control(arr, kind, rng(0), larger)
+        assert out.shape == arr.shape, kind
+        assert params
+    # an enlargement is smooth: neighbouring pixels differ less than in the source
+    up, _ = N.make_control(arr, "enlarge_bicubic_4x", rng(0))
+    assert (
+        np.abs(np.diff(up.astype(float), axis=1)).mean()
+        < np.abs(np.diff(arr.astype(float), axis=1)).mean() / 2
+    )
+    jpg, params = N.make_control(arr, "jpeg_random_quality", rng(0))
+    assert 50 <= int(params.split("=")[1]) <= 95 and not np.array_equal(jpg, arr)
+    with pytest.raises(ValueError, match="twice the size"):
+        N.make_control(arr, "shrink_bicubic_0.5x", rng(0))
+    assert "shrink_bicubic_0.5x" not in N.control_kinds(has_larger=False)
+    with pytest.raises(ValueError, match="unknown control"):
+        N.make_control(arr, "sharpen", rng(0))
+
+
+# ---------------------------------------------------------------------- the kit
+
+
+def test_wild_rows_split_by_repository_with_controls(wild_kit):
+    kit, _, pool = wild_kit
+    rows = _rows(kit)
+    wild = [r for r in rows if r["origin"] == "wild"]
+    assert len(wild) == len(pool)
+    split_of_repo = defaultdict(set)
+    for r in wild:
+        split_of_repo[r["source_group"]].add(r["split"])
+    assert all(len(s) == 1 for s in split_of_repo.values())  # a repository is never split
+    assert {r["split"] for r in wild} == {"train", "val", "test"}
+    controls = [r for r in rows if r["origin"] == "control"]
+    assert controls and all(r["label"] == "real" and r["control"] in N.CONTROLS for r in controls)
+    assert {r["control"] for r in controls} == set(N.CONTROLS)
+    parents = {r["file"]: r["split"] for r in rows}
+    assert all(parents[r["parent"]] == r["split"] for r in controls)  # same split as parent
+    package = [r for r in rows if r["origin"] == "package"]
+    assert package and all(r["content"] == "photo" for r in package)
+    assert all(r["family"] in ("upscaler", "style_transfer") for r in package if r["generator"])
+    sizes = {}
+    for r in rows:
+        with Image.open(kit / r["file"]) as img:
+            assert (img.format, img.mode) == ("PNG", "RGB") and not img.info.get("exif")
+            sizes[r["file"]] = img.size
+    assert all(sizes[r["file"]] == (256, 256) for r in wild)
+    assert all(sizes[r["file"]] == sizes[r["parent"]] for r in controls)  # the parent's size
+
+
+def test_loader_carries_content_origin_family_and_control(wild_kit):
+    kit, _, _ = wild_kit
+    samples = load_starter_kit(kit)
+    by_origin = defaultdict(list)
+    for s in samples:
+        by_origin[s.origin].append(s)
+    assert set(by_origin) == {"package", "wild", "control"}
+    assert {s.content for s in by_origin["wild"]} == {"photo", "portrait", "art"}
+    assert {s.family for s in by_origin["wild"] if s.label == 1} >= {"diffusion_unet", "gan"}
+    assert all(s.control for s in by_origin["control"])
+
+
+def test_add_wild_is_idempotent(wild_kit, tmp_path):
+    kit, pool, rows = wild_kit
+    before = (kit / "manifest.csv").read_bytes()
+    add_wild(kit, pool, rows=rows, quiet=True)
+    assert (kit / "manifest.csv").read_bytes() == before
+
+
+def test_missing_wild_files_are_named(tmp_path):
+    pool = tmp_path / "pool"
+    rows = make_pool(pool, per_class=20)
+    build(tmp_path / "kit")
+    (pool / rows[3].file).unlink()
+    with pytest.raises(FileNotFoundError, match="fetch-wild"):
+        add_wild(tmp_path / "kit", pool, rows=rows, quiet=True)
+
+
+def test_no_format_shortcut_in_the_kit_but_one_in_the_raw_files(wild_kit):
+    """File type, size, metadata and JPEG grid separate the raw files perfectly; after the
+    kit's treatment a classifier given only those traits is near chance."""
+    kit, pool, rows = wild_kit
+    raw = shortcut_auc([pool / r.file for r in rows], np.array([r.label_id for r in rows]))
+    assert raw > 0.95
+    report = kit_shortcut_report(kit, splits=("train", "val", "test"))
+    assert report["wild"] < 0.70, report
+
+
+# ---------------------------------------------------------------------- weights
+
+
+def test_sample_weights_balance_content_between_classes():
+    labels = np.array([1] * 60 + [0] * 20 + [1] * 10 + [0] * 40 + [0] * 30 + [1] * 100 + [0] * 100)
+    origins = ["wild"] * 130 + ["control"] * 30 + ["package"] * 200
+    contents = ["portrait"] * 80 + ["photo"] * 50 + ["photo"] * 30 + ["photo"] * 200
+    w = sample_weights(labels, origins, contents)
+    assert w.sum() == pytest.approx(len(labels))
+    table = weight_table(labels, origins, contents, w)
+    for key in ("wild/portrait", "wild/photo", "package/photo"):
+        assert table[key]["fake"] == pytest.approx(table[key]["real"], abs=1e-3)
+    assert table["control/photo"]["real"] == pytest.approx(0.15, abs=1e-3)
+    wild_total = sum(table[k][c] for k in ("wild/portrait", "wild/photo") for c in table[k])
+    assert wild_total == pytest.approx(0.45, abs=1e-3)
+    # a real portrait weighs as much in total as the (three times more) fake portraits
+    assert w[60:80].sum() == pytest.approx(w[:60].sum())
+
+
+# ---------------------------------------------------------------------- truth table
+
+
+def _set(labels, origins, contents=None, families=None, controls=None) -> ImageSet:
+    n = len(labels)
+    return ImageSet(
+        [np.zeros((4, 4, 3), np.uint8)] * n,
+        np.array(labels),
+        [""] * n,
+        [""] * n,
+        [""] * n,
+        contents or ["photo"] * n,
+        origins,
+        families or [""] * n,
+        controls or [""] * n,
+    )
+
+
+def test_truth_groups_and_metrics():
+    test = _set(
+        [1, 0, 1, 0, 0, 0],
+        ["package", "package", "wild", "wild", "control", "control"],
+        controls=["", "", "", "", "jpeg_random_quality", "enlarge_bicubic_2x"],
+        families=["upscaler", "", "gan", "", "", ""],
+    )
+    val = _set([1, 0], ["wild", "wild"])
+    g = groups({"test": test, "val": val})
+    assert set(g) == {"kit_test", "wild_test", "controls_test", "wild_val"}
+    assert len(g["controls_test"]) == 2 and set(g["controls_test"].labels) == {0}
+    c = control_metrics(g["controls_test"], np.array([0.9, 0.1]), 0.5)
+    assert c["false_positive_rate"] == 0.5
+    assert c["false_positive_rate_per_control"] == {
+        "enlarge_bicubic_2x": 0.0,
+        "jpeg_random_quality": 1.0,
+    }
+    data = _set(
+        [1, 1, 0, 0, 1, 0],
+        ["wild"] * 6,
+        contents=["photo", "photo", "photo", "photo", "portrait", "portrait"],
+        families=["gan", "gan", "", "", "diffusion_unet", ""],
+    )
+    m = classification_metrics(data, np.array([0.9, 0.4, 0.2, 0.6, 0.3, 0.7]), 0.5, True)
+    assert m["roc_auc_per_content"] == {"photo": 0.75, "portrait": 0.0}
+    assert m["recall_per_family"] == {"diffusion_unet": 0.0, "gan": 0.5}
+    assert m["false_positive_rate"] == pytest.approx(2 / 3, abs=1e-4)
+    row = headline({"wild_test": {"clean": m}}, {"families": {"gan": {"recall": 0.5}}})
+    assert row["wild_photo_auc"] == 0.75 and row["lofo_min_recall"] == 0.5
+    assert row["kit_test_auc"] is None
