@@ -24,6 +24,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ EXAMPLES_DIR = ROOT / "assets" / "examples"
 MAX_FILE_SIZE = "50mb"
 #: Events that run at the same time (2 cores: more would only queue inside TensorFlow).
 CONCURRENCY_LIMIT = 2
+#: The one concurrency group of every event that decodes images or runs models: together they
+#: run at most `CONCURRENCY_LIMIT` at a time (Gradio's limit is otherwise per event).
+HEAVY = "heavy"
 #: Requests waiting in the queue before new ones are turned away.
 QUEUE_MAX_SIZE = 64
 DEFAULT_OPACITY = 0.45
@@ -67,15 +71,36 @@ CSS = """
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _path_of(value: Any) -> str | None:
-    """The file path in a handler input: a path, or Gradio's file payload (a dict)."""
+def _path_of(value: Any, request: gr.Request | None = None) -> str | None:
+    """The file path in a handler input: a path, or Gradio's file payload (a dict).
+
+    With a ``request`` (Gradio passes one to every event), a path outside Gradio's upload cache
+    and the examples folder is a `gr.Error`, whatever the payload's shape: file inputs skip
+    Gradio's own check (``preprocess=False``), so any path a visitor sends would be read.
+    """
     if value is None:
         return None
     if isinstance(value, (str, Path)):
-        return str(value) or None
-    if isinstance(value, dict):
-        return value.get("path") or None
-    return getattr(value, "path", None)
+        path = str(value) or None
+    elif isinstance(value, dict):
+        path = value.get("path") or None
+    else:
+        path = getattr(value, "path", None)
+    if path is None or request is None:
+        return path
+    try:
+        return detector.asgi.confine(path, [gr.utils.get_upload_folder(), EXAMPLES_DIR])
+    except detector.asgi.PathRefused as exc:
+        raise gr.Error(exc.message) from None
+
+
+def _scrubbed(outcome: pres.ModelOutcome) -> pres.ModelOutcome:
+    """A model outcome whose error names no server path."""
+    return (
+        replace(outcome, error=detector.asgi.scrub_paths(outcome.error))
+        if outcome.error
+        else outcome
+    )
 
 
 def _name_of(value: Any) -> str:
@@ -185,7 +210,11 @@ def _read_error(exc: detector.ImageLoadError) -> str:
 
 # ------------------------------------------------------------------------------------ detect
 def detect(
-    image: Any, model_name: str | None, method: str = "gradcam", opacity: float = DEFAULT_OPACITY
+    image: Any,
+    model_name: str | None,
+    method: str = "gradcam",
+    opacity: float = DEFAULT_OPACITY,
+    request: gr.Request | None = None,
 ) -> tuple[str, np.ndarray | None, np.ndarray | None, str, str, pres.HeatmapView | None]:
     """Score and explain one image with one model.
 
@@ -194,7 +223,7 @@ def detect(
     """
     method = method or "gradcam"
     note = pres.heatmap_note(method)
-    path = _path_of(image)
+    path = _path_of(image, request)
     if path is None:
         return "", None, None, note, "Upload, drop or paste an image to start.", None
     info, problem = _find_model(model_name)
@@ -207,7 +236,9 @@ def detect(
         gr.Warning(message)
         return _notice_html(message, "error"), None, None, note, "", None
     array = loaded.array
-    outcome = pres.outcome_with_warnings(pres.run_model(array, info.name, method), loaded)
+    outcome = _scrubbed(
+        pres.outcome_with_warnings(pres.run_model(array, info.name, method), loaded)
+    )
     if not outcome.ok or outcome.explanation is None:
         message = f"Model `{info.name}` failed: {outcome.error}"
         gr.Warning(message)
@@ -248,14 +279,14 @@ def model_changed(model_name: str | None, method: str | None) -> tuple[str, dict
 
 # ------------------------------------------------------------------------------------ compare
 def compare(
-    image: Any, opacity: float = DEFAULT_OPACITY
+    image: Any, opacity: float = DEFAULT_OPACITY, request: gr.Request | None = None
 ) -> tuple[str, str, list[list[Any]], list[tuple[np.ndarray, str]], str]:
     """Run every trained model on one image and line the answers up.
 
     Returns:
         (agreement HTML, probability bars HTML, table rows, Grad-CAM gallery, status Markdown).
     """
-    path = _path_of(image)
+    path = _path_of(image, request)
     if path is None:
         return "", "", [], [], "Upload, drop or paste an image first."
     try:
@@ -263,12 +294,12 @@ def compare(
         array = loaded.array
         outcomes = pres.run_models(array, method="gradcam")
     except detector.ModelNotTrainedError as exc:
-        return _notice_html(exc.message, "warning"), "", [], [], ""
+        return _notice_html(detector.asgi.scrub_paths(exc.message), "warning"), "", [], [], ""
     except detector.ImageLoadError as exc:
         message = _read_error(exc)
         gr.Warning(message)
         return _notice_html(message, "error"), "", [], [], ""
-    outcomes = [pres.outcome_with_warnings(o, loaded) for o in outcomes]
+    outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
     failed = [o for o in outcomes if not o.ok]
     summary = pres.agreement(predictions, failed=len(failed))
@@ -323,15 +354,18 @@ class _Uploads(Sequence[str | tuple[str, bytes]]):
     def __getitem__(self, index: int) -> str | tuple[str, bytes]:  # type: ignore[override]
         path, name = self._files[index]
         limits = pres.UploadLimits()
-        try:
-            if Path(path).stat().st_size <= max(limits.max_file_bytes, limits.max_total_bytes):
-                return name, Path(path).read_bytes()
+        limit = max(limits.max_file_bytes, limits.max_total_bytes)
+        try:  # at most limit + 1 bytes, whatever the size the file system reports
+            with open(path, "rb") as file:
+                data = file.read(limit + 1)
         except OSError:
-            pass
-        return path
+            return path
+        return (name, data) if len(data) <= limit else path
 
 
-def batch(files: Any, model_names: list[str] | None) -> tuple[list[list[Any]], str | None, str]:
+def batch(
+    files: Any, model_names: list[str] | None, request: gr.Request | None = None
+) -> tuple[list[list[Any]], str | None, str]:
     """Score many files (images or zip archives) with the chosen models.
 
     ``files`` are paths or Gradio file payloads; rows show a payload's ``orig_name``, the name
@@ -342,7 +376,7 @@ def batch(files: Any, model_names: list[str] | None) -> tuple[list[list[Any]], s
     """
     if isinstance(files, (str, Path, dict)):
         files = [files]
-    uploads = [(p, _name_of(f)) for f in (files or []) if (p := _path_of(f))]
+    uploads = [(p, _name_of(f)) for f in (files or []) if (p := _path_of(f, request))]
     if not uploads:
         return [], None, "Upload images or a .zip archive first."
     trained = [info.name for info in pres.trained_models()]
@@ -355,7 +389,11 @@ def batch(files: Any, model_names: list[str] | None) -> tuple[list[list[Any]], s
         return [], None, f"Unknown model `{unknown[0]}`. Trained models: {', '.join(trained)}."
     names = requested or trained[:1]
     items = pres.read_uploads(_Uploads(uploads))
-    rows = pres.batch_rows(items, names)
+    # One image decoded at a time: a batch of large images never sits in memory at once.
+    rows = [
+        replace(row, error=detector.asgi.scrub_paths(row.error)) if row.error else row
+        for row in pres.batch_rows(items, names, chunk=1)
+    ]
     folder = _csv_dir()
     pres.prune_files(folder)
     csv_path = pres.write_csv(rows, folder)
@@ -382,7 +420,10 @@ def _stress_names(model_name: str | None, scope: str | None) -> tuple[list[str],
 
 
 def evidence_board(
-    image: Any, model_name: str | None = None, scope: str | None = "selected"
+    image: Any,
+    model_name: str | None = None,
+    scope: str | None = "selected",
+    request: gr.Request | None = None,
 ) -> EvidenceOutputs:
     """The evidence board of one uploaded file: provenance, forensic views and a stress test.
 
@@ -393,7 +434,7 @@ def evidence_board(
         (provenance headline HTML, provenance Markdown, the report as JSON, residual spectrum,
         ELA map, stress-test Figure, stress-test rows in `STRESS_HEADERS` order, stress Markdown).
     """
-    path = _path_of(image)
+    path = _path_of(image, request)
     if path is None:
         return _no_evidence(stress="Upload, drop or paste an image first.")
     try:
@@ -422,6 +463,9 @@ def evidence_board(
     if not names:
         return card, provenance, report.to_dict(), spectrum, ela, None, [], missing or ""
     outcome = pres.run_stress(array, names)
+    outcome = replace(
+        outcome, errors={k: detector.asgi.scrub_paths(v) for k, v in outcome.errors.items()}
+    )
     figure = detector.plot_stress(outcome.result) if outcome.result is not None else None
     rows = [list(row.values()) for row in pres.stress_rows(outcome)]
     return (
@@ -498,8 +542,8 @@ def _on_example_select(evt: gr.SelectData) -> tuple[str | None, str]:
 
 
 # ------------------------------------------------------------------------------------ API
-def _api_image(image: Any) -> str:
-    path = _path_of(image)
+def _api_image(image: Any, request: gr.Request | None = None) -> str:
+    path = _path_of(image, request)
     if path is None:
         raise gr.Error("No image received: send one image file.")
     return path
@@ -509,12 +553,14 @@ def _api_error(exc: Exception, model: str | None = None) -> gr.Error:
     if isinstance(exc, detector.ImageLoadError):
         return gr.Error(_read_error(exc))
     prefix = f"Model {model} failed" if model else "Failed"
-    return gr.Error(f"{prefix}: {pres.error_text(exc)}")
+    return gr.Error(detector.asgi.scrub_paths(f"{prefix}: {pres.error_text(exc)}"))
 
 
-def api_predict(image: Any, model: str | None = "") -> dict[str, Any]:
+def api_predict(
+    image: Any, model: str | None = "", request: gr.Request | None = None
+) -> dict[str, Any]:
     """Score one image with one model (empty name: the best) and return JSON."""
-    path = _api_image(image)
+    path = _api_image(image, request)
     info, problem = _find_model(model)
     if info is None:
         raise gr.Error(problem or "no model")
@@ -525,15 +571,15 @@ def api_predict(image: Any, model: str | None = "") -> dict[str, Any]:
     return pres.api_result(prediction)
 
 
-def api_compare(image: Any) -> dict[str, Any]:
+def api_compare(image: Any, request: gr.Request | None = None) -> dict[str, Any]:
     """Score one image with every trained model and return JSON, with a per-model error field."""
-    path = _api_image(image)
+    path = _api_image(image, request)
     try:
         loaded = pres.load_file(path)
         outcomes = pres.run_models(loaded.array, method=None)
     except Exception as exc:
         raise _api_error(exc) from None
-    outcomes = [pres.outcome_with_warnings(o, loaded) for o in outcomes]
+    outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
     summary = pres.agreement(predictions, failed=len(outcomes) - len(predictions))
     return {
@@ -553,10 +599,13 @@ def api_compare(image: Any) -> dict[str, Any]:
 
 
 def api_explain(
-    image: Any, model: str | None = "", method: str | None = "gradcam"
+    image: Any,
+    model: str | None = "",
+    method: str | None = "gradcam",
+    request: gr.Request | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Score and explain one image: (overlay, coloured heatmap, JSON with the method used)."""
-    path = _api_image(image)
+    path = _api_image(image, request)
     info, problem = _find_model(model)
     if info is None:
         raise gr.Error(problem or "no model")
@@ -569,18 +618,18 @@ def api_explain(
         raise _api_error(exc) from None
     outcome = pres.run_model(array, info.name, method)
     if outcome.explanation is None or outcome.prediction is None:
-        raise gr.Error(f"Model {info.name} failed: {outcome.error}")
+        raise gr.Error(detector.asgi.scrub_paths(f"Model {info.name} failed: {outcome.error}"))
     view = pres.heatmap_view(array, outcome.explanation)
     result = {**pres.api_result(outcome.prediction), "method": view.method}
     return view.overlay(DEFAULT_OPACITY), view.raw(), result
 
 
-def api_inspect(image: Any) -> dict[str, Any]:
+def api_inspect(image: Any, request: gr.Request | None = None) -> dict[str, Any]:
     """The provenance evidence of one image file (`EvidenceReport.to_dict`), read from its bytes.
 
     A file whose pixels cannot be decoded is an error naming the problem, as in ``/predict``.
     """
-    path = _api_image(image)
+    path = _api_image(image, request)
     try:
         report = detector.inspect_file(path)
     except Exception as exc:
@@ -879,8 +928,11 @@ def build_demo() -> gr.Blocks:
 
         # API endpoints first, so that UI handlers of the same name cannot take their names.
         # File inputs skip Gradio's preprocessing (preprocess=False; Gradio still checks that the
-        # path is an upload): `gr.File` would leave an empty temporary file per call in its cache.
-        raw = {"preprocess": False}
+        # path is an upload, and `_path_of` checks it for every event, UI events included):
+        # `gr.File` would leave an empty temporary file per call in its cache. Every event that
+        # decodes an image or runs a model is in the one `HEAVY` concurrency group.
+        heavy = {"concurrency_id": HEAVY, "concurrency_limit": CONCURRENCY_LIMIT}
+        raw = {"preprocess": False, **heavy}
         api_button.click(api_predict, [api_image, api_model], api_json, api_name="predict", **raw)
         api_button.click(api_compare, api_image, api_json, api_name="compare", **raw)
         api_button.click(
@@ -902,10 +954,10 @@ def build_demo() -> gr.Blocks:
         # The image input skips Gradio's own decoding (preprocess=False): a broken file reaches
         # `detect`, which says what is wrong instead of failing with a bare "Error".
         for trigger in (image_in.change, detect_btn.click, method_in.input):
-            trigger(detect, detect_inputs, detect_outputs, preprocess=False, **private)
+            trigger(detect, detect_inputs, detect_outputs, **raw, **private)
         image_in.change(clear_compare, None, compare_outputs, **private)
         model_dd.input(model_changed, [model_dd, method_in], [model_md, method_in], **private).then(
-            detect, detect_inputs, detect_outputs, preprocess=False, **private
+            detect, detect_inputs, detect_outputs, **raw, **private
         )
         opacity_in.change(
             reblend,
@@ -916,7 +968,7 @@ def build_demo() -> gr.Blocks:
             **private,
         )
         compare_btn.click(lambda: gr.Tabs(selected="compare"), None, result_tabs, **private).then(
-            compare, [image_in, opacity_in], compare_outputs, preprocess=False, **private
+            compare, [image_in, opacity_in], compare_outputs, **raw, **private
         )
         evidence_outputs = [
             evidence_headline,
@@ -931,11 +983,9 @@ def build_demo() -> gr.Blocks:
         evidence_inputs = [image_in, model_dd, scope_in]
         image_in.change(clear_evidence, None, evidence_outputs, **private)
         evidence_btn.click(lambda: gr.Tabs(selected="evidence"), None, result_tabs, **private).then(
-            evidence_board, evidence_inputs, evidence_outputs, preprocess=False, **private
+            evidence_board, evidence_inputs, evidence_outputs, **raw, **private
         )
-        gather_btn.click(
-            evidence_board, evidence_inputs, evidence_outputs, preprocess=False, **private
-        )
+        gather_btn.click(evidence_board, evidence_inputs, evidence_outputs, **raw, **private)
         if EXAMPLES:
             examples_gallery.select(_on_example_select, None, [image_in, example_md], **private)
             image_in.upload(lambda: "", None, example_md, **private)
@@ -947,23 +997,47 @@ def build_demo() -> gr.Blocks:
             **raw,
         )
 
-    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
+    # api_open=False: the REST routes (/gradio_api/run/<api>) do not skip the queue.
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE, api_open=False)
     return demo
+
+
+demo = build_demo()
+
+
+def _queued(event_id: str) -> bool:
+    """Whether Gradio's queue still holds (waits for or runs) an event."""
+    return event_id in demo._queue.event_ids_to_events
 
 
 #: Arguments for `demo.launch` (Gradio 6 takes the theme and CSS here, not in `Blocks`).
 #: ``app_kwargs`` go to the FastAPI app Gradio builds: `detector.asgi.NeutralUploadNames` renames
 #: every uploaded file to ``upload.<ext>`` before Gradio's upload route stores it under that name,
-#: and refuses API calls that pass a file as a URL, which Gradio would download into its cache.
+#: refuses API calls that pass a file as a URL, which Gradio would download into its cache, and
+#: URL fetches through Gradio's file route, and caps each upload request; behind it,
+#: `detector.asgi.FairQueue` caps the events each client has waiting or running (`HEAVY` ones
+#: apart). Monitoring is off: its summary route is public.
 LAUNCH_KWARGS: dict[str, Any] = {
     "max_file_size": MAX_FILE_SIZE,
     "allowed_paths": [str(EXAMPLES_DIR)],
     "theme": _theme(),
     "css": CSS,
-    "app_kwargs": {"middleware": [Middleware(detector.asgi.NeutralUploadNames)]},
+    "enable_monitoring": False,
+    "app_kwargs": {
+        "middleware": [
+            Middleware(
+                detector.asgi.NeutralUploadNames,
+                fair_queue={
+                    "pending": _queued,
+                    "heavy_events": {i for i, fn in demo.fns.items() if fn.concurrency_id == HEAVY},
+                    "heavy_apis": {
+                        fn.api_name for fn in demo.fns.values() if fn.concurrency_id == HEAVY
+                    },
+                },
+            )
+        ]
+    },
 }
-
-demo = build_demo()
 
 
 if __name__ == "__main__":

@@ -349,3 +349,130 @@ def test_handlers_on_the_bundled_models(app, files, monkeypatch):
     _, _, rows, gallery, status = app.compare(files["image"])
     assert [row[0] for row in rows] == [info.name for info in bundled]
     assert len(gallery) == len(bundled) and "failed" not in status.lower()
+
+
+# ----------------------------------------------------------------------------------- serving
+def test_events_confine_file_paths_to_uploads_and_examples(app, models, files, monkeypatch):
+    """With a request (Gradio passes one to every event), only files in the upload cache or the
+    examples folder are read; called without one, as here in the other tests, any path is."""
+    import gradio as gr
+
+    cache = Path(files["image"]).parent
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache / "cache"))
+    request = object()  # any value: the handlers only check that there is one
+    outside = files["image"]
+    stored = cache / "cache" / "0a1b" / "upload.png"
+    stored.parent.mkdir(parents=True)
+    shutil.copy(outside, stored)
+    for payload in (outside, {"path": outside}, {"path": outside, "orig_name": "x.png"}):
+        for call in (
+            lambda p: app.detect(p, "tiny_cnn", request=request),
+            lambda p: app.compare(p, request=request),
+            lambda p: app.evidence_board(p, "tiny_cnn", request=request),
+            lambda p: app.batch([p], ["tiny_cnn"], request=request),
+            lambda p: app.batch(p, ["tiny_cnn"], request=request),
+            lambda p: app.api_predict(p, "tiny_cnn", request=request),
+            lambda p: app.api_compare(p, request=request),
+            lambda p: app.api_explain(p, "tiny_cnn", "gradcam", request=request),
+            lambda p: app.api_inspect(p, request=request),
+        ):
+            with pytest.raises(gr.Error) as refused:
+                call(payload)
+            assert refused.value.message == detector.asgi.PATH_REFUSED
+    for inside in (str(stored), {"path": str(stored)}):
+        assert 'data-label="' in app.detect(inside, "tiny_cnn", request=request)[0]
+        assert app.api_predict(inside, "tiny_cnn", request=request)["model"] == "tiny_cnn"
+        assert app.batch([inside], ["tiny_cnn"], request=request)[0][0][1] == "tiny_cnn"
+    example = app.EXAMPLES_DIR / "example_01.png"
+    if example.is_file():
+        assert app.api_predict(str(example), "tiny_cnn", request=request)["model"] == "tiny_cnn"
+    assert app._path_of(None, request) is None
+    with pytest.raises(gr.Error):
+        app._path_of({"path": ["/etc/passwd"]}, request)
+
+
+def test_every_event_that_decodes_or_scores_is_in_one_concurrency_group(app):
+    file_handlers = {
+        app.detect,
+        app.compare,
+        app.evidence_board,
+        app.batch,
+        app.api_predict,
+        app.api_compare,
+        app.api_explain,
+        app.api_inspect,
+    }
+    fns = list(app.demo.fns.values())
+    heavy = [fn for fn in fns if fn.concurrency_id == app.HEAVY]
+    assert {fn.fn for fn in heavy} == file_handlers
+    assert len(heavy) == 12  # detect x4, compare, evidence board x2, batch, 4 API endpoints
+    assert all(fn.concurrency_limit == app.CONCURRENCY_LIMIT == 2 for fn in heavy)
+    # the events with a file input are exactly these
+    with_files = [fn for fn in fns if any(type(c).__name__ in ("Image", "File") for c in fn.inputs)]
+    assert set(with_files) == set(heavy)
+    assert app.demo.api_open is False  # /gradio_api/run/<api> does not skip the queue
+    assert app.LAUNCH_KWARGS["enable_monitoring"] is False
+    [middleware] = app.LAUNCH_KWARGS["app_kwargs"]["middleware"]
+    fair = middleware.kwargs["fair_queue"]
+    assert fair["heavy_events"] == {fn._id for fn in heavy}
+    assert fair["heavy_apis"] == {fn.api_name for fn in heavy}
+    assert {"predict", "compare", "explain", "inspect", "batch"} < fair["heavy_apis"]
+    assert "models" not in fair["heavy_apis"]
+    assert fair["pending"]("no such event") is False
+
+
+def test_batch_decodes_one_image_at_a_time(app, models, files, monkeypatch):
+    chunks = []
+    batch_rows = pres.batch_rows
+
+    def spy(items, names, *, chunk=16):
+        chunks.append(chunk)
+        return batch_rows(items, names, chunk=chunk)
+
+    monkeypatch.setattr(pres, "batch_rows", spy)
+    rows, _, _ = app.batch([files["image"], files["zip"]], ["tiny_cnn"])
+    assert len(rows) == 3 and chunks == [1]
+
+
+def test_batch_reads_at_most_the_limit_whatever_the_reported_size(app, monkeypatch):
+    limits = pres.UploadLimits(max_file_bytes=100_000, max_total_bytes=100_000)
+    monkeypatch.setattr(pres, "UploadLimits", lambda: limits)
+    # /dev/zero reports 0 bytes and never ends: it used to be read whole
+    assert app._Uploads([("/dev/zero", "zero.png")])[0] == "/dev/zero"
+    status = app._Uploads([("/proc/self/status", "status.png")])[0]
+    assert status[0] == "status.png" and 0 < len(status[1]) <= 100_000
+
+
+def test_errors_shown_to_visitors_name_no_server_path(app, models, files, tmp_path, monkeypatch):
+    import gradio as gr
+
+    weights = tmp_path / "srv" / "models" / "x" / "model.keras"
+
+    def broken(name, *args, **kwargs):
+        raise detector.ModelLoadError(
+            f"weights file missing for model {name!r}: {weights}", code="missing"
+        )
+
+    monkeypatch.setattr(pres, "load_model", broken)
+    monkeypatch.setattr(detector, "load_model", broken)
+    with pytest.warns(UserWarning, match="missing"):
+        verdict = app.detect(files["image"], "tiny_cnn")[0]
+    shown = [
+        verdict,
+        app.compare(files["image"]),
+        app.api_compare(files["image"]),
+        app.evidence_board(files["image"], "tiny_cnn")[7],
+    ]
+    rows, csv_path, _ = app.batch([files["image"]], ["tiny_cnn"])
+    shown += [rows, Path(csv_path).read_text()]
+    for call in (
+        lambda: app.api_predict(files["image"], "tiny_cnn"),
+        lambda: app.api_explain(files["image"], "tiny_cnn", "gradcam"),
+    ):
+        with pytest.raises(gr.Error) as error:
+            call()
+        shown.append(error.value.message)
+    for item in shown:
+        text = json.dumps(item, default=str)
+        assert "model.keras" in text, text[:300]
+        assert str(weights.parent) not in text and str(tmp_path) not in text, text[:300]
