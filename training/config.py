@@ -132,11 +132,12 @@ class TrainConfig:
             value = getattr(self, attr)
             if attr != "seed" and value == getattr(defaults, attr):
                 continue
-            if isinstance(value, bool):
-                if attr == "robust_augment":
-                    words.append("--no-robust-augment")
-                else:
-                    words.append(flag)
+            if isinstance(value, bool):  # the --no-* flags are written when the value is off
+                words.append(flag)
+                continue
+            if isinstance(value, list):
+                for item in value:
+                    words += [flag, str(item)]
                 continue
             words += [flag, str(value)]
         for key, value in self.recipe_params.items():
@@ -195,4 +196,6 @@ _FLAGS = {
     "strategy": "--strategy",
     "deterministic": "--deterministic",
     "steps_per_epoch": "--steps-per-epoch",
+    "balance_content": "--no-balance-content",
+    "exclude_families": "--exclude-family",
 }

@@ -40,6 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--overwrite", action="store_true", help="replace a kit built with other settings"
     )
+    _add_wild_options(b)
+    b.add_argument(
+        "--no-wild", action="store_true", help="build the package part only (no wild pool)"
+    )
+    a = sub.add_parser(
+        "add-wild", help="add the wild pool and the negative controls to a built kit"
+    )
+    a.add_argument("kit", type=Path)
+    a.add_argument("--seed", type=int, default=0)
+    _add_wild_options(a)
+    c = sub.add_parser(
+        "shortcut-check", help="can file type, size, metadata or JPEG grid tell a kit's classes?"
+    )
+    c.add_argument("kit", type=Path)
+    c.add_argument("--split", action="append", help="splits to check (default: val)")
     d = sub.add_parser("describe", help="print the summary of a built kit")
     d.add_argument("kit", type=Path)
     _add_wild_commands(sub)
@@ -47,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd in ("fetch-wild", "wild-splits", "wild-manifest"):
         return _run_wild(args)
+    if args.cmd == "shortcut-check":
+        from .shortcuts import kit_shortcut_report
+
+        report = kit_shortcut_report(args.kit, tuple(args.split or ["val"]))
+        for name, auc in report.items():
+            print(f"{name:6s} ROC-AUC from file traits alone: {auc:.3f} (0.5 = no shortcut)")
+        return 0
+    if args.cmd == "add-wild":
+        return _add_wild(args, args.kit)
     if args.cmd == "describe":
         import json
 
@@ -83,6 +107,61 @@ def main(argv: list[str] | None = None) -> int:
     except SourceFetchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0 if args.no_wild else _add_wild(args, args.out)
+
+
+def _add_wild_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wild",
+        type=Path,
+        default=None,
+        help="the wild pool (default $FAKEDETECT_WILD, else ../shared/data/wild if present)",
+    )
+    p.add_argument(
+        "--wild-limit", type=int, default=None, help="use only N wild images per class (tests)"
+    )
+
+
+def _spread(rows: list, per_class: int) -> list:
+    """At most ``per_class`` rows of each label, one repository after another (sorted)."""
+    chosen = []
+    for label in ("fake", "real"):
+        by_repo: dict[str, list] = {}
+        for r in sorted(rows, key=lambda r: r.file):
+            if r.label == label:
+                by_repo.setdefault(r.source_repo, []).append(r)
+        queues = [by_repo[k] for k in sorted(by_repo)]
+        taken = 0
+        while taken < per_class and any(queues):
+            for q in queues:
+                if q and taken < per_class:
+                    chosen.append(q.pop(0))
+                    taken += 1
+    return chosen
+
+
+def _add_wild(args: argparse.Namespace, kit: Path) -> int:
+    from .wild import default_wild_dir, read_wild_manifest
+    from .wild_kit import add_wild
+
+    wild_dir = args.wild or default_wild_dir()
+    if wild_dir is None or not Path(wild_dir).is_dir():
+        print(
+            "error: no wild pool found: pass --wild DIR, set FAKEDETECT_WILD, or download it "
+            "with `python -m training.data fetch-wild --out DIR` (or build with --no-wild)",
+            file=sys.stderr,
+        )
+        return 2
+    rows = read_wild_manifest()
+    if args.wild_limit:  # N per class, taken in turn from each source repository
+        rows = _spread(rows, args.wild_limit)
+    try:
+        summary = add_wild(kit, wild_dir, seed=args.seed, rows=rows)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for key, count in summary["wild"]["per_origin"].items():
+        print(f"{key:32s} {count:6d}")
     return 0
 
 
