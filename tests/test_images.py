@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -12,6 +13,7 @@ from conftest import encode, make_image
 from PIL import Image
 
 from detector import ImageLoadError, decode_image, load_image
+from detector.images import MAX_COUNTED_FRAMES, MAX_DECODE_SIDE
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
@@ -116,3 +118,158 @@ def test_missing_file_names_only_the_file(tmp_path):
         load_image(tmp_path / "nope.png")
     assert info.value.code == "file_not_found"
     assert str(tmp_path) not in str(info.value)
+
+
+# --------------------------------------------------------------------------- bounded decoding
+def _timed_decode(data: bytes, **kwargs):
+    start = time.perf_counter()
+    try:
+        return decode_image(data, **kwargs), time.perf_counter() - start
+    except ImageLoadError as exc:
+        return exc, time.perf_counter() - start
+
+
+def _progressive_jpeg_with_scans(extra_scans: int) -> bytes:
+    """A progressive JPEG whose smallest AC scan is repeated ``extra_scans`` times."""
+    buf = io.BytesIO()
+    Image.fromarray(make_image(256, 256)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    pos, segments = 2, []
+    while data[pos + 1] != 0xD9:
+        end = pos + 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if data[pos + 1] == 0xDA:  # entropy-coded data runs to the next marker
+            while not (data[end] == 0xFF and data[end + 1] not in (0, *range(0xD0, 0xD8))):
+                end += 1
+        segments.append(data[pos:end])
+        pos = end
+    ac_scans = [s for s in segments if s[1] == 0xDA and s[5 + 2 * s[4]] > 0]
+    return data[:2] + b"".join(segments) + min(ac_scans, key=len) * extra_scans + b"\xff\xd9"
+
+
+def test_jpeg_with_too_many_scans_is_refused_before_decoding():
+    error, seconds = _timed_decode(_progressive_jpeg_with_scans(150))
+    assert isinstance(error, ImageLoadError) and error.code == "too_many_scans"
+    assert "scans" in str(error) and seconds < 0.5
+    (array, info), _ = _timed_decode(_progressive_jpeg_with_scans(40))  # a few dozen are fine
+    assert array.shape == (256, 256, 3) and info.format == "JPEG"
+
+
+def _segment(marker: int, body: bytes = b"") -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
+
+
+@pytest.mark.parametrize(
+    "insert, code",
+    [
+        (_segment(0xFE) * 20_000, "too_many_segments"),  # 80 kB of empty comments
+        (_segment(0xFE, b"x") + b"\x00" * 100_000, "corrupt_file"),  # junk Pillow reads bytewise
+        (b"\xff" * 1_000_000, "corrupt_file"),  # fill bytes, also read one at a time
+    ],
+    ids=["segment flood", "junk", "fill bytes"],
+)
+def test_jpeg_header_floods_are_refused(insert, code):
+    data = encode(make_image(64, 64), "JPEG")
+    error, seconds = _timed_decode(data[:2] + insert + data[2:])
+    assert isinstance(error, ImageLoadError) and error.code == code
+    assert seconds < 0.5
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_png_chunk_flood_is_refused():
+    png = encode(make_image(32, 32))
+    error, seconds = _timed_decode(png[:33] + _png_chunk(b"prVt", b"") * 120_000 + png[33:])
+    assert isinstance(error, ImageLoadError) and error.code == "too_many_segments"
+    assert seconds < 0.5
+
+
+_GIF_HEAD = b"GIF89a" + struct.pack("<HHBBB", 16, 16, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+_GIF_FRAME = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+
+
+def test_gif_frames_are_counted_up_to_a_limit():
+    gif = _GIF_HEAD + (b"\x21\xf9\x04\x00\x00\x00\x00\x00" + _GIF_FRAME) * 200_000 + b"\x3b"
+    (array, info), seconds = _timed_decode(gif)
+    assert info.n_frames == MAX_COUNTED_FRAMES and info.frames_capped
+    assert array.shape == (16, 16, 3) and seconds < 1.0
+    (_, few), _ = _timed_decode(_GIF_HEAD + _GIF_FRAME * 3 + b"\x3b")
+    assert few.n_frames == 3 and not few.frames_capped
+
+
+@pytest.mark.parametrize(
+    "header, code",
+    [
+        (b"\x21\xfe" + (b"\xff" + b"c" * 255) * 1024 + b"\x00", "metadata_too_large"),
+        (b"\x21\xfe" + b"\x01c" * 5000 + b"\x00", "metadata_too_large"),
+        (b"\x21\xff" + b"\x01x" * 250_000 + b"\x00", "too_many_segments"),
+    ],
+    ids=["long comment", "comment of tiny blocks", "extension of tiny blocks"],
+)
+def test_gif_headers_pillow_would_parse_slowly_are_refused(header, code):
+    error, seconds = _timed_decode(_GIF_HEAD + header + _GIF_FRAME + b"\x3b")
+    assert isinstance(error, ImageLoadError) and error.code == code
+    assert seconds < 0.5
+
+
+def test_tiff_directories_are_counted_up_to_a_limit_and_loops_end():
+    tiff = encode(make_image(16, 16), "TIFF")
+    first = struct.unpack_from("<I", tiff, 4)[0]
+    count = struct.unpack_from("<H", tiff, first)[0]
+    next_at = first + 2 + 12 * count
+    chain = bytearray()
+    start = len(tiff)
+    for i in range(5000):  # empty directories, each pointing at the next
+        here = start + 6 * i
+        chain += struct.pack("<HI", 0, here + 6 if i < 4999 else 0)
+    linked = bytearray(tiff + chain)
+    struct.pack_into("<I", linked, next_at, start)
+    (_, info), seconds = _timed_decode(bytes(linked))
+    assert info.n_frames == MAX_COUNTED_FRAMES and info.frames_capped and seconds < 1.0
+    looped = bytearray(tiff)
+    struct.pack_into("<I", looped, next_at, first)  # the first directory points at itself
+    (_, info), _ = _timed_decode(bytes(looped))
+    assert info.n_frames == 1 and not info.frames_capped
+
+
+def test_large_images_are_reduced_while_decoding():
+    wide = np.zeros((400, 5000, 3), np.uint8)
+    wide[:, :2500] = (200, 30, 60)
+    array, info = decode_image(encode(wide))
+    assert array.shape == (328, MAX_DECODE_SIDE, 3)
+    assert info.original_size == (5000, 400) and info.downscaled
+    assert (info.width, info.height) == (MAX_DECODE_SIDE, 328)
+    assert array[:, :2000].tolist() == [[[200, 30, 60]] * 2000] * 328  # flat areas stay exact
+    full, full_info = decode_image(encode(wide), max_side=None)
+    assert full.shape == (400, 5000, 3) and full_info.original_size is None
+    exact = np.zeros((300, MAX_DECODE_SIDE, 3), np.uint8)
+    out, exact_info = decode_image(encode(exact))
+    assert out.shape == exact.shape and exact_info.original_size is None
+
+
+def test_large_transparent_images_are_composited_after_reducing():
+    rgba = np.zeros((300, 6000, 4), np.uint8)
+    rgba[..., 0] = 255  # red, fully transparent: white once composited
+    rgba[:, :3000, 3] = 255  # the left half opaque red
+    array = load_image(encode(rgba))
+    assert array.shape == (205, MAX_DECODE_SIDE, 3)
+    assert array[0, 0].tolist() == [255, 0, 0] and array[0, -1].tolist() == [255, 255, 255]
+    palette = Image.new("P", (6000, 300), 1)
+    palette.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    buf = io.BytesIO()
+    palette.save(buf, "PNG")
+    assert load_image(buf.getvalue())[5, 5].tolist() == [0, 0, 255]
+
+
+def test_large_jpegs_are_scaled_by_the_decoder_and_keep_their_orientation():
+    image = Image.fromarray(make_image(500, 9000))
+    exif = image.getexif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", exif=exif, quality=90)
+    array, info = decode_image(buf.getvalue())
+    assert array.shape == (MAX_DECODE_SIDE, 228, 3)
+    assert info.original_size == (500, 9000)
+    small = load_image(buf.getvalue(), max_side=1000)
+    assert small.shape == (1000, 56, 3)
