@@ -6,6 +6,11 @@ Credentials, the JPEG quantisation tables, and traces of resizing or re-encoding
 an `EvidenceItem` that says what it proves and what its absence does not prove: metadata is easy
 to strip and easy to forge, so none of this is a verdict, and nothing here runs a model.
 
+Every step is bounded, because the metadata comes from whoever made the file: text values are
+capped before they are searched (`MAX_PARSE_CHARS`, `MAX_JSON_CHARS`, `MAX_TOTAL_TEXT_BYTES`),
+the patterns run in linear time, and the whole pass has a time budget
+(`EVIDENCE_TIME_BUDGET`): items not reached in time are reported as not checked.
+
 Example:
     >>> report = inspect_file("photo.jpg")                 # doctest: +SKIP
     >>> report.headline()                                  # doctest: +SKIP
@@ -19,6 +24,7 @@ import io
 import json
 import re
 import struct
+import time
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -29,7 +35,15 @@ import numpy as np
 from PIL import ExifTags, Image, JpegImagePlugin
 
 from detector.errors import DetectorError, ImageLoadError
-from detector.images import ALLOWED_FORMATS, ImageInfo, _read_bytes, decode_image
+from detector.images import (
+    ALLOWED_FORMATS,
+    ImageInfo,
+    _check_container,
+    _count_frames,
+    _read_bytes,
+    _to_rgb,
+    decode_image,
+)
 
 Indication = Literal["ai_generated", "camera_capture", "processed", "neutral", "not_checked"]
 
@@ -42,8 +56,28 @@ EVIDENCE_NOTE = (
 
 #: Longest metadata value kept in a report, in characters (longer values are cut).
 MAX_VALUE_CHARS = 400
-#: Largest text chunk or XMP packet decompressed or parsed, in bytes.
+#: Largest text chunk or XMP packet decompressed or kept, in bytes.
 MAX_TEXT_BYTES = 2 * 1024 * 1024
+#: Most text kept from all of a file's text chunks together, in bytes (zTXt chunks inflate, so
+#: a small file could otherwise hold gigabytes of text), and most text chunks read.
+MAX_TOTAL_TEXT_BYTES = 8 * 1024 * 1024
+MAX_TEXT_CHUNKS = 256
+#: Longest part of one metadata value searched or parsed for generation settings, in
+#: characters. Prompts and settings lines are a few KiB; a longer value keeps its first and
+#: last halves of this (WebUI writes its settings on the last line).
+MAX_PARSE_CHARS = 32 * 1024
+#: Longest JSON value (a ComfyUI prompt or workflow) parsed, in characters.
+MAX_JSON_CHARS = 1024 * 1024
+#: Most XMP packets kept, and most XMP text searched in all of them together, in characters.
+MAX_XMP_PACKETS = 32
+MAX_XMP_TOTAL_CHARS = 4 * 1024 * 1024
+#: Wall-clock budget of one `inspect_file` call, in seconds, checked between items (and while
+#: c2pa reads the file): items not reached in time are reported as not checked.
+EVIDENCE_TIME_BUDGET = 10.0
+#: Most of that budget the C2PA reader may use.
+C2PA_TIME_BUDGET = 3.0
+#: Why an item was not checked when the budget ran out.
+TIME_BUDGET_REASON = "not checked: time budget exceeded"
 
 IPTC_DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 
@@ -109,7 +143,12 @@ _EDITOR_NAMES = re.compile(
     r"acdsee|irfanview|xnview|imagemagick|pillow|\bpil\b",
     re.IGNORECASE,
 )
-_A1111_SETTINGS = re.compile(r"(?:^|\n)\s*Steps:\s*\d+.*(?:Sampler|Seed|CFG scale):", re.IGNORECASE)
+# A WebUI settings line: "Steps: 20, Sampler: ..., Seed: ...". Anchored at each line start and
+# confined to one line, with a possessive digit run, so a search is linear in the text's length
+# (a pattern whose leading whitespace could span newlines took quadratic time).
+_A1111_SETTINGS = re.compile(
+    r"^[ \t]*Steps:[ \t]*\d++[^\n]*?(?:Sampler|Seed|CFG scale):", re.IGNORECASE | re.MULTILINE
+)
 
 _PROVES: dict[str, str] = {
     "file": "That the bytes are an image of this format and size, and its SHA-256 fingerprint.",
@@ -424,14 +463,35 @@ def estimate_jpeg_quality(source: bytes | Image.Image) -> JpegQualityEstimate | 
 
 
 # --------------------------------------------------------------------------- entry point
+class _Deadline:
+    """A wall-clock limit, checked between evidence items and while c2pa reads the file."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.at = None if seconds is None else time.monotonic() + max(0.0, float(seconds))
+
+    def expired(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def sooner(self, seconds: float) -> _Deadline:
+        """A deadline ``seconds`` from now, or this one if it comes first."""
+        inner = _Deadline(seconds)
+        if self.at is not None and inner.at is not None:
+            inner.at = min(inner.at, self.at)
+        return inner
+
+
 def inspect_file(
     source: str | Path | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray,
+    *,
+    time_budget: float | None = EVIDENCE_TIME_BUDGET,
 ) -> EvidenceReport:
     """Read the provenance evidence in an image file.
 
     Args:
         source: A path, raw bytes or a binary file object (the full evidence), a Pillow image
             (its metadata, without C2PA), or an array (pixels only: no metadata to read).
+        time_budget: Seconds the whole pass may take (None: no limit). Items not reached in
+            time are reported as not checked (`TIME_BUDGET_REASON`) rather than waited for.
 
     Returns:
         An `EvidenceReport`. A file whose pixels cannot be decoded (truncated, not an image)
@@ -441,62 +501,62 @@ def inspect_file(
         ImageLoadError: the source cannot be read at all (missing file, empty, too large,
             unsupported source type).
     """
+    deadline = _Deadline(time_budget)
     if isinstance(source, np.ndarray):
         _pixels, info = decode_image(source)
         return _pixels_only_report(info, "only pixels were given, no file to read metadata from")
     if isinstance(source, Image.Image):
-        return _report(None, source)
+        return _report(None, source, deadline=deadline)
     data = _read_bytes(source)
     try:
         img = _open(data)
     except ImageLoadError as exc:
-        return _report(data, None, open_error=exc)
+        return _report(data, None, open_error=exc, deadline=deadline)
     with img:
-        return _report(data, img)
+        return _report(data, img, deadline=deadline)
 
 
 # --------------------------------------------------------------------------- report assembly
 def _report(
-    data: bytes | None, img: Image.Image | None, open_error: ImageLoadError | None = None
+    data: bytes | None,
+    img: Image.Image | None,
+    open_error: ImageLoadError | None = None,
+    deadline: _Deadline | None = None,
 ) -> EvidenceReport:
+    deadline = deadline or _Deadline(None)
     arr: np.ndarray | None = None
     decode_error: ImageLoadError | None = open_error
     info: ImageInfo | None = None
-    if img is not None and data is None:
+    if img is not None:
         try:
-            arr, info = decode_image(img)
-        except ImageLoadError as exc:
-            decode_error = exc
-    elif data is not None and img is not None:
-        try:
-            arr, info = decode_image(data)
+            arr, info = decode_image(img if data is None else data)
         except ImageLoadError as exc:
             decode_error = exc
 
     fmt = img.format if img is not None else None
     size = img.size if img is not None else None
     exif = _read_exif(img)
-    png_text = _png_text_chunks(data) if data is not None and data[:8] == _PNG_SIG else {}
-    if img is not None and not png_text:
-        png_text = {
-            str(k): str(v)
-            for k, v in img.info.items()
-            if isinstance(v, str) and str(k) != "XML:com.adobe.xmp"
-        }
-    xmp_packets = _xmp_packets(data, img, png_text)
+    png_text = _text_chunks(data, img)
 
-    items = [
-        _file_item(data, img, info, decode_error),
-        _c2pa_item(data, fmt),
-        _dst_item(xmp_packets, data),
-        _generation_item(png_text, exif, img),
+    steps: list[tuple[str, Any]] = [
+        ("c2pa", lambda: _c2pa_item(data, fmt, deadline)),
+        ("digital_source_type", lambda: _dst_item(_xmp_packets(data, img, png_text), data)),
+        ("generation_settings", lambda: _generation_item(png_text, exif, img, deadline)),
     ]
     if img is None:
         reason = "the file could not be opened as an image"
-        items += [_not_checked(kind, reason) for kind in ("exif", "gps", "jpeg_quality")]
+        steps += [(kind, lambda k=kind: _not_checked(k, reason)) for kind in ("exif", "gps")]
+        steps.append(("jpeg_quality", lambda: _not_checked("jpeg_quality", reason)))
     else:
-        items += [_exif_item(exif), _gps_item(exif), _jpeg_item(img)]
-    items.append(_processing_item(img, exif, arr))
+        steps += [
+            ("exif", lambda: _exif_item(exif)),
+            ("gps", lambda: _gps_item(exif)),
+            ("jpeg_quality", lambda: _jpeg_item(img)),
+        ]
+    steps.append(("processing", lambda: _processing_item(img, exif, _grid_pixels(img, arr, info))))
+    items = [_file_item(data, img, info, decode_error)]
+    for kind, make in steps:
+        items.append(_not_checked(kind, TIME_BUDGET_REASON) if deadline.expired() else make())
     return EvidenceReport(
         items=tuple(items),
         readable=arr is not None,
@@ -506,6 +566,22 @@ def _report(
         file_bytes=len(data) if data is not None else None,
         error=decode_error.message if decode_error is not None else None,
     )
+
+
+def _grid_pixels(
+    img: Image.Image | None, arr: np.ndarray | None, info: ImageInfo | None
+) -> np.ndarray | None:
+    """The pixels the JPEG-grid check reads: the decoded array, or for an image that was
+    reduced while decoding, its top-left corner at full resolution (a grid does not survive
+    resampling), in the file's stored orientation."""
+    if arr is None or img is None or info is None or not info.downscaled:
+        return arr
+    try:
+        width, height = img.size
+        corner = img.crop((0, 0, min(width, _GRID_SIDE), min(height, _GRID_SIDE)))
+        return _to_rgb(corner)
+    except Exception:  # the pixels decoded once already; never let a second pass sink a report
+        return None
 
 
 def _pixels_only_report(info: ImageInfo, reason: str) -> EvidenceReport:
@@ -552,10 +628,14 @@ def _not_checked(kind: str, reason: str) -> EvidenceItem:
 
 # --------------------------------------------------------------------------- reading helpers
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
+#: Most PNG chunks walked looking for text (`detector.images` refuses files with more).
+_MAX_PNG_CHUNKS_WALKED = 100_000
 
 
 def _open(data: bytes) -> Image.Image:
-    """Open (not decode) an image from bytes, with the same allow-list as `decode_image`."""
+    """Open (not decode) an image from bytes, with the same allow-list and container checks
+    as `decode_image`."""
+    _check_container(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -650,42 +730,74 @@ def _read_exif(img: Image.Image | None) -> _Exif:
     return out
 
 
-def _png_text_chunks(data: bytes) -> dict[str, str]:
-    """All tEXt / zTXt / iTXt chunks of a PNG, decompressed with a size limit."""
+def _text_chunks(data: bytes | None, img: Image.Image | None) -> dict[str, str]:
+    """A file's text metadata: PNG text chunks, or the string values Pillow read (capped)."""
+    if data is not None and data[:8] == _PNG_SIG:
+        chunks = _png_text_chunks(data)
+        if chunks:
+            return chunks
     out: dict[str, str] = {}
-    pos = 8
-    end = len(data)
-    while pos + 8 <= end and len(out) < 256:
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if len(body) < length:
-            break
-        try:
-            if ctype == b"tEXt":
-                key, _, value = body.partition(b"\x00")
-                out[key.decode("latin-1")] = value.decode("latin-1")
-            elif ctype == b"zTXt":
-                key, _, rest = body.partition(b"\x00")
-                out[key.decode("latin-1")] = _inflate(rest[1:]).decode("latin-1")
-            elif ctype == b"iTXt":
-                key, _, rest = body.partition(b"\x00")
-                compressed, _method = rest[0], rest[1]
-                _lang, _, rest = rest[2:].partition(b"\x00")
-                _translated, _, text = rest.partition(b"\x00")
-                raw = _inflate(text) if compressed else text
-                out[key.decode("latin-1")] = raw.decode("utf-8", "replace")
-            elif ctype == b"IEND":
+    total = 0
+    if img is not None:
+        for key, value in img.info.items():
+            if not isinstance(value, str) or str(key) == "XML:com.adobe.xmp":
+                continue
+            if len(out) >= MAX_TEXT_CHUNKS or total >= MAX_TOTAL_TEXT_BYTES:
                 break
-        except (zlib.error, IndexError, UnicodeDecodeError, ValueError):
-            continue
+            value = value[: min(MAX_TEXT_BYTES, MAX_TOTAL_TEXT_BYTES - total)]
+            out[str(key)[:200]] = value
+            total += len(value)
     return out
 
 
-def _inflate(data: bytes) -> bytes:
+def _png_text_chunks(data: bytes) -> dict[str, str]:
+    """All tEXt / zTXt / iTXt chunks of a PNG, each capped at `MAX_TEXT_BYTES` and all of them
+    together at `MAX_TOTAL_TEXT_BYTES` (compressed ones are inflated only that far)."""
+    out: dict[str, str] = {}
+    pos = 8
+    end = len(data)
+    total = 0
+    walked = 0
+    while pos + 8 <= end and len(out) < MAX_TEXT_CHUNKS and total < MAX_TOTAL_TEXT_BYTES:
+        walked += 1
+        if walked > _MAX_PNG_CHUNKS_WALKED:
+            break
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        start = pos + 8
+        pos += 12 + length
+        if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
+            if ctype == b"IEND":
+                break
+            continue
+        body = data[start : start + length]
+        if len(body) < length:
+            break
+        limit = min(MAX_TEXT_BYTES, MAX_TOTAL_TEXT_BYTES - total)
+        try:
+            if ctype == b"tEXt":
+                key, _, value = body.partition(b"\x00")
+                text = value[:limit].decode("latin-1")
+            elif ctype == b"zTXt":
+                key, _, rest = body.partition(b"\x00")
+                text = _inflate(rest[1:], limit).decode("latin-1")
+            else:
+                key, _, rest = body.partition(b"\x00")
+                compressed, _method = rest[0], rest[1]
+                _lang, _, rest = rest[2:].partition(b"\x00")
+                _translated, _, raw = rest.partition(b"\x00")
+                raw = _inflate(raw, limit) if compressed else raw[:limit]
+                text = raw.decode("utf-8", "replace")
+        except (zlib.error, IndexError, UnicodeDecodeError, ValueError):
+            continue
+        out[key[:200].decode("latin-1")] = text
+        total += len(text)
+    return out
+
+
+def _inflate(data: bytes, limit: int = MAX_TEXT_BYTES) -> bytes:
     inflater = zlib.decompressobj()
-    return inflater.decompress(data, MAX_TEXT_BYTES)
+    return inflater.decompress(data, max(1, limit))
 
 
 # --------------------------------------------------------------------------- items
@@ -698,7 +810,18 @@ def _file_item(
     details: dict[str, Any] = {}
     if img is not None:
         details.update(format=img.format, width=img.size[0], height=img.size[1], mode=img.mode)
-        details["frames"] = int(getattr(img, "n_frames", 1) or 1)
+        if info is not None:
+            frames, capped = info.n_frames, info.frames_capped
+        else:
+            try:
+                frames, capped = _count_frames(img, data)
+            except Exception:  # a damaged file: its frames cannot be counted
+                frames, capped = 1, False
+        details["frames"] = frames
+        if capped:
+            details["frames_note"] = f"at least {frames} (counting stops there)"
+    if info is not None and info.original_size is not None:
+        details["decoded_size"] = [info.width, info.height]
     if data is not None:
         details["file_bytes"] = len(data)
         details["sha256"] = hashlib.sha256(data).hexdigest()
@@ -709,7 +832,8 @@ def _file_item(
         summary = f"unreadable {where}file: {error.message}"
         return _item("file", False, details, summary, "not_checked")
     assert info is not None
-    summary = f"{info.format or 'image'}, {info.width}x{info.height} px"
+    width, height = info.original_size or (info.width, info.height)
+    summary = f"{info.format or 'image'}, {width}x{height} px"
     if data is not None:
         summary += f", {len(data) / 1024:.1f} KiB"
     return _item("file", True, details, summary, "neutral")
@@ -732,7 +856,39 @@ _C2PA_MIME = {
 }
 
 
-def _c2pa_item(data: bytes | None, fmt: str | None) -> EvidenceItem:
+class _DeadlineStream(io.BytesIO):
+    """The file's bytes for the C2PA reader, which stops reading once the deadline passes.
+
+    c2pa-python reads through Python callbacks, one per container block, so a file of millions
+    of tiny blocks costs millions of calls; a failed read makes the native reader give up.
+    """
+
+    def __init__(self, data: bytes, deadline: _Deadline) -> None:
+        super().__init__(data)
+        self.deadline = deadline
+        self.expired = False
+
+    def _check(self) -> None:
+        if self.deadline.expired():
+            self.expired = True
+            raise TimeoutError(TIME_BUDGET_REASON)
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check()
+        return super().read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        self._check()
+        return super().readinto(buffer)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check()
+        return super().seek(offset, whence)
+
+
+def _c2pa_item(
+    data: bytes | None, fmt: str | None, deadline: _Deadline | None = None
+) -> EvidenceItem:
     if data is None:
         return _not_checked("c2pa", "no file bytes given: Content Credentials were not checked")
     try:
@@ -743,13 +899,24 @@ def _c2pa_item(data: bytes | None, fmt: str | None) -> EvidenceItem:
             f"c2pa-python is not available ({type(exc).__name__}): Content Credentials were "
             "not checked",
         )
+    # An embedded manifest store is a JUMBF box ("jumb") labelled "c2pa": without both, there
+    # is nothing to read, and the reader is not run (it would walk the whole file).
     has_jumbf = b"jumb" in data and b"c2pa" in data
+    if not has_jumbf:
+        if fmt is None:
+            return _not_checked("c2pa", "not an image format Content Credentials are read from")
+        return _item("c2pa", False, {"status": "no_manifest"}, "no Content Credentials", "neutral")
     mime = _C2PA_MIME.get(fmt or "")
+    stream = _DeadlineStream(data, (deadline or _Deadline(None)).sooner(C2PA_TIME_BUDGET))
     try:
         context = c2pa.Context.from_dict(
             {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
         )
-        reader = c2pa.Reader.try_create(mime, io.BytesIO(data), context=context)
+        reader = c2pa.Reader.try_create(mime, stream, context=context)
+        if stream.expired:  # the reader may take a failed read for the end of the file
+            if reader is not None:
+                reader.close()
+            return _not_checked("c2pa", TIME_BUDGET_REASON)
         if reader is None:
             return _item(
                 "c2pa", False, {"status": "no_manifest"}, "no Content Credentials", "neutral"
@@ -757,26 +924,18 @@ def _c2pa_item(data: bytes | None, fmt: str | None) -> EvidenceItem:
         with reader:
             store = json.loads(reader.json())
             state = reader.get_validation_state()
-    except Exception as exc:  # c2pa.C2paError and anything the native side throws
+        return _c2pa_found(store, state)
+    except Exception as exc:  # c2pa.C2paError, anything the native side throws, odd JSON
+        if stream.expired:
+            return _not_checked("c2pa", TIME_BUDGET_REASON)
         message = _truncate(str(exc), 200)
-        if has_jumbf:
-            return _item(
-                "c2pa",
-                True,
-                {"status": "invalid", "error": message},
-                "a C2PA manifest is present but could not be read or validated",
-                "processed",
-            )
-        if fmt is None:
-            return _not_checked("c2pa", "not an image format Content Credentials are read from")
         return _item(
             "c2pa",
-            False,
-            {"status": "unreadable", "error": message},
-            "no readable Content Credentials",
-            "neutral",
+            True,
+            {"status": "invalid", "error": message},
+            "a C2PA manifest is present but could not be read or validated",
+            "processed",
         )
-    return _c2pa_found(store, state)
 
 
 def _c2pa_found(store: dict[str, Any], state: str | None) -> EvidenceItem:
@@ -855,12 +1014,15 @@ _XMP_END = (b"</x:xmpmeta>", b"</x:xapmeta>")
 def _xmp_packets(
     data: bytes | None, img: Image.Image | None, png_text: dict[str, str]
 ) -> list[tuple[str, str]]:
-    """(where, packet text) for every XMP packet found, deduplicated."""
+    """(where, packet text) for every XMP packet found, deduplicated: at most `MAX_XMP_PACKETS`
+    packets and `MAX_XMP_TOTAL_CHARS` characters in all."""
     found: list[tuple[str, str]] = []
     if "XML:com.adobe.xmp" in png_text:
         found.append(("PNG iTXt XML:com.adobe.xmp", png_text["XML:com.adobe.xmp"]))
     if img is not None:
         for marker, payload in getattr(img, "applist", []) or []:
+            if len(found) >= 4 * MAX_XMP_PACKETS:  # duplicates are dropped below
+                break
             if marker == "APP1" and payload.startswith(b"http://ns.adobe.com/xap/1.0/\x00"):
                 found.append(("JPEG APP1 XMP", payload[29:].decode("utf-8", "replace")))
             elif marker == "APP1" and payload.startswith(b"http://ns.adobe.com/xmp/extension/"):
@@ -874,7 +1036,7 @@ def _xmp_packets(
     if data is not None:
         for start_tag, end_tag in zip(_XMP_START, _XMP_END, strict=True):
             pos = 0
-            while len(found) < 32:
+            while len(found) < MAX_XMP_PACKETS:
                 start = data.find(start_tag, pos)
                 if start < 0:
                     break
@@ -886,25 +1048,31 @@ def _xmp_packets(
                 pos = stop + len(end_tag)
     seen: set[str] = set()
     unique: list[tuple[str, str]] = []
+    total = 0
     for where, text in found:
-        key = text.strip()[:MAX_TEXT_BYTES]
+        if len(unique) >= MAX_XMP_PACKETS or total >= MAX_XMP_TOTAL_CHARS:
+            break
+        room = min(MAX_TEXT_BYTES, MAX_XMP_TOTAL_CHARS - total)
+        key = text[: room + 1024].strip()[:room]
         body = key[key.find("<x:x") :] if "<x:x" in key else key
         if body in seen:
             continue
         seen.add(body)
         unique.append((where, key))
+        total += len(key)
     return unique
 
 
-_DST_ATTR = re.compile(r"DigitalSourceType\s*=\s*[\"']([^\"']*)[\"']", re.IGNORECASE)
-_DST_ELEM = re.compile(
-    r"<[\w.-]*:?DigitalSourceType(?:\s[^>]*?rdf:resource\s*=\s*[\"']([^\"']*)[\"'])?[^>]*>"
-    r"\s*([^<\s]*)",
-    re.IGNORECASE,
-)
+_DST_ATTR = re.compile(r"DigitalSourceType\s*+=\s*+[\"']([^\"']*+)[\"']", re.IGNORECASE)
+# A DigitalSourceType element: its attributes (read for rdf:resource separately) and the text
+# after it. Every repeat stops at the next "<" or ">", and is possessive, so a search is linear.
+_DST_ELEM = re.compile(r"<[\w.-]*:?DigitalSourceType([^<>]*+)>\s*+([^<\s]*+)", re.IGNORECASE)
+_RDF_RESOURCE = re.compile(r"rdf:resource\s*+=\s*+[\"']([^\"'<>]*+)[\"']", re.IGNORECASE)
 _DST_URL = re.compile(rb"cv\.iptc\.org/newscodes/digitalsourcetype/([A-Za-z]+)")
+# The element form takes no leading-space run of its own: "\s*([^<]*)<" was quadratic on a
+# long run of spaces with no closing tag; the value is stripped afterwards.
 _CREATOR_TOOL = re.compile(
-    r"CreatorTool\s*=\s*[\"']([^\"']*)[\"']|<xmp:CreatorTool>\s*([^<]*)<", re.IGNORECASE
+    r"CreatorTool\s*+=\s*+[\"']([^\"']*+)[\"']|<xmp:CreatorTool>([^<]*+)<", re.IGNORECASE
 )
 
 
@@ -913,7 +1081,11 @@ def _dst_item(packets: list[tuple[str, str]], data: bytes | None) -> EvidenceIte
     creator_tools: list[str] = []
     for where, text in packets:
         codes = [m for m in _DST_ATTR.findall(text)]
-        codes += [a or b for a, b in _DST_ELEM.findall(text) if a or b]
+        for attributes, body in _DST_ELEM.findall(text):
+            resource = _RDF_RESOURCE.search(attributes)
+            code = resource.group(1) if resource else body
+            if code:
+                codes.append(code)
         codes += [m.decode() for m in _DST_URL.findall(text.encode("utf-8", "replace"))]
         for code in codes:
             values.setdefault(_dst_code(code), []).append(where)
@@ -959,14 +1131,78 @@ def _dst_item(packets: list[tuple[str, str]], data: bytes | None) -> EvidenceIte
     return _item("digital_source_type", True, details, summary, indicates)
 
 
-_SETTING = re.compile(r"\s*([\w\s/+-]+?):\s*(\"(?:\\.|[^\"])*\"|[^,]*)(?:,|$)")
+#: Most settings kept from one WebUI settings line.
+MAX_SETTINGS = 40
+_STEPS_LINE = re.compile(r"\s*+Steps:\s*+\d")
+# A double-quoted value with backslash escapes; the two branches cannot match the same text, so
+# an unclosed quote fails in linear time (the old pattern backtracked exponentially).
+_QUOTED = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+# Characters a settings key may hold, matched on the reversed text before a colon.
+_KEY_CHARS = re.compile(r"[\w\s/+-]*+")
+_SPACES = re.compile(r"\s*+")
+#: What `str.splitlines` splits on.
+_LINE_BREAKS = ("\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+#: Longest quoted settings value looked for, in characters.
+MAX_QUOTED_CHARS = 2048
+
+
+def _capped(text: str, limit: int = MAX_PARSE_CHARS) -> str:
+    """``text``, or at most ``limit`` characters of it: the first half, then the start of its
+    last line (where WebUI writes its settings)."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    last = max(text.rfind(mark) for mark in _LINE_BREAKS) + 1
+    if last <= half:
+        return text[:limit]
+    return f"{text[:half]}\n{text[last : last + half]}"
+
+
+def _parse_settings(line: str) -> dict[str, str]:
+    """Split ``Key: value, Key: "quoted, value", ...`` into a dict, in linear time.
+
+    A key is the run of word characters, spaces, ``/``, ``+`` and ``-`` just before a colon; a
+    value runs to the next comma, unless it is a double-quoted string (kept with its quotes),
+    which may hold commas.
+    """
+    settings: dict[str, str] = {}
+    pos, end = 0, len(line)
+    while pos < end and len(settings) < MAX_SETTINGS:
+        colon = line.find(":", pos)
+        if colon < 0:
+            break
+        before = line[pos:colon]
+        key = before[len(before) - _KEY_CHARS.match(before[::-1]).end() :]
+        if not key:  # no key before this colon: look for one after it
+            pos = colon + 1
+            continue
+        start = _SPACES.match(line, colon + 1).end()
+        quoted = None
+        if line.startswith('"', start):  # scanned at most MAX_QUOTED_CHARS: linear overall
+            quoted = _QUOTED.match(line, start, min(end, start + MAX_QUOTED_CHARS))
+        if quoted is not None:
+            comma = line.find(",", quoted.end())
+            if line[quoted.end() : end if comma < 0 else comma].strip():
+                quoted = None  # text after the closing quote: not a quoted value after all
+        if quoted is not None:
+            value = quoted.group(0)
+        else:
+            comma = line.find(",", start)
+            value = line[start : end if comma < 0 else comma]
+        if key.strip():  # a blank key still takes its value, as WebUI's own parser does
+            settings[key.strip()] = _truncate(value.strip(), 120)
+        pos = end if comma < 0 else comma + 1
+    return settings
 
 
 def _parse_a1111(text: str) -> dict[str, Any]:
-    """Split Stable Diffusion WebUI ``parameters`` text into prompt, negative prompt, settings."""
-    lines = text.strip().splitlines()
+    """Split Stable Diffusion WebUI ``parameters`` text into prompt, negative prompt, settings.
+
+    The text is capped at `MAX_PARSE_CHARS` first, and every step is linear in its length.
+    """
+    lines = _capped(text).strip().splitlines()
     settings_line = ""
-    if lines and re.match(r"\s*Steps:\s*\d+", lines[-1]):
+    if lines and _STEPS_LINE.match(lines[-1]):
         settings_line = lines.pop()
     negative: list[str] = []
     prompt: list[str] = []
@@ -976,11 +1212,7 @@ def _parse_a1111(text: str) -> dict[str, Any]:
             target = negative
             line = line[len("Negative prompt:") :].strip()
         target.append(line)
-    settings: dict[str, str] = {}
-    for match in _SETTING.finditer(settings_line):
-        key, value = match.group(1).strip(), match.group(2).strip()
-        if key and len(settings) < 40:
-            settings[key] = _truncate(value, 120)
+    settings = _parse_settings(settings_line)
     out: dict[str, Any] = {"prompt": _truncate("\n".join(prompt).strip())}
     if negative:
         out["negative_prompt"] = _truncate("\n".join(negative).strip())
@@ -989,7 +1221,23 @@ def _parse_a1111(text: str) -> dict[str, Any]:
     return out
 
 
+def _plain(value: Any) -> Any:
+    """A JSON scalar as it is; anything else (lists, objects of any depth) by its type name."""
+    if isinstance(value, str):
+        return _truncate(value, 120)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return f"<{type(value).__name__}>"
+
+
 def _parse_comfy(text: str) -> dict[str, Any] | None:
+    """The node types, models, prompts and samplers of a ComfyUI prompt or workflow (JSON).
+
+    Returns None when the text is not a JSON object, is longer than `MAX_JSON_CHARS`, or is
+    nested too deeply to parse.
+    """
+    if len(text) > MAX_JSON_CHARS:
+        return None
     try:
         graph = json.loads(text)
     except (ValueError, RecursionError):
@@ -997,52 +1245,72 @@ def _parse_comfy(text: str) -> dict[str, Any] | None:
     if not isinstance(graph, dict):
         return None
     nodes = graph.get("nodes") if isinstance(graph.get("nodes"), list) else graph.values()
-    classes: list[str] = []
-    models: list[str] = []
+    classes: dict[str, None] = {}
+    models: dict[str, None] = {}
     prompts: list[str] = []
     samplers: list[dict[str, Any]] = []
     for node in list(nodes)[:2000]:
         if not isinstance(node, dict):
             continue
-        ctype = str(node.get("class_type") or node.get("type") or "")
-        if ctype and ctype not in classes:
-            classes.append(ctype)
+        ctype = node.get("class_type") or node.get("type") or ""
+        ctype = _truncate(ctype, 120) if isinstance(ctype, str) else ""
+        if ctype:
+            classes.setdefault(ctype)
         inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
         for key in ("ckpt_name", "unet_name", "model_name", "lora_name"):
-            if isinstance(inputs.get(key), str) and inputs[key] not in models:
-                models.append(_truncate(inputs[key], 120))
+            if isinstance(inputs.get(key), str):
+                models.setdefault(_truncate(inputs[key], 120))
         if "CLIPTextEncode" in ctype and isinstance(inputs.get("text"), str):
             prompts.append(_truncate(inputs["text"], 200))
         if "Sampler" in ctype:
             samplers.append(
-                {k: inputs[k] for k in ("seed", "steps", "cfg", "sampler_name") if k in inputs}
+                {
+                    k: _plain(inputs[k])
+                    for k in ("seed", "steps", "cfg", "sampler_name")
+                    if k in inputs
+                }
             )
     return {
-        "node_types": classes[:30],
-        "models": models[:10],
+        "node_types": list(classes)[:30],
+        "models": list(models)[:10],
         "prompts": prompts[:4],
         "samplers": _jsonable(samplers[:4]),
     }
 
 
+def _printable_ascii(text: str) -> int:
+    """How many of the first 4096 characters are printable ASCII (picks a UTF-16 byte order)."""
+    return sum(c.isascii() and c.isprintable() for c in text[:4096])
+
+
 def _user_comment(value: Any) -> str:
     if not isinstance(value, bytes):
-        return str(value or "")
+        return value if isinstance(value, str) else str(value or "")[:MAX_PARSE_CHARS]
     head, body = value[:8], value[8:]
     if head.startswith(b"UNICODE"):
         candidates = [body.decode(enc, "replace") for enc in ("utf-16-be", "utf-16-le")]
-        return max(candidates, key=lambda s: sum(c.isascii() and c.isprintable() for c in s))
+        return max(candidates, key=_printable_ascii)
     if head.startswith((b"ASCII", b"\x00\x00\x00\x00\x00\x00\x00\x00")):
         return body.decode("latin-1")
     return value.decode("utf-8", "replace")
 
 
-def _generation_item(text: dict[str, str], exif: _Exif, img: Image.Image | None) -> EvidenceItem:
+def _generation_item(
+    text: dict[str, str],
+    exif: _Exif,
+    img: Image.Image | None,
+    deadline: _Deadline | None = None,
+) -> EvidenceItem:
     keys: dict[str, str] = {}
     tools: list[str] = []
     parsed: dict[str, Any] = {}
     other: list[str] = []
+    incomplete = False
+    named_novelai = any("novelai" in _capped(v).lower() for v in text.values())
     for key, value in text.items():
+        if deadline is not None and deadline.expired():
+            incomplete = True
+            break
         low = key.lower()
         if low in GENERATOR_KEYS:
             keys[key] = _truncate(value)
@@ -1057,17 +1325,20 @@ def _generation_item(text: dict[str, str], exif: _Exif, img: Image.Image | None)
                     parsed["parameters"] = _parse_a1111(value)
             elif low in ("prompt", "workflow"):
                 comfy = _parse_comfy(value)
-                if comfy is None:
-                    tool = "a Stable Diffusion front end ('prompt' text)"
-                else:
+                if comfy is not None:
                     parsed[low] = comfy
+                elif len(value) > MAX_JSON_CHARS and value.lstrip().startswith("{"):
+                    parsed[low] = {"status": f"not parsed: over {MAX_JSON_CHARS} characters"}
+                else:
+                    tool = "a Stable Diffusion front end ('prompt' text)"
             if tool not in tools:
                 tools.append(tool)
         elif low in HINT_KEYS:
-            if _AI_NAMES.search(value) or (low == "comment" and _looks_like_settings(value)):
+            capped = _capped(value)
+            if _AI_NAMES.search(capped) or (low == "comment" and _looks_like_settings(value)):
                 keys[key] = _truncate(value)
-                tool = "NovelAI" if "novelai" in " ".join(text.values()).lower() else None
-                if low == "description" and "job id:" in value.lower():
+                tool = "NovelAI" if named_novelai else None
+                if low == "description" and "job id:" in capped.lower():
                     tool = "Midjourney"
                 tool = tool or f"a generator named in '{key}'"
                 if tool not in tools:
@@ -1079,21 +1350,19 @@ def _generation_item(text: dict[str, str], exif: _Exif, img: Image.Image | None)
     # JPEG / WebP: WebUI writes its parameters into the EXIF UserComment; some tools use
     # ImageDescription, Software or the JPEG COM segment.
     comment = _user_comment(exif.exif.get(0x9286)).strip("\x00 ")
-    if comment and _A1111_SETTINGS.search(comment):
+    if comment and _A1111_SETTINGS.search(_capped(comment)):
         keys["EXIF UserComment"] = _truncate(comment)
         parsed["EXIF UserComment"] = _parse_a1111(comment)
         tools.append(GENERATOR_KEYS["parameters"])
     for tag, name in ((0x010E, "EXIF ImageDescription"), (0x0131, "EXIF Software")):
         value = exif.base.get(tag)
-        if isinstance(value, str) and (_AI_NAMES.search(value) or _A1111_SETTINGS.search(value)):
+        if isinstance(value, str) and _names_generator(_capped(value)):
             keys[name] = _truncate(value)
             tools.append(f"a generator named in {name}")
     jpeg_comment = img.info.get("comment") if img is not None else None
     if isinstance(jpeg_comment, bytes):
-        jpeg_comment = jpeg_comment.decode("utf-8", "replace")
-    if isinstance(jpeg_comment, str) and (
-        _A1111_SETTINGS.search(jpeg_comment) or _AI_NAMES.search(jpeg_comment)
-    ):
+        jpeg_comment = _capped_bytes(jpeg_comment).decode("utf-8", "replace")
+    if isinstance(jpeg_comment, str) and _names_generator(_capped(jpeg_comment)):
         keys["JPEG comment"] = _truncate(jpeg_comment)
         tools.append("a generator named in the JPEG comment")
     details: dict[str, Any] = {"keys": keys}
@@ -1103,19 +1372,43 @@ def _generation_item(text: dict[str, str], exif: _Exif, img: Image.Image | None)
         details["parsed"] = parsed
     if other:
         details["other_text_keys"] = other[:20]
+    if incomplete:
+        details["incomplete"] = TIME_BUDGET_REASON
     if not keys:
         summary = "none found" + (f" (other text keys: {', '.join(other[:5])})" if other else "")
+        if incomplete:
+            return _item("generation_settings", False, details, TIME_BUDGET_REASON, "not_checked")
         return _item("generation_settings", False, details, summary, "neutral")
     summary = "generation settings found: " + ", ".join(keys) + " — " + "; ".join(details["tools"])
     return _item("generation_settings", True, details, summary, "ai_generated")
 
 
+def _names_generator(text: str) -> bool:
+    return bool(_A1111_SETTINGS.search(text) or _AI_NAMES.search(text))
+
+
+def _capped_bytes(value: bytes, limit: int = MAX_PARSE_CHARS) -> bytes:
+    """At most ``limit`` bytes of ``value``: the first half, then the start of its last line."""
+    if len(value) <= limit:
+        return value
+    half = limit // 2
+    last = value.rfind(b"\n") + 1
+    if last <= half:
+        return value[:limit]
+    return value[:half] + b"\n" + value[last : last + half]
+
+
 def _looks_like_settings(value: str) -> bool:
-    try:
-        data = json.loads(value)
-    except (ValueError, RecursionError):
-        return bool(_A1111_SETTINGS.search(value))
-    return isinstance(data, dict) and bool({"steps", "sampler", "seed", "scale"} & set(data))
+    """Whether a comment holds generation settings: a JSON object with sampler keys (parsed
+    only up to `MAX_JSON_CHARS`), or a WebUI settings line."""
+    if len(value) <= MAX_JSON_CHARS and value.lstrip().startswith("{"):
+        try:
+            data = json.loads(value)
+        except (ValueError, RecursionError):
+            data = None
+        if isinstance(data, dict):
+            return bool({"steps", "sampler", "seed", "scale"} & set(data))
+    return bool(_A1111_SETTINGS.search(_capped(value)))
 
 
 _EXIF_FIELDS: tuple[tuple[str, int, str], ...] = (
@@ -1249,6 +1542,10 @@ def _exif_thumbnail_size(exif: _Exif) -> tuple[int, int] | None:
         return None
 
 
+#: Side of the top-left corner `jpeg_grid` reads, in pixels.
+_GRID_SIDE = 2048
+
+
 def jpeg_grid(array: np.ndarray) -> dict[str, Any]:
     """Look for the 8x8 block grid that JPEG compression leaves in the pixels.
 
@@ -1271,7 +1568,7 @@ def jpeg_grid(array: np.ndarray) -> dict[str, Any]:
     height, width = grey.shape
     if min(height, width) < 32:
         return {"strength": (1.0, 1.0), "offset": (7, 7), "visible": False}
-    grey = grey[:2048, :2048]  # keeps the top-left corner, so block offsets are unchanged
+    grey = grey[:_GRID_SIDE, :_GRID_SIDE]  # the top-left corner: block offsets are unchanged
     strengths, offsets, clear = [], [], []
     for axis in (0, 1):
         diff = np.abs(np.diff(grey, axis=axis)).mean(axis=1 - axis)

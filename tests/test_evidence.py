@@ -366,6 +366,27 @@ def test_jpeg_cropped_after_an_earlier_jpeg_save():
     assert item.found and "not aligned" in item.summary
 
 
+def test_large_image_report_gives_its_full_size_and_reads_the_grid_at_full_resolution():
+    image = smooth_image(256, 4400)  # decoded reduced to 4096 px: resampling hides a grid
+    was_jpeg = encode(decoded(encode(image, "JPEG", quality=50)), "PNG")
+    report = inspect_file(was_jpeg)
+    file_item = report.item("file")
+    assert file_item.summary.startswith("PNG, 4400x256 px")
+    assert file_item.details["decoded_size"] == [4096, 238]
+    item = report.item("processing")
+    assert item.found and "was a JPEG before" in item.summary
+
+
+def test_gif_comment_bomb_gets_a_report_not_a_hang():
+    head = b"GIF89a" + struct.pack("<HHBBB", 16, 16, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    comment = b"\x21\xfe" + (b"\xff" + b"\n" * 255) * 40_000 + b"\x00"  # 10 MB
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    report = inspect_file(head + comment + frame + b"\x3b")
+    assert not report.readable
+    assert report.item("file").details["error_code"] == "metadata_too_large"
+    assert_well_formed(report)
+
+
 def test_upscaled_image_is_not_a_jpeg_grid():
     image = cv2.resize(smooth_image()[:64, :80], (320, 256), interpolation=cv2.INTER_LINEAR)
     assert not jpeg_grid(image)["visible"]
