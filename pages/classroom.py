@@ -2,6 +2,10 @@
 
 The compression demo and the quiz are fragments: moving the slider or answering the quiz reruns
 only that section, so a class on a slow machine does not wait for the whole page.
+
+The chosen image is decoded only while a section computes something new from it, and released
+after each section: a fragment keeps its arguments for its own reruns, so what it keeps must be
+the upload's bytes, never its full-size decode.
 """
 
 from __future__ import annotations
@@ -153,8 +157,11 @@ def robustness(upload: common.Upload, names: list[str]) -> None:
             "Size, % of the original width and height", 10, 100, 100, 5, key="class_size"
         )
     root = common.models_root()
-    degraded = common.degraded_upload(upload, kind, level)
-    run = common.stress_cached(root, upload.digest, tuple(names), upload)
+    try:
+        run = common.stress_cached(root, upload.digest, tuple(names), upload)
+        degraded = common.degraded_upload(upload, kind, level)  # releases ``upload`` itself
+    finally:
+        upload.release()
     left, right = st.columns([1, 1.3], gap="large")
     with left:
         if degraded is None:
@@ -170,14 +177,20 @@ def robustness(upload: common.Upload, names: list[str]) -> None:
             st.image(degraded.display, caption=caption, width="stretch")
     with right:
         if degraded is not None and degraded.error is None:
-            for name in names:
-                view = common.analyse(degraded.upload, name, None)
-                if view.prediction is not None:
-                    common.show_verdict(view.prediction, compact=True)
-                else:
-                    st.error(f"Model `{name}` failed: {view.error}", icon=":material/error:")
+            try:
+                for name in names:
+                    view = common.analyse(degraded.upload, name, None)
+                    if view.prediction is not None:
+                        common.show_verdict(view.prediction, compact=True)
+                    else:
+                        st.error(f"Model `{name}` failed: {view.error}", icon=":material/error:")
+            finally:
+                degraded.upload.release()
         st.markdown(run.summary(kind))
-    chart = common.curve_png(root, upload.digest, tuple(names), kind, level, upload)
+    try:
+        chart = common.curve_png(root, upload.digest, tuple(names), kind, level, upload)
+    finally:
+        upload.release()
     if chart is not None:
         st.image(
             chart,
@@ -367,9 +380,12 @@ examples = common.examples()
 
 upload = pick_image(examples)
 if upload is not None:
-    seen = model_sees(upload, featured)
-    info = next(i for i in infos if i.name == featured)
-    heatmaps(upload, info, seen)
+    try:
+        seen = model_sees(upload, featured)
+        info = next(i for i in infos if i.name == featured)
+        heatmaps(upload, info, seen)
+    finally:  # the fragment below keeps ``upload`` for its reruns: bytes only
+        upload.release()
     robustness(upload, names)
 model_cards(names)
 quiz(examples, names)

@@ -3,6 +3,11 @@
 Only layout, formatting and Streamlit caching live here; every score, heatmap and sentence comes
 from `detector` (`detector.presentation`, `detector.classroom`). Uploads stay in memory: a user's
 file name is only ever shown (escaped), never used as a path.
+
+Memory: an upload keeps its (compressed) bytes, and its decoded image only while a page works
+on it (`Upload.release`). What the caches and the pages keep is display-size: thumbnails of at
+most `detector.presentation.DISPLAY_MAX_SIDE` pixels, scores, heatmaps drawn at display size.
+Error texts shown to visitors never carry a server path (`visitor_text`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import html
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,8 +45,10 @@ THUMB_SIDE = 320
 class Upload:
     """One image held in memory: a display name, its bytes and their SHA-256.
 
-    ``array`` decodes the bytes once per script run (cached functions receive the whole object
-    unhashed and only decode it on a cache miss).
+    ``array`` decodes the bytes on first use (cached functions receive the whole object unhashed
+    and only decode it on a cache miss) and keeps the full-size image until `release`. Pages
+    release an upload as soon as its results are computed, so that a run never holds more than
+    one decoded image at a time, however many files a batch has.
     """
 
     name: str
@@ -62,6 +70,23 @@ class Upload:
         """The decoded RGB image (raises `detector.ImageLoadError`)."""
         return self.loaded.array
 
+    @property
+    def decoded(self) -> bool:
+        """True while the decoded image is held (between the first use and `release`)."""
+        return "loaded" in self.__dict__ or "array" in self.__dict__
+
+    def release(self) -> None:
+        """Drop the decoded image (the bytes stay): the next use decodes the bytes again."""
+        self.__dict__.pop("array", None)
+        self.__dict__.pop("loaded", None)
+
+
+def release(*items: object) -> None:
+    """`Upload.release` for every upload among ``items`` (anything else is ignored)."""
+    for item in items:
+        if isinstance(item, Upload):
+            item.release()
+
 
 @dataclass(frozen=True, eq=False)
 class Checked:
@@ -73,6 +98,30 @@ class Checked:
     error: str | None = None
 
 
+#: An absolute path in a message: POSIX (``/a/b``, at the start, after a space, a quote, a
+#: bracket or ``=``; never inside a URL or a word like ``JPEG/PNG``) or Windows (``C:\a\b``).
+_ABSOLUTE_PATH = re.compile(
+    r"""(?<![\w.~/:-])(?:/[^\s/'"`<>()\[\]{},;|]+)+/?"""
+    r"""|\b[A-Za-z]:\\[^\s'"`<>|]*"""
+)
+
+
+def _last_part(match: re.Match[str]) -> str:
+    parts = [p for p in re.split(r"[/\\]", match.group(0)) if p]
+    return parts[-1] if parts else "…"
+
+
+def visitor_text(text: str | None) -> str | None:
+    """An error text safe to show a visitor: every absolute server path cut to its last part.
+
+    ``weights file missing for model 'x': /srv/app/models/x/model.keras`` becomes
+    ``… 'x': model.keras``; the server log keeps the full message. None stays None.
+    """
+    if text is None:
+        return None
+    return _ABSOLUTE_PATH.sub(_last_part, str(text))
+
+
 def models_root() -> str:
     """The models folder in use: part of every cache key (tests switch folders)."""
     return str(cr.models_dir().resolve())
@@ -80,12 +129,22 @@ def models_root() -> str:
 
 def read_error(exc: detector.ImageLoadError) -> str:
     """The message for a file that is not a readable image (same wording as the Gradio app)."""
-    return pres.read_error(exc.code, exc.message)
+    return visitor_text(pres.read_error(exc.code, exc.message)) or ""
+
+
+def safe_call(func: Any) -> tuple[Any, str | None]:
+    """`detector.classroom.safe_call`, its error text made safe to show (`visitor_text`)."""
+    result, error = cr.safe_call(func)
+    return result, visitor_text(error)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def check_upload(digest: str, _upload: Upload) -> Checked:
-    """Decode an upload once and keep a display-size copy (or the reason it is unreadable)."""
+    """Decode an upload once and keep a display-size copy (or the reason it is unreadable).
+
+    Only the copy of at most `detector.presentation.DISPLAY_MAX_SIDE` pixels is cached; the
+    decoded image stays on the upload until the page releases it.
+    """
     try:
         array = _upload.array
     except detector.ImageLoadError as exc:
@@ -107,7 +166,7 @@ def load_detector(root: str, name: str) -> tuple[Any, str | None]:
     try:
         return detector.load_model(name), None
     except Exception as exc:  # a broken model is reported, never raised into the page
-        return None, pres.error_text(exc)
+        return None, visitor_text(pres.error_text(exc))
 
 
 @st.cache_data(max_entries=256, max_size="400MB", ttl=3600, show_spinner=False)
@@ -116,11 +175,12 @@ def analyse_cached(
 ) -> cr.ModelView:
     """One model's verdict (and heatmap) for one image, keyed by image hash, model and method.
 
-    The verdict carries the file's domain warnings (a decoded array alone gets none).
+    The verdict carries the file's domain warnings (a decoded array alone gets none). What is
+    cached holds no full-size array: the heatmap is drawn at display size.
     """
     view = cr.analyse(_upload.array, name, method)
     if view.prediction is None:
-        return view
+        return dataclasses.replace(view, error=visitor_text(view.error))
     return dataclasses.replace(view, prediction=pres.with_warnings(view.prediction, _upload.loaded))
 
 
@@ -313,9 +373,11 @@ def degraded_bytes(digest: str, kind: str, level: int, _upload: Upload) -> bytes
 def degraded_upload(upload: Upload, kind: str, level: int) -> Degraded | None:
     """The degraded image (cached by image hash, kind and level), ready to score and show.
 
-    None when the image is too small to be downsized to ``level`` %.
+    None when the image is too small to be downsized to ``level`` %. ``upload`` is released
+    once the degraded bytes are made, before they are decoded: one full-size decode at a time.
     """
     data = degraded_bytes(upload.digest, kind, int(level), upload)
+    upload.release()
     if data is None:
         return None
     label = f"{upload.name} · JPEG q{level}" if kind == "jpeg" else f"{upload.name} · {level}%"
@@ -329,7 +391,8 @@ def degraded_upload(upload: Upload, kind: str, level: int) -> Degraded | None:
 @st.cache_data(max_entries=64, ttl=3600, show_spinner="Re-scoring at every quality and size…")
 def stress_cached(root: str, digest: str, names: tuple[str, ...], _upload: Upload) -> cr.StressRun:
     """The stress test of one image (every JPEG quality and size) by each model."""
-    return cr.stress_curves(_upload.array, names)
+    run = cr.stress_curves(_upload.array, names)
+    return dataclasses.replace(run, errors=_visitor_errors(run.errors))
 
 
 @st.cache_data(max_entries=128, max_size="100MB", ttl=3600, show_spinner=False)
@@ -348,7 +411,7 @@ def model_input_cached(
     root: str, digest: str, name: str, method: str, _upload: Upload
 ) -> tuple[cr.ModelInput | None, str | None]:
     """What a model sees of an image, and its raw heatmap grid (or why it failed)."""
-    return cr.safe_call(lambda: cr.model_input(_upload.array, name, method))
+    return safe_call(lambda: cr.model_input(_upload.array, name, method))
 
 
 # ------------------------------------------------------------------------------------ evidence
@@ -357,7 +420,7 @@ def evidence_report(
     digest: str, _upload: Upload
 ) -> tuple[detector.EvidenceReport | None, str | None]:
     """The provenance evidence of an upload, read from its bytes (or why it cannot be read)."""
-    return cr.safe_call(lambda: detector.inspect_file(_upload.data))
+    return safe_call(lambda: detector.inspect_file(_upload.data))
 
 
 @st.cache_data(max_entries=32, max_size="200MB", ttl=3600, show_spinner=False)
@@ -365,7 +428,7 @@ def forensic_views(
     digest: str, _upload: Upload
 ) -> tuple[list[pres.ForensicView] | None, str | None]:
     """The residual spectrum and ELA map of an upload (or why they could not be made)."""
-    return cr.safe_call(lambda: pres.forensic_views(_upload.array))
+    return safe_call(lambda: pres.forensic_views(_upload.array))
 
 
 @st.cache_data(
@@ -375,7 +438,12 @@ def evidence_stress(
     root: str, digest: str, names: tuple[str, ...], _upload: Upload
 ) -> pres.StressOutcome:
     """The stress test of an upload by each model (12 re-scored variants per model)."""
-    return pres.run_stress(_upload.array, names)
+    outcome = pres.run_stress(_upload.array, names)
+    return dataclasses.replace(outcome, errors=_visitor_errors(outcome.errors))
+
+
+def _visitor_errors(errors: dict[str, str]) -> dict[str, str]:
+    return {name: visitor_text(error) or "" for name, error in errors.items()}
 
 
 def show_provenance(report: detector.EvidenceReport) -> None:

@@ -1,6 +1,10 @@
 """Detect page: upload images, get verdicts and heatmaps from every chosen model side by side,
 and, kept apart from the scores, each image's evidence board (provenance, forensic views, stress
-test)."""
+test).
+
+A batch is scored one image at a time: each decoded image is dropped as soon as its display-size
+copy and its verdicts are made, so a zip of many big images costs about what one of them costs.
+"""
 
 from __future__ import annotations
 
@@ -91,23 +95,39 @@ if not names:
     st.warning("Choose at least one model in the sidebar.", icon=":material/left_click:")
     st.stop()
 
+
 # ---------------------------------------------------------------------------------- results
+def score(
+    item: common.Upload | pres.UploadItem,
+) -> tuple[common.Upload | pres.UploadItem, common.Checked | None, list[cr.ModelView]]:
+    """One input's display-size copy and model views (the upload still holds its decode)."""
+    if isinstance(item, pres.UploadItem):  # refused while reading (too big, bad archive...)
+        return item, None, []
+    checked = common.check_upload(item.digest, item)
+    if checked.error is not None:
+        return item, checked, []
+    return item, checked, [common.analyse(item, name, method) for name in names]
+
+
 rows: list[pres.BatchRow] = []
+#: Small things only: uploads (their bytes, no decoded image), display copies and model views.
 results: list[tuple[common.Upload | pres.UploadItem, common.Checked | None, list]] = []
 progress = st.progress(0.0, text="Scoring…") if len(inputs) * len(names) > 2 else None
 for done, item in enumerate(inputs, start=1):
-    if isinstance(item, pres.UploadItem):  # refused while reading (too big, bad archive...)
-        rows.extend(cr.error_row(item.name, names, item.error or "unreadable_file"))
-        results.append((item, None, []))
-        continue
-    checked = common.check_upload(item.digest, item)
-    if checked.error is not None:
+    try:
+        result = score(item)
+    finally:
+        if len(inputs) > 1:  # one image alone keeps its decode for its evidence board
+            common.release(item)
+    results.append(result)
+    _, checked, views = result
+    if checked is None:
+        error = common.visitor_text(item.error) or "unreadable_file"
+        rows.extend(cr.error_row(item.name, names, error))
+    elif checked.error is not None:
         rows.extend(cr.error_row(item.name, names, checked.error))
-        results.append((item, checked, []))
-        continue
-    views = [common.analyse(item, name, method) for name in names]
-    rows.extend(cr.view_rows(item.name, views))
-    results.append((item, checked, views))
+    else:
+        rows.extend(cr.view_rows(item.name, views))
     if progress is not None:
         progress.progress(done / len(inputs), text=f"Scored {done} of {len(inputs)} images…")
 if progress is not None:
@@ -152,55 +172,68 @@ if len(inputs) > 1:
     )
     st.download_button(**csv_button, key="detect_csv_top")
 
-for index, (item, checked, views) in enumerate(results):
+
+def show_result(
+    index: int,
+    item: common.Upload | pres.UploadItem,
+    checked: common.Checked | None,
+    views: list[cr.ModelView],
+) -> None:
+    """One input's box: the verdict cards and heatmaps, then its evidence board on demand."""
     title = cr.md_escape(item.name)
+    if isinstance(item, pres.UploadItem) or checked is None:
+        error = common.visitor_text(item.error)
+        st.error(f"**{title}**: could not use this file ({error}).", icon=":material/block:")
+        return
+    if checked.error is not None or checked.image is None:
+        st.error(f"**{title}**: {checked.error}", icon=":material/block:")
+        common.show_unreadable_provenance(item)
+        return
+    for start in range(0, len(views), PER_ROW):
+        chunk = views[start : start + PER_ROW]
+        widths = [1.0] * (PER_ROW + 1 if len(views) > PER_ROW else len(chunk) + 1)
+        # Row 1: what the file is, then one verdict card per model.
+        top = st.columns(widths, gap="medium")
+        with top[0]:
+            if start == 0:
+                st.markdown(f"**{title}**")
+                st.caption(f"{checked.width} x {checked.height} px")
+                if item.note:
+                    st.caption(item.note)
+                if len(views) > 1:
+                    common.show_agreement(views)
+        for view, column in zip(chunk, top[1:], strict=False):
+            with column:
+                common.show_model_card(view)
+        # Row 2: the input next to each model's heatmap, aligned under the cards.
+        bottom = st.columns(widths, gap="medium")
+        with bottom[0]:
+            if start == 0:
+                st.image(checked.image, caption="Input", width="stretch")
+        for view, column in zip(chunk, bottom[1:], strict=False):
+            with column:
+                common.show_model_heatmap(view, opacity, raw=show_raw)
+    # The evidence board: on by default for a single image, one toggle per image otherwise.
+    key = f"detect_evidence_{index}_{item.digest[:16]}"
+    if st.toggle(
+        "Evidence beyond the score: provenance, forensic views, stress test",
+        value=len(results) == 1,
+        key=key,
+    ):
+        common.show_evidence(item, names, key)
+
+
+for index, (item, checked, views) in enumerate(results):
     box = (
         st.container(border=True)
         if len(results) == 1
-        else st.expander(title, expanded=index < 3, icon=":material/image:")
+        else st.expander(cr.md_escape(item.name), expanded=index < 3, icon=":material/image:")
     )
     with box:
-        if isinstance(item, pres.UploadItem) or checked is None:
-            st.error(
-                f"**{title}**: could not use this file ({item.error}).", icon=":material/block:"
-            )
-            continue
-        if checked.error is not None or checked.image is None:
-            st.error(f"**{title}**: {checked.error}", icon=":material/block:")
-            common.show_unreadable_provenance(item)
-            continue
-        for start in range(0, len(views), PER_ROW):
-            chunk = views[start : start + PER_ROW]
-            widths = [1.0] * (PER_ROW + 1 if len(views) > PER_ROW else len(chunk) + 1)
-            # Row 1: what the file is, then one verdict card per model.
-            top = st.columns(widths, gap="medium")
-            with top[0]:
-                if start == 0:
-                    st.markdown(f"**{title}**")
-                    st.caption(f"{checked.width} x {checked.height} px")
-                    if item.note:
-                        st.caption(item.note)
-                    if len(views) > 1:
-                        common.show_agreement(views)
-            for view, column in zip(chunk, top[1:], strict=False):
-                with column:
-                    common.show_model_card(view)
-            # Row 2: the input next to each model's heatmap, aligned under the cards.
-            bottom = st.columns(widths, gap="medium")
-            with bottom[0]:
-                if start == 0:
-                    st.image(checked.image, caption="Input", width="stretch")
-            for view, column in zip(chunk, bottom[1:], strict=False):
-                with column:
-                    common.show_model_heatmap(view, opacity, raw=show_raw)
-        # The evidence board: on by default for a single image, one toggle per image otherwise.
-        key = f"detect_evidence_{index}_{item.digest[:16]}"
-        if st.toggle(
-            "Evidence beyond the score: provenance, forensic views, stress test",
-            value=len(results) == 1,
-            key=key,
-        ):
-            common.show_evidence(item, names, key)
+        try:
+            show_result(index, item, checked, views)
+        finally:  # an evidence board decodes its image again only on a cache miss
+            common.release(item)
 
 if len(inputs) == 1:
     st.download_button(**csv_button, key="detect_csv")
