@@ -1,53 +1,51 @@
 """Stable Diffusion's public invisible watermarks: decode them and say whether they are there.
 
-Two marks are checked, both embedded with the ``dwtDct`` method of the ``invisible-watermark``
-package (0.2.0):
-
-* Stable Diffusion v1's reference script (``scripts/txt2img.py``) marks every output with the
-  17 bytes ``b"StableDiffusionV1"`` (136 bits);
-* Stable Diffusion XL (Stability's ``generative-models`` and diffusers' SDXL pipelines) marks
-  its outputs with the 48 bits ``0xB3EC907BB19E``.
+Two marks, both embedded with the ``dwtDct`` method of the ``invisible-watermark`` package
+(0.2.0): Stable Diffusion v1's reference scripts mark outputs with the 17 bytes
+``b"StableDiffusionV1"`` (136 bits); the SDXL pipelines (Stability's ``generative-models``,
+diffusers) with the 48 bits ``0xB3EC907BB19E``.
 
 The package is not a dependency: it imports ``torch`` at import time and requires
-``opencv-python``, which clashes with the ``opencv-python-headless`` of this project. Its
-decoder is short and public, so it is written again here with numpy and OpenCV, and a dev-only
-test (``tests/test_watermark.py``) checks that the bits decoded here are those of the package,
-bit for bit, on images the package marked.
+``opencv-python``, which clashes with this project's ``opencv-python-headless``. Its decoder is
+short and public, so it is written again here with numpy and OpenCV; a dev-only test checks it
+against the package bit for bit on images the package marked.
 
-The algorithm (``imwatermark/maxDct.py``, class ``EmbedMaxDct``, default settings): take the
-U channel of OpenCV's BGR->YUV conversion of the uint8 image, cropped to a multiple of 4 pixels
-on each side; take its level-1 Haar approximation (PyWavelets' ``dwt2(..., "haar")``: each 2x2
-pixel block summed with weights sqrt(2)/2 along rows then columns); cut that into 4x4 blocks in
-raster order. Block ``k`` carries bit ``k mod n`` of the ``n``-bit mark in its largest-magnitude
-coefficient other than the block's first: the encoder moves that coefficient's magnitude to a
-quarter (bit 0) or three quarters (bit 1) of a step of 36. The decoder reads each block's bit
-as "magnitude mod 36 above 18" and takes, for each bit position, the majority over the blocks
-that carry it. Despite the name there is no DCT in this path of the package.
+The algorithm (``imwatermark/maxDct.py``, ``EmbedMaxDct``, default settings): the U plane of
+OpenCV's uint8 BGR->YUV conversion, cropped to multiples of 4 pixels; its level-1 Haar
+approximation (PyWavelets' ``dwt2(..., "haar")``); 4x4 blocks of that in raster order. Block
+``k`` carries bit ``k mod n`` in its largest-magnitude coefficient other than the first, whose
+magnitude the encoder moves to a quarter (bit 0) or three quarters (bit 1) of a step of 36;
+the decoder reads "magnitude mod 36 above 18" and takes each bit's majority over its blocks.
+Despite the name there is no DCT in this path of the package. As a bit's blocks are fixed by
+the image width, any crop or resize moves every block to another bit: the whole image is
+decoded (vectorised, about 0.15 s for 12 megapixels), never a centred crop.
 
-Because block ``k`` carries bit ``k mod n``, a bit's blocks are fixed by the image width: a
-crop or a resize of the image moves every block to another bit, so the whole image is decoded
-(vectorised: about 0.1 s for a 12-megapixel photo) rather than a centred crop.
+Decoded bits are compared with each mark: the bit errors get the one-sided binomial p-value of
+so few errors from coin flips, and a match needs it below `MATCH_ALPHA`. Coin flips model
+ordinary pictures, not those with a regular horizontal pattern (stripes, tiles, grids), whose
+decoded bits repeat every few bits; SD v1's ASCII payload is itself nearly byte-periodic, so a
+string repeating every 8 bits can come within 38 errors of it (p = 1.4e-7). A match therefore
+also needs decoded bits that do not nearly repeat (`repeat_period`).
 
-A decoded bit string is compared with each mark; the number of disagreeing bits (bit errors)
-gets the one-sided binomial p-value of that few errors if the bits were coin flips, and a
-match is reported only when that p-value is below `MATCH_ALPHA`.
+SDXL's pipelines embed their mark in float32 images, where OpenCV's U offset is 0.5 instead of
+128, so the uint8 decoder finds the marked coefficient mostly in bluish blocks only, and
+diffusers before 0.27 passed RGB as BGR, which hides the mark from the decoder (`SDXL_NOTE`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
 import cv2
 import numpy as np
 
-#: A match is reported only when the chance of so few bit errors from random bits is below this.
-#: Two marks are tested per image; at a million images a day the expected number of chance
-#: matches is then about two a day across all users, and each one needs an image whose decoded
-#: bits happen to agree with a mark: 48-bit SDXL needs at most 7 errors, 136-bit SD v1 at most
-#: 40. Marked images decode with 0 to a few errors, so a stricter alpha would lose almost no
-#: true match; a looser one would let structured images (stripes, screen captures) through.
+#: A match needs the chance of so few bit errors from coin flips to be below this: at most 7
+#: errors of SDXL's 48 bits, 40 of SD v1's 136. Two marks per image at a million images a day
+#: give about two chance matches a day; 1e-9 would halve SDXL's allowance to 4 errors and lose
+#: many true SDXL marks, which often decode with 3 to 7 errors.
 MATCH_ALPHA = 1e-6
 
 #: The package's quantisation step on the U channel (``scales=[0, 36, 36]``: Y unused, U at
@@ -65,10 +63,17 @@ GREY_REASON = "not checked: greyscale image (the marks live in a colour channel)
 
 #: What a match means.
 MATCH_MEANING = (
-    "The image carries a public Stable Diffusion watermark: the image was made by Stable "
-    "Diffusion's reference scripts or diffusers' SDXL pipeline, which embed this mark. The "
-    "mark can be copied into another image only by running the same public encoder on it, "
-    "so a match is strong evidence of that origin but not a signature."
+    "The image carries a public Stable Diffusion watermark: it was made by Stable Diffusion's "
+    "reference scripts or an SDXL pipeline (Stability's or diffusers'), or a tool built on "
+    "them, which embed this mark. The mark can be copied into another image only by running "
+    "the same public encoder on it, so it shows that origin unless someone added it on purpose."
+)
+#: What the SDXL result needs to be read with.
+SDXL_NOTE = (
+    "SDXL's own pipelines embed its mark in a way the public decoder reads back only in part: "
+    "on SDXL's native 1024-pixel images it is usually found, on warm-coloured or smaller "
+    "images it often decodes with too many errors to rule out chance, and images made with "
+    "diffusers before version 0.27 (February 2024) carry it where it cannot be read."
 )
 #: What the check cannot do; shown with every result.
 WATERMARK_CAVEAT = (
@@ -127,8 +132,11 @@ class WatermarkMatch:
         bit_errors: Decoded bits that disagree with the mark; ``None`` when not checked.
         p_value: Chance of at most ``bit_errors`` errors if the decoded bits were coin flips;
             ``None`` when not checked.
-        matched: Whether ``p_value < MATCH_ALPHA``.
+        matched: Whether ``p_value < MATCH_ALPHA`` and the decoded bits do not repeat.
         reason: Why the image was not checked (e.g. `TOO_SMALL_REASON`); empty when checked.
+        repeat_period: When not 0, the decoded bits nearly repeat every this many bits (as a
+            regular pattern in the picture, or the other mark, gives) and no match is reported
+            whatever the p-value (see `repeat_period`).
     """
 
     mark: str
@@ -138,6 +146,7 @@ class WatermarkMatch:
     p_value: float | None
     matched: bool
     reason: str = ""
+    repeat_period: int = 0
 
     @property
     def checked(self) -> bool:
@@ -149,6 +158,11 @@ class WatermarkMatch:
         if not self.checked:
             return f"{self.name}: {self.reason}"
         verdict = "found" if self.matched else "not found"
+        if self.repeat_period:
+            verdict += (
+                f"; the decoded bits repeat every {self.repeat_period} bits, as a regular "
+                "pattern in the picture or another mark gives"
+            )
         return (
             f"{self.name}: {verdict} ({self.bit_errors} of {self.n_bits} bits differ, "
             f"chance p = {self.p_value:.2g})"
@@ -205,7 +219,7 @@ def haar_approximation(channel: np.ndarray) -> np.ndarray:
     x = np.asarray(channel)
     height, width = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
     x = x[:height, :width]
-    c = np.float64(0.7071067811865476)  # PyWavelets' Haar filter tap (sqrt(2) / 2, not 1 / sqrt(2))
+    c = np.float64(0.7071067811865476)  # PyWavelets' tap: sqrt(2)/2, one ulp above 1/sqrt(2)
     rows = c * x[1::2, :] + c * x[0::2, :]
     return c * rows[:, 1::2] + c * rows[:, 0::2]
 
@@ -266,20 +280,74 @@ def decode_bits(image_rgb: np.ndarray, n_bits: int) -> np.ndarray:
     return _bits_from_scores(block_scores(image_rgb), n_bits)
 
 
+def distance_to_periodic(bits: np.ndarray | tuple[int, ...], period: int) -> int:
+    """Fewest flips that make ``bits`` repeat every ``period`` bits (a divisor of the length)."""
+    values = np.asarray(bits, dtype=np.int64)
+    if period <= 0 or values.size % period:
+        raise ValueError(f"period {period} does not divide {values.size} bits")
+    ones = values.reshape(-1, period).sum(axis=0)
+    rows = values.size // period
+    return int(np.minimum(ones, rows - ones).sum())
+
+
+@cache
+def max_bit_errors(mark: KnownMark) -> int:
+    """Most bit errors with a binomial p-value below `MATCH_ALPHA` (-1 when none)."""
+    passing = [e for e in range(mark.n_bits + 1) if binomial_tail(e, mark.n_bits) < MATCH_ALPHA]
+    return max(passing, default=-1)
+
+
+@cache
+def risky_periods(mark: KnownMark) -> tuple[tuple[int, int], ...]:
+    """``(period, distance)`` pairs where a repeating string could pass for the mark.
+
+    Periods: divisors of the mark's length up to 16 (so few patterns that a striped picture
+    can land on the worst one) at which the mark itself is within `max_bit_errors` flips
+    (``distance``) of repeating: 4 and 8 for SD v1, none for SDXL.
+    """
+    limit = max_bit_errors(mark)
+    pairs = []
+    for period in range(1, min(16, mark.n_bits - 1) + 1):
+        if mark.n_bits % period == 0:
+            distance = distance_to_periodic(mark.bits, period)
+            if distance <= limit:
+                pairs.append((period, distance))
+    return tuple(pairs)
+
+
+def repeat_period(mark: KnownMark, bits: np.ndarray) -> int:
+    """The period with which decoded ``bits`` nearly repeat, where that could fake ``mark``.
+
+    A repeating string is told apart from the mark by being closer to repeating than the mark
+    is: within half the mark's own `distance_to_periodic` (the midpoint between the two).
+    Returns 0 when no risky period applies.
+    """
+    for period, distance in risky_periods(mark):
+        if 2 * distance_to_periodic(bits, period) <= distance:
+            return period
+    return 0
+
+
 def match_bits(mark: KnownMark, bits: np.ndarray) -> WatermarkMatch:
-    """Compare decoded bits with a known mark: errors, binomial p-value and the verdict."""
+    """Compare decoded bits with a known mark: errors, binomial p-value and the verdict.
+
+    A match needs ``p_value < MATCH_ALPHA`` and decoded bits that do not nearly repeat with a
+    period that could fake the mark (`repeat_period`).
+    """
     decoded = np.asarray(bits, dtype=np.uint8)
     if decoded.shape != (mark.n_bits,):
         raise ValueError(f"expected {mark.n_bits} bits, got shape {decoded.shape}")
     errors = int(np.count_nonzero(decoded != np.asarray(mark.bits, dtype=np.uint8)))
     p_value = binomial_tail(errors, mark.n_bits)
+    period = repeat_period(mark, decoded)
     return WatermarkMatch(
         mark=mark.key,
         name=mark.name,
         n_bits=mark.n_bits,
         bit_errors=errors,
         p_value=p_value,
-        matched=p_value < MATCH_ALPHA,
+        matched=p_value < MATCH_ALPHA and not period,
+        repeat_period=period,
     )
 
 
@@ -298,8 +366,8 @@ def detect_watermarks(
 
     Returns:
         One `WatermarkMatch` per mark, in order; ``matched`` is true only when chance is ruled
-        out (``p_value < MATCH_ALPHA``). Read a match with `MATCH_MEANING` and every result
-        with `WATERMARK_CAVEAT`.
+        out (``p_value < MATCH_ALPHA``, decoded bits not a repeating pattern). Read a match
+        with `MATCH_MEANING`, every result with `WATERMARK_CAVEAT`, SDXL's with `SDXL_NOTE`.
     """
     reason = _check_image(image_rgb)
     scores = None if reason else block_scores(image_rgb)
