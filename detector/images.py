@@ -88,7 +88,7 @@ class ImageInfo:
     n_frames: int
     file_bytes: int | None
     #: (width, height) of the image at its own resolution (after EXIF rotation) when the array
-    #: was reduced to `MAX_DECODE_SIDE`; None when the array is at full resolution.
+    #: is smaller: reduced to `MAX_DECODE_SIDE`, or cropped by `load_centre_crop`; else None.
     original_size: tuple[int, int] | None = None
     #: True when counting stopped at `MAX_COUNTED_FRAMES`: the file has at least that many.
     frames_capped: bool = False
@@ -413,15 +413,51 @@ def decode_image(
             ``too_small``, ``bad_aspect_ratio``, ``bad_size``, ``bad_source``,
             ``too_many_scans``, ``too_many_segments``, ``metadata_too_large``...
     """
+    return _decode(source, max_side, None)
+
+
+def load_centre_crop(source: ImageSource, side: int) -> np.ndarray:
+    """The centre of an image at its own resolution: at most ``side`` x ``side`` pixels.
+
+    For views that must see the original pixels of images larger than `MAX_DECODE_SIDE`
+    (a residual spectrum, error level analysis): only the crop is converted to RGB, so memory
+    stays bounded whatever the image's size. EXIF orientation is applied, as in `load_image`.
+
+    Raises:
+        ImageLoadError: as `decode_image`.
+    """
+    if side < 1:
+        raise ValueError(f"side must be positive, got {side}")
+    return _decode(source, None, side)[0]
+
+
+def _centre_box(size: tuple[int, int], side: int) -> tuple[int, int, int, int]:
+    width, height = size
+    crop_w, crop_h = min(width, side), min(height, side)
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    return left, top, left + crop_w, top + crop_h
+
+
+def _decode(
+    source: ImageSource, max_side: int | None, crop_side: int | None
+) -> tuple[np.ndarray, ImageInfo]:
     if isinstance(source, np.ndarray):
         arr = _array_to_rgb(source)
-        _check_size(arr.shape[1], arr.shape[0])
-        return arr, ImageInfo(None, arr.shape[1], arr.shape[0], "RGB", 1, None)
+        height, width = arr.shape[:2]
+        _check_size(width, height)
+        original = None
+        if crop_side is not None and max(width, height) > crop_side:
+            left, top, right, bottom = _centre_box((width, height), crop_side)
+            arr, original = np.ascontiguousarray(arr[top:bottom, left:right]), (width, height)
+        return arr, ImageInfo(None, arr.shape[1], arr.shape[0], "RGB", 1, None, original)
     if isinstance(source, Image.Image):
         _check_size(*source.size)
-        reduced = _reduce(source, max_side)  # the caller's image: no draft, no EXIF rotation
-        arr = _to_rgb(reduced)
-        original = None if reduced is source else source.size
+        if crop_side is not None:  # the caller's image: no draft, no EXIF rotation
+            part = source.crop(_centre_box(source.size, crop_side))
+        else:
+            part = _reduce(source, max_side)
+        arr = _to_rgb(part)
+        original = None if part.size == source.size else source.size
         info = ImageInfo(source.format, arr.shape[1], arr.shape[0], source.mode, 1, None, original)
         return arr, info
 
@@ -461,7 +497,7 @@ def decode_image(
             n_frames, capped = _count_frames(img, data)
             if n_frames > 1:
                 img.seek(0)
-            prepared, original = _prepare(img, max_side)
+            prepared, original = _prepare(img, max_side, crop_side)
             if prepared is not img:
                 img.close()  # frees the full-resolution pixels before the colour conversion
             arr = _to_rgb(prepared)
@@ -517,22 +553,34 @@ def _orientation(img: Image.Image) -> int:
     return value if value in _TRANSPOSE else 1
 
 
-def _prepare(img: Image.Image, max_side: int | None) -> tuple[Image.Image, tuple[int, int] | None]:
-    """Decode a file's image, reduce it to ``max_side`` and apply its EXIF orientation.
+def _prepare(
+    img: Image.Image, max_side: int | None, crop_side: int | None = None
+) -> tuple[Image.Image, tuple[int, int] | None]:
+    """Decode a file's image, reduce it to ``max_side`` (or crop its centre to ``crop_side``)
+    and apply its EXIF orientation.
 
-    Returns the image to convert and, when it was reduced, the oriented full-resolution size
-    (else None). Images within ``max_side`` take the path they always took, so their pixels do
-    not change; larger ones are reduced before any colour conversion or alpha compositing.
+    Returns the image to convert and, when it was reduced or cropped, the oriented
+    full-resolution size (else None). Images within ``max_side`` take the path they always took,
+    so their pixels do not change; larger ones are reduced before any colour conversion or alpha
+    compositing.
     """
     width, height = img.size
-    if max_side is not None and max(width, height) > max_side and img.format in ("JPEG", "MPO"):
+    if (
+        max_side is not None
+        and crop_side is None
+        and max(width, height) > max_side
+        and img.format in ("JPEG", "MPO")
+    ):
         scale = max_side / max(width, height)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
         img.draft(img.mode, (math.ceil(width * scale), math.ceil(height * scale)))
     img.load()
     orientation = _orientation(img)
     full = (height, width) if orientation in _SWAPS_SIDES else (width, height)
     _check_size(*full)
-    prepared = _reduce(img, max_side)
+    if crop_side is not None:  # a centred box stays centred (to a pixel) under any rotation
+        prepared = img.crop(_centre_box(img.size, crop_side))
+    else:
+        prepared = _reduce(img, max_side)
     if orientation != 1:
         prepared = prepared.transpose(_TRANSPOSE[orientation])
     return prepared, (None if prepared.size == full else full)

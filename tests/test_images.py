@@ -13,7 +13,7 @@ from conftest import encode, make_image
 from PIL import Image
 
 from detector import ImageLoadError, decode_image, load_image
-from detector.images import MAX_COUNTED_FRAMES, MAX_DECODE_SIDE
+from detector.images import MAX_COUNTED_FRAMES, MAX_DECODE_SIDE, load_centre_crop
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
@@ -273,3 +273,20 @@ def test_large_jpegs_are_scaled_by_the_decoder_and_keep_their_orientation():
     assert info.original_size == (500, 9000)
     small = load_image(buf.getvalue(), max_side=1000)
     assert small.shape == (1000, 56, 3)
+
+
+def test_centre_crop_keeps_the_original_pixels_of_large_images():
+    wide = make_image(300, 6000)
+    crop = load_centre_crop(encode(wide), 1024)
+    np.testing.assert_array_equal(crop, wide[:, 2488:3512])
+    image = Image.fromarray(wide)
+    exif = image.getexif()
+    exif[0x0112] = 8  # shown rotated 90 degrees anticlockwise
+    buf = io.BytesIO()
+    image.save(buf, "PNG", exif=exif)
+    full = load_image(buf.getvalue(), max_side=None)
+    np.testing.assert_array_equal(load_centre_crop(buf.getvalue(), 1024), full[2488:3512])
+    np.testing.assert_array_equal(load_centre_crop(wide, 1024), wide[:, 2488:3512])
+    np.testing.assert_array_equal(
+        load_centre_crop(encode(make_image(40, 50)), 64), make_image(40, 50)
+    )
