@@ -1,39 +1,73 @@
 """Print the shipped models' headline metrics as a Markdown table (from their cards).
 
 Usage: ``python -m training.model_table [--models-dir DIR]``. The README's table is this output.
+Every figure comes from a card's ``metrics`` (written by ``python -m training train`` /
+``evaluate`` / ``lofo``); reference rows (models that are not shipped, such as the frozen-feature
+baseline) come from ``training/reference/*.json``, written by ``python -m training.model_table
+--save-reference MODEL_DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
+from detector.card import ModelCard
 from detector.models import models_dir, trained_cards
+from training.truth import headline
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("kit_test_auc", "kit test"),
+    ("wild_test_auc", "wild test"),
+    ("wild_test_auc_q75", "wild JPEG q75"),
+    ("wild_test_auc_resize", "wild 0.5x"),
+    ("wild_photo_auc", "wild photo"),
+    ("wild_portrait_auc", "wild portrait"),
+    ("controls_fpr", "controls flagged"),
+    ("lofo_min_recall", "LOFO min recall"),
+)
 
 
 def _fmt(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def table(directory: str | None = None) -> str:
-    """The Markdown table."""
+def _row(metrics: dict[str, Any]) -> dict[str, Any]:
+    if "truth" in metrics:
+        return headline(metrics["truth"], metrics.get("lofo"))
+    # a card from before the wild pool: only the kit figures exist
+    return {"kit_test_auc": metrics.get("test", {}).get("roc_auc")}
+
+
+def _line(name: str, recipe: str, backbone: str, row: dict[str, Any], extra: str) -> str:
+    cells = " | ".join(_fmt(row.get(key)) for key, _ in COLUMNS)
+    return f"| `{name}` | `{recipe}` | {backbone} | {cells} | {extra} |"
+
+
+def table(directory: str | None = None, reference: Path = REFERENCE_DIR) -> str:
+    """The Markdown table: shipped models (best wild test first), then reference rows."""
     root = models_dir(directory)
+    header = " | ".join(label for _, label in COLUMNS)
     lines = [
-        "| model | recipe | backbone | input | test ROC-AUC | test acc | unseen-source ROC-AUC "
-        "| JPEG q75 ROC-AUC | uncertain band | size | train time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| model | recipe | backbone | {header} | size, train time |",
+        "|---|---|---|" + "---|" * len(COLUMNS) + "---|",
     ]
-    for name, card in sorted(
-        trained_cards(root).items(),
-        key=lambda kv: -(kv[1].metrics.get("test", {}).get("roc_auc") or 0),
-    ):
-        test = card.metrics.get("test", {})
-        ood = card.metrics.get("test_ood", {})
-        jpeg = card.metrics.get("robustness", {}).get("jpeg_q75", {})
+    cards = trained_cards(root)
+    rows = {name: _row(card.metrics) for name, card in cards.items()}
+
+    def rank(name: str) -> tuple[float, float]:
+        r = rows[name]
+        return (-(r.get("wild_test_auc") or 0), -(r.get("kit_test_auc") or 0))
+
+    for name in sorted(cards, key=rank):
+        card = cards[name]
         weights = Path(root) / name / card.weights_file
         size = weights.stat().st_size / 1e6 if weights.exists() else 0
         megabytes = f"{size:.1f}" if size < 1 else f"{size:.0f}"
-        low, high = card.uncertain_band
         seconds = card.training.get("seconds")
         trained = "-" if seconds is None else f"{seconds / 60:.0f} min"
         backbone = card.spec.params.get("backbone", "none (from scratch)")
@@ -41,21 +75,45 @@ def table(directory: str | None = None) -> str:
         if members:  # an ensemble: its members' weights, trained separately
             backbone = " + ".join(f"`{m['name']}`" for m in members)
             trained = f"{max(seconds or 0, 60) / 60:.0f} min + members'"
+        extra = f"{megabytes} MB, {trained}"
+        lines.append(_line(name, card.spec.recipe, backbone, rows[name], extra))
+    for path in sorted(Path(reference).glob("*.json")):
+        ref = json.loads(path.read_text())
+        row = _row(ref["metrics"])
         lines.append(
-            f"| `{name}` | `{card.spec.recipe}` | {backbone} | "
-            f"{card.spec.input_size} px | {_fmt(test.get('roc_auc'))} | "
-            f"{_fmt(test.get('accuracy'))} | {_fmt(ood.get('roc_auc'))} | "
-            f"{_fmt(jpeg.get('roc_auc'))} | {low:.2f}-{high:.2f} | {megabytes} MB | "
-            f"{trained} |"
+            _line(ref["name"], ref["recipe"], ref["backbone"], row, "reference, not shipped")
         )
     return "\n".join(lines)
 
 
+def save_reference(folder: Path, reference: Path = REFERENCE_DIR) -> Path:
+    """Keep a trained model's card figures as a reference row (its weights are not shipped)."""
+    card = ModelCard.load(folder)
+    reference.mkdir(parents=True, exist_ok=True)
+    out = reference / f"{card.name}.json"
+    doc = {
+        "name": card.name,
+        "title": card.title,
+        "recipe": card.spec.recipe,
+        "backbone": card.spec.params.get("backbone", "none"),
+        "command": card.training.get("command", ""),
+        "training_data": card.training_data,
+        "metrics": {k: v for k, v in card.metrics.items() if k in ("truth", "lofo", "test")},
+    }
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
 def main() -> None:
-    """Print the table."""
+    """Print the table (or save a reference row)."""
     parser = argparse.ArgumentParser(prog="python -m training.model_table")
     parser.add_argument("--models-dir")
-    print(table(parser.parse_args().models_dir))
+    parser.add_argument("--save-reference", type=Path, help="a trained model folder to keep")
+    args = parser.parse_args()
+    if args.save_reference:
+        print(save_reference(args.save_reference))
+        return
+    print(table(args.models_dir))
 
 
 if __name__ == "__main__":
