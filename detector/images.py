@@ -452,12 +452,14 @@ def _decode(
         return arr, ImageInfo(None, arr.shape[1], arr.shape[0], "RGB", 1, None, original)
     if isinstance(source, Image.Image):
         _check_size(*source.size)
+        width, height = source.size
         if crop_side is not None:  # the caller's image: no draft, no EXIF rotation
-            part = source.crop(_centre_box(source.size, crop_side))
+            arr = _to_rgb(source.crop(_centre_box(source.size, crop_side)))
+        elif max_side is not None and max(width, height) > max_side:
+            arr = _reduce_to_rgb(source, max_side)
         else:
-            part = _reduce(source, max_side)
-        arr = _to_rgb(part)
-        original = None if part.size == source.size else source.size
+            arr = _to_rgb(source)
+        original = None if arr.shape[:2] == (height, width) else (width, height)
         info = ImageInfo(source.format, arr.shape[1], arr.shape[0], source.mode, 1, None, original)
         return arr, info
 
@@ -500,7 +502,7 @@ def _decode(
             prepared, original = _prepare(img, max_side, crop_side)
             if prepared is not img:
                 img.close()  # frees the full-resolution pixels before the colour conversion
-            arr = _to_rgb(prepared)
+            arr = prepared if isinstance(prepared, np.ndarray) else _to_rgb(prepared)
         except ImageLoadError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -555,58 +557,89 @@ def _orientation(img: Image.Image) -> int:
 
 def _prepare(
     img: Image.Image, max_side: int | None, crop_side: int | None = None
-) -> tuple[Image.Image, tuple[int, int] | None]:
+) -> tuple[Image.Image | np.ndarray, tuple[int, int] | None]:
     """Decode a file's image, reduce it to ``max_side`` (or crop its centre to ``crop_side``)
     and apply its EXIF orientation.
 
-    Returns the image to convert and, when it was reduced or cropped, the oriented
-    full-resolution size (else None). Images within ``max_side`` take the path they always took,
-    so their pixels do not change; larger ones are reduced before any colour conversion or alpha
-    compositing.
+    Returns the oriented image (a Pillow image still to convert, or the RGB array of a reduced
+    one) and, when it was reduced or cropped, the oriented full-resolution size (else None).
+    Images within ``max_side`` take the path they always took, so their pixels do not change.
     """
     width, height = img.size
-    if (
-        max_side is not None
-        and crop_side is None
-        and max(width, height) > max_side
-        and img.format in ("JPEG", "MPO")
-    ):
+    reduce = crop_side is None and max_side is not None and max(width, height) > max_side
+    if reduce and img.format in ("JPEG", "MPO"):
         scale = max_side / max(width, height)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
         img.draft(img.mode, (math.ceil(width * scale), math.ceil(height * scale)))
     img.load()
     orientation = _orientation(img)
     full = (height, width) if orientation in _SWAPS_SIDES else (width, height)
     _check_size(*full)
+    if reduce:
+        arr = _reduce_to_rgb(img, max_side, orientation)
+        return arr, (full if arr.shape[1::-1] != full else None)
+    prepared = img
     if crop_side is not None:  # a centred box stays centred (to a pixel) under any rotation
         prepared = img.crop(_centre_box(img.size, crop_side))
-    else:
-        prepared = _reduce(img, max_side)
     if orientation != 1:
         prepared = prepared.transpose(_TRANSPOSE[orientation])
     return prepared, (None if prepared.size == full else full)
 
 
-def _reduce(img: Image.Image, max_side: int | None) -> Image.Image:
-    """``img`` itself when within ``max_side``, else a copy whose long side is ``max_side``.
+#: Output rows made at a time when reducing a large image: each step crops, converts and
+#: resamples only the source rows those need, so no full-size copy is made besides the
+#: decoded image itself.
+_STRIP_ROWS = 256
+#: The EXIF orientations as array operations (the same results as `Image.transpose`).
+_ORIENT_ARRAY = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
 
-    Area averaging (box filter, alpha-premultiplied for transparent modes): it adds no ringing
-    and, like the "area" interpolation of the model recipes, keeps every source pixel's weight.
+
+def _reduce_to_rgb(img: Image.Image, max_side: int, orientation: int = 1) -> np.ndarray:
+    """``img`` reduced so its long side is ``max_side`` (aspect ratio kept), oriented, as RGB.
+
+    Area averaging (a box filter, alpha-premultiplied for transparent modes): it adds no
+    ringing, and like the "area" interpolation of the model recipes every source pixel counts.
+    The result is built a strip of rows at a time, converting only each strip's source rows.
     """
     width, height = img.size
-    if max_side is None or max(width, height) <= max_side:
-        return img
-    if img.mode not in _RESIZABLE_MODES:
-        if img.mode == "1":
-            img = img.convert("L")
-        elif img.mode in ("P", "PA") and ("transparency" in img.info or img.mode == "PA"):
-            img = img.convert("RGBA")
-        elif img.mode in ("P", "PA"):
-            img = img.convert("RGB")
-        else:
-            img = img.convert("RGB")
     scale = max_side / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return img.resize(size, Image.Resampling.BOX)
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if img.mode in ("I", "F"):  # their grey scaling depends on the whole image's range
+        arr = _to_rgb(img.resize((out_w, out_h), Image.Resampling.BOX))
+    else:
+        arr = np.empty((out_h, out_w, 3), np.uint8)
+        step = height / out_h
+        for first in range(0, out_h, _STRIP_ROWS):
+            last = min(out_h, first + _STRIP_ROWS)
+            y0, y1 = first * step, last * step
+            top, bottom = int(y0), min(height, math.ceil(y1))
+            strip = _resizable(img.crop((0, top, width, bottom)))
+            part = strip.resize(
+                (out_w, last - first), Image.Resampling.BOX, box=(0, y0 - top, width, y1 - top)
+            )
+            arr[first:last] = _to_rgb(part)
+    if orientation in _ORIENT_ARRAY:
+        arr = np.ascontiguousarray(_ORIENT_ARRAY[orientation](arr))
+    return arr
+
+
+def _resizable(img: Image.Image) -> Image.Image:
+    """``img`` in a mode Pillow resamples by averaging (it resizes "1" and palette images by
+    nearest neighbour, and colour spaces such as CMYK are better averaged as RGB)."""
+    if img.mode in _RESIZABLE_MODES:
+        return img
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode == "PA" or (img.mode == "P" and "transparency" in img.info):
+        return img.convert("RGBA")
+    return img.convert("RGB")
 
 
 def decode_file(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import time
 import zlib
 
@@ -290,3 +292,35 @@ def test_centre_crop_keeps_the_original_pixels_of_large_images():
     np.testing.assert_array_equal(
         load_centre_crop(encode(make_image(40, 50)), 64), make_image(40, 50)
     )
+
+
+@pytest.mark.parametrize("orientation", [1, 7])
+def test_reduction_matches_a_whole_image_box_resize(orientation):
+    rgba = np.random.default_rng(3).integers(0, 256, (700, 4500, 4), dtype=np.uint8)
+    image = Image.fromarray(rgba)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    image.save(buf, "PNG", exif=exif)
+    reference = image.resize((MAX_DECODE_SIDE, 637), Image.Resampling.BOX)
+    if orientation == 7:
+        reference = reference.transpose(Image.Transpose.TRANSVERSE)
+    white = Image.new("RGBA", reference.size, (255, 255, 255, 255))
+    expected = np.asarray(Image.alpha_composite(white, reference).convert("RGB"))
+    np.testing.assert_array_equal(load_image(buf.getvalue()), expected)
+
+
+@pytest.mark.slow
+def test_large_flat_rgba_png_decodes_in_bounded_memory(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGBA", (6300, 6300), (120, 130, 140, 128)).save(path)  # 170 kB on disk
+    code = (  # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec
+        "import re; from detector.images import load_image; "
+        f"a = load_image({str(path)!r}); "
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+        "print(a.shape, int(hwm) // 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    shape, peak_mb = out.stdout.rsplit(" ", 1)
+    assert shape == f"({MAX_DECODE_SIDE}, {MAX_DECODE_SIDE}, 3)"
+    assert int(peak_mb) < 500  # was about 1,250 MB when the full-size image was composited
