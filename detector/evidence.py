@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import re
 import struct
@@ -1076,45 +1077,61 @@ _CREATOR_TOOL = re.compile(
 )
 
 
+#: Most matches of each pattern read from XMP or the file bytes, and most distinct values and
+#: creator tools kept (a hostile packet can repeat a tag a hundred thousand times).
+MAX_XMP_MATCHES = 10_000
+MAX_XMP_VALUES = 50
+
+
+def _matches(pattern: re.Pattern, text: Any) -> list[Any]:
+    """The groups of at most `MAX_XMP_MATCHES` matches of ``pattern``, as ``findall`` gives them."""
+    found = []
+    for match in itertools.islice(pattern.finditer(text), MAX_XMP_MATCHES):
+        groups = match.groups()
+        found.append(groups[0] if len(groups) == 1 else groups)
+    return found
+
+
 def _dst_item(packets: list[tuple[str, str]], data: bytes | None) -> EvidenceItem:
-    values: dict[str, list[str]] = {}
-    creator_tools: list[str] = []
+    values: dict[str, dict[str, None]] = {}
+    creator_tools: dict[str, None] = {}
     for where, text in packets:
-        codes = [m for m in _DST_ATTR.findall(text)]
-        for attributes, body in _DST_ELEM.findall(text):
+        codes = _matches(_DST_ATTR, text)
+        for attributes, body in _matches(_DST_ELEM, text):
             resource = _RDF_RESOURCE.search(attributes)
             code = resource.group(1) if resource else body
             if code:
                 codes.append(code)
-        codes += [m.decode() for m in _DST_URL.findall(text.encode("utf-8", "replace"))]
+        codes += [m.decode() for m in _matches(_DST_URL, text.encode("utf-8", "replace"))]
         for code in codes:
-            values.setdefault(_dst_code(code), []).append(where)
-        for a, b in _CREATOR_TOOL.findall(text):
-            tool = (a or b).strip()
-            if tool and tool not in creator_tools:
-                creator_tools.append(_truncate(tool, 120))
+            key = _truncate(_dst_code(code), 120)
+            if key in values or len(values) < MAX_XMP_VALUES:
+                values.setdefault(key, {})[where] = None
+        for a, b in _matches(_CREATOR_TOOL, text):
+            tool = _truncate((a or b).strip(), 120)
+            if tool and len(creator_tools) < MAX_XMP_VALUES:
+                creator_tools.setdefault(tool)
     if data is not None:
-        for match in _DST_URL.findall(data[: 64 * 1024 * 1024]):
+        for match in _matches(_DST_URL, data):
             code = match.decode()
-            if code not in values:
-                values.setdefault(code, []).append(
-                    "in binary metadata outside XMP (e.g. a C2PA manifest)"
-                )
-    values = {k: sorted(set(v)) for k, v in values.items() if k}
+            if code not in values and len(values) < MAX_XMP_VALUES:
+                values[code] = {"in binary metadata outside XMP (e.g. a C2PA manifest)": None}
+    found_in = {k: sorted(v) for k, v in values.items() if k}
+    tools = list(creator_tools)
     details: dict[str, Any] = {
         "xmp_packets": len(packets),
-        "values": {k: DIGITAL_SOURCE_TYPES.get(k, "unknown code") for k in values},
-        "found_in": values,
+        "values": {k: DIGITAL_SOURCE_TYPES.get(k, "unknown code") for k in found_in},
+        "found_in": found_in,
     }
-    if creator_tools:
-        details["creator_tool"] = creator_tools
-    if not values:
+    if tools:
+        details["creator_tool"] = tools
+    if not found_in:
         summary = "no DigitalSourceType" + (
             f" (XMP present: {len(packets)} packet(s))" if packets else " (no XMP)"
         )
         indicates: Indication = "neutral"
-        if creator_tools and any(_AI_NAMES.search(t) for t in creator_tools):
-            summary += f"; XMP CreatorTool names a generator: {creator_tools[0]}"
+        if tools and any(_AI_NAMES.search(t) for t in tools):
+            summary += f"; XMP CreatorTool names a generator: {tools[0]}"
             indicates = "ai_generated"
             return _item("digital_source_type", True, details, summary, indicates)
         return _item("digital_source_type", False, details, summary, indicates)
@@ -1536,6 +1553,7 @@ def _exif_thumbnail_size(exif: _Exif) -> tuple[int, int] | None:
     if not blob.startswith(b"\xff\xd8"):
         return None
     try:
+        _check_container(blob)  # Pillow would walk a flood of junk in it byte by byte
         with Image.open(io.BytesIO(blob), formats=["JPEG"]) as thumb:
             return thumb.size
     except Exception:
