@@ -64,11 +64,13 @@ def photo(height: int, width: int, seed: int = 0, tint: Sequence[float] = (1, 1,
     picture, ``(0.7, 0.85, 1)`` for a cool one).
     """
     rng = np.random.default_rng(seed)
-    mix = np.array([[1.0, 0.6, 0.3], [0.6, 1.0, 0.6], [0.3, 0.6, 1.0]], dtype=np.float32)
+    mix = np.array([[1.0, 0.8, 0.6], [0.8, 1.0, 0.8], [0.6, 0.8, 1.0]], dtype=np.float32)
     img = np.zeros((height, width, 3), dtype=np.float32)
-    for sigma, amplitude in ((48.0, 50.0), (12.0, 25.0), (3.0, 12.0), (0.8, 6.0)):
-        noise = rng.standard_normal((height, width, 3)).astype(np.float32)
-        noise = cv2.GaussianBlur(noise, (0, 0), sigma)
+    for step, amplitude in ((64, 36.0), (16, 18.0), (4, 9.0), (1, 4.0)):
+        # Noise on a grid ``step`` pixels apart, smoothly enlarged: texture at that scale.
+        small = rng.standard_normal((height // step + 2, width // step + 2, 3)).astype(np.float32)
+        noise = cv2.resize(small, None, fx=step, fy=step, interpolation=cv2.INTER_CUBIC)
+        noise = cv2.GaussianBlur(noise[:height, :width], (0, 0), 0.6)
         noise /= noise.std() + 1e-9
         img += amplitude * (noise @ mix)
     ramp = np.linspace(70.0, 170.0, height, dtype=np.float32)[:, None, None]
