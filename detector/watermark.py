@@ -18,7 +18,7 @@ magnitude the encoder moves to a quarter (bit 0) or three quarters (bit 1) of a 
 the decoder reads "magnitude mod 36 above 18" and takes each bit's majority over its blocks.
 Despite the name there is no DCT in this path of the package. As a bit's blocks are fixed by
 the image width, any crop or resize moves every block to another bit: the whole image is
-decoded (vectorised, in strips: about 0.25 s for 12 megapixels), never a centred crop.
+decoded (vectorised, in strips: 0.25 to 0.4 s for 12 megapixels), never a centred crop.
 
 Decoded bits are compared with each mark: the bit errors get the one-sided binomial p-value of
 so few errors from coin flips, and a match needs it below `MATCH_ALPHA`. Coin flips model

@@ -292,7 +292,7 @@ def test_cost_of_a_12_megapixel_image():
     detect_watermarks(image)
     start = time.perf_counter()
     results = detect_watermarks(image)
-    assert time.perf_counter() - start < 2.0  # measured about 0.25 s (both readings)
+    assert time.perf_counter() - start < 2.0  # measured 0.25 to 0.4 s (both readings)
     assert all(r.checked and not r.matched for r in results)
 
 
