@@ -946,40 +946,43 @@ def _c2pa_found(store: dict[str, Any], state: str | None) -> EvidenceItem:
     infos = active.get("claim_generator_info") or []
     if not generator and infos:
         generator = ", ".join(
-            " ".join(str(v) for v in (i.get("name"), i.get("version")) if v)
+            " ".join(str(_plain(v)) for v in (i.get("name"), i.get("version")) if v)
             for i in infos
             if isinstance(i, dict)
         )
     actions: list[dict[str, Any]] = []
     labels: list[str] = []
+    # Values are kept only as scalars (`_plain`): a signed manifest can still nest anything.
     for assertion in active.get("assertions") or []:
-        label = str(assertion.get("label", ""))
+        label = str(_plain(assertion.get("label", "")))
         labels.append(label)
         if label.startswith("c2pa.actions"):
             for action in (assertion.get("data") or {}).get("actions") or []:
                 agent = action.get("softwareAgent")
                 if isinstance(agent, dict):
                     agent = agent.get("name")
-                dst = action.get("digitalSourceType")
+                dst = _plain(action.get("digitalSourceType"))
                 actions.append(
                     {
-                        "action": action.get("action"),
+                        "action": _plain(action.get("action")),
                         "digital_source_type": _dst_code(dst) if dst else None,
-                        "software_agent": agent,
+                        "software_agent": _plain(agent),
                     }
                 )
     signature = active.get("signature_info") or {}
-    problems = [s.get("code") for s in store.get("validation_status") or [] if isinstance(s, dict)]
+    problems = [
+        _plain(s.get("code")) for s in store.get("validation_status") or [] if isinstance(s, dict)
+    ]
     sources = {a["digital_source_type"] for a in actions if a["digital_source_type"]}
     details: dict[str, Any] = {
         "status": "present",
         "validation_state": state,
         "validation_problems": problems,
-        "claim_generator": generator,
-        "title": active.get("title"),
-        "signer": signature.get("issuer"),
-        "signer_common_name": signature.get("common_name"),
-        "signed_at": signature.get("time"),
+        "claim_generator": _plain(generator),
+        "title": _plain(active.get("title")),
+        "signer": _plain(signature.get("issuer")),
+        "signer_common_name": _plain(signature.get("common_name")),
+        "signed_at": _plain(signature.get("time")),
         "actions": actions,
         "digital_source_types": sorted(sources),
         "assertions": labels,
@@ -992,7 +995,8 @@ def _c2pa_found(store: dict[str, Any], state: str | None) -> EvidenceItem:
         indicates = "camera_capture"
     else:
         indicates = "neutral"
-    summary = f"signed by {signature.get('issuer') or 'unknown'} with {generator or 'unknown tool'}"
+    signer, tool = details["signer"], details["claim_generator"]
+    summary = f"signed by {signer or 'unknown'} with {tool or 'unknown tool'}"
     if sources:
         summary += "; source type " + ", ".join(sorted(sources))
     summary += f"; validation: {state or 'unknown'}"

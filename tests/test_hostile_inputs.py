@@ -338,3 +338,24 @@ def test_pillow_image_sources_are_capped_too():
     report = inspect_file(img)
     assert time.perf_counter() - start < BUDGET
     assert report.item("generation_settings").indicates != "not_checked"
+
+
+def test_odd_values_in_a_c2pa_manifest_stay_scalars():
+    deep: list = []
+    for _ in range(5000):  # deeper than any recursive walk could follow
+        deep = [deep]
+    action = {"action": deep, "digitalSourceType": deep, "softwareAgent": {"name": deep}}
+    manifest = {
+        "claim_generator": deep,
+        "title": {"a": deep},
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}],
+        "signature_info": {"issuer": deep, "time": deep},
+    }
+    store = {
+        "active_manifest": "m",
+        "manifests": {"m": manifest},
+        "validation_status": [{"code": deep}],
+    }
+    item = evidence._c2pa_found(store, "Valid")
+    text = json.dumps(item.to_dict())
+    assert item.details["claim_generator"] == "<list>" and "<list>" in text
