@@ -38,6 +38,7 @@ from PIL import ExifTags, Image, JpegImagePlugin
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import (
     ALLOWED_FORMATS,
+    MAX_PNG_CHUNKS,
     ImageInfo,
     _check_container,
     _count_frames,
@@ -546,8 +547,8 @@ def _report(
     ]
     if img is None:
         reason = "the file could not be opened as an image"
-        steps += [(kind, lambda k=kind: _not_checked(k, reason)) for kind in ("exif", "gps")]
-        steps.append(("jpeg_quality", lambda: _not_checked("jpeg_quality", reason)))
+        kinds = ("exif", "gps", "jpeg_quality")
+        steps += [(kind, lambda k=kind: _not_checked(k, reason)) for kind in kinds]
     else:
         steps += [
             ("exif", lambda: _exif_item(exif)),
@@ -629,8 +630,6 @@ def _not_checked(kind: str, reason: str) -> EvidenceItem:
 
 # --------------------------------------------------------------------------- reading helpers
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
-#: Most PNG chunks walked looking for text (`detector.images` refuses files with more).
-_MAX_PNG_CHUNKS_WALKED = 100_000
 
 
 def _open(data: bytes) -> Image.Image:
@@ -761,7 +760,7 @@ def _png_text_chunks(data: bytes) -> dict[str, str]:
     walked = 0
     while pos + 8 <= end and len(out) < MAX_TEXT_CHUNKS and total < MAX_TOTAL_TEXT_BYTES:
         walked += 1
-        if walked > _MAX_PNG_CHUNKS_WALKED:
+        if walked > MAX_PNG_CHUNKS:  # as many as `detector.images` accepts
             break
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         ctype = data[pos + 4 : pos + 8]
