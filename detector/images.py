@@ -48,9 +48,9 @@ MAX_DECODE_SIDE = 4096
 MAX_JPEG_SCANS = 100
 #: Most marker segments walked in a JPEG (outside entropy-coded data). Real files have dozens.
 MAX_JPEG_SEGMENTS = 10_000
-#: Most junk bytes accepted between the JPEG segments before the first scan (Pillow skips
-#: them one byte at a time).
-MAX_JPEG_JUNK_BYTES = 64 * 1024
+#: Most junk or fill bytes accepted between the JPEG segments before the first scan: Pillow
+#: skips them one byte at a time in Python (about a second per megabyte); some writers pad.
+MAX_JPEG_JUNK_BYTES = 256 * 1024
 #: Most chunks accepted in a PNG (a large image stored in small IDAT chunks has a few thousand).
 MAX_PNG_CHUNKS = 100_000
 #: Most GIF blocks and sub-blocks walked when counting frames (a GIF whose first frame lies

@@ -164,7 +164,7 @@ def _segment(marker: int, body: bytes = b"") -> bytes:
     "insert, code",
     [
         (_segment(0xFE) * 20_000, "too_many_segments"),  # 80 kB of empty comments
-        (_segment(0xFE, b"x") + b"\x00" * 100_000, "corrupt_file"),  # junk Pillow reads bytewise
+        (_segment(0xFE, b"x") + b"\x00" * 300_000, "corrupt_file"),  # junk Pillow reads bytewise
         (b"\xff" * 1_000_000, "corrupt_file"),  # fill bytes, also read one at a time
     ],
     ids=["segment flood", "junk", "fill bytes"],
