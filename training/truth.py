@@ -36,10 +36,6 @@ CONDITIONS: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {
 #: Content tags reported separately (others are too rare in the pool to give an AUC).
 CONTENTS: tuple[str, ...] = ("photo", "portrait", "art")
 
-#: The shortest side a perturbed image may have before it is left unchanged (model input).
-MIN_SIDE = 224
-
-
 def _auc(labels: np.ndarray, p: np.ndarray) -> float | None:
     if len(np.unique(labels)) < 2:
         return None
@@ -63,13 +59,9 @@ def groups(splits: dict[str, ImageSet]) -> dict[str, ImageSet]:
 
 
 def _perturbed(images: list[np.ndarray], change) -> list[np.ndarray]:
-    if change is None:
-        return images
-    out = []
-    for im in images:
-        changed = change(im)
-        out.append(changed if min(changed.shape[:2]) >= MIN_SIDE else im)
-    return out
+    """The images after a change; an image made smaller than a model's input is scored the
+    way the apps score it (the model's preprocessing enlarges it)."""
+    return images if change is None else [change(im) for im in images]
 
 
 def whole_image_p(det, images: list[np.ndarray], batch: int = 16) -> np.ndarray:
