@@ -1,4 +1,11 @@
-"""Batch scanning of files and folders: one row per (file, model), bad files become error rows."""
+"""Batch scanning of files and folders: one row per (file, model), bad files become error rows.
+
+Each image is scored exactly as `Detector.predict` scores it: a ``native_crop`` model reads
+the patches `detector.patches.patch_grid` spreads over a large image and combines their fake
+logits by the mean (a small image gets its one centre crop), other models read their one view.
+`model_inputs` and `whole_image_p_fake` are that computation in two steps, shared with the
+Beam pipeline (`detector.beam`) so that both give the same rows.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,8 @@ import numpy as np
 
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import load_image
+from detector.patches import MAX_PATCHES, calibrate, combine, image_views
+from detector.spec import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +147,103 @@ def _decode(path: Path) -> np.ndarray | DetectorError:
         return ImageLoadError(f"cannot read {path.name}: {exc.strerror or exc}", code="read_failed")
 
 
+def model_inputs(
+    image: np.ndarray, prep: Preprocessing, max_patches: int = MAX_PATCHES
+) -> np.ndarray:
+    """What a model reads of one RGB uint8 image, as `Detector.predict` makes it.
+
+    The views of `detector.patches.image_views`: a ``native_crop`` model's patches (the one
+    centre crop of an image too small for two), or the single view of other resize modes. They
+    are kept as uint8: crops and resizes of a uint8 image, their float32 values are whole
+    numbers 0-255, which uint8 holds exactly in a quarter of the memory.
+
+    Args:
+        image: RGB uint8 (H, W, 3).
+        prep: The model's preprocessing.
+        max_patches: Most patches (the detector's ``max_patches``).
+
+    Returns:
+        (N, size, size, 3), one row per view: uint8 (float32 should a value not be a whole
+        number 0-255).
+    """
+    batch = image_views(image, prep, max_patches=max_patches).batch
+    compact = batch.astype(np.uint8)
+    return compact if np.array_equal(compact, batch) else batch
+
+
+def whole_image_p_fake(model: Any, inputs: Sequence[np.ndarray], temperature: float) -> list[float]:
+    """Each image's calibrated P(fake) from its `model_inputs`, as `Detector.predict` gives it.
+
+    The views of all the images go through the model in one run (which the model chunks);
+    each image's fake logits are combined by their mean (`detector.patches.combine`), divided
+    by the temperature and put through a sigmoid.
+
+    Args:
+        model: A `Detector` (anything with its ``fake_logits_batch``).
+        inputs: One (N_i, size, size, 3) array per image.
+        temperature: The model card's temperature.
+
+    Returns:
+        One P(fake) in [0, 1] per image.
+    """
+    if not inputs:
+        return []
+    logits = np.asarray(model.fake_logits_batch(np.concatenate(inputs)), dtype=np.float64)
+    ends = np.cumsum([len(x) for x in inputs])
+    return [
+        float(np.clip(calibrate(combine(z), temperature), 0.0, 1.0))
+        for z in np.split(logits, ends[:-1])
+    ]
+
+
+_InputKey = tuple[Preprocessing, int]
+
+
+def _input_key(det: Any) -> _InputKey:
+    return det.spec.preprocessing, int(det.max_patches)
+
+
+def _decode_inputs(path: Path, keys: Sequence[_InputKey]) -> dict[_InputKey, Any] | DetectorError:
+    """Decode one file and make each model input from it; the full-size pixels are dropped.
+
+    Returns:
+        The file's error, or for each (preprocessing, max_patches) key the model input, or a
+        ``model_failed`` text when making it failed.
+    """
+    image = _decode(path)
+    if isinstance(image, DetectorError):
+        return image
+    inputs: dict[_InputKey, Any] = {}
+    for key in keys:
+        try:
+            inputs[key] = model_inputs(image, *key)
+        except Exception as exc:  # as a failing model: these models' rows for this file
+            log.exception("preprocessing failed on %s", path)
+            inputs[key] = f"model_failed: {type(exc).__name__}: {exc}"
+    return inputs
+
+
+def _score_batch(det: Any, decoded: Sequence[Any]) -> dict[int, float | str]:
+    """One model's P(fake) or error text for each readable file of a decoded batch."""
+    key = _input_key(det)
+    results: dict[int, float | str] = {}
+    good = []
+    for i, item in enumerate(decoded):
+        if isinstance(item, DetectorError):
+            continue
+        if isinstance(item[key], str):
+            results[i] = item[key]
+        else:
+            good.append(i)
+    try:
+        probs = whole_image_p_fake(det, [decoded[i][key] for i in good], det.temperature)
+    except Exception as exc:  # one failing model must not stop the others
+        log.exception("model %s failed on a batch", det.name)
+        return {**results, **dict.fromkeys(good, f"model_failed: {type(exc).__name__}: {exc}")}
+    results.update(zip(good, probs, strict=True))
+    return results
+
+
 def scan(
     files: Sequence[Path],
     detectors: Sequence[Any],
@@ -148,47 +254,43 @@ def scan(
 ) -> Iterator[ScanRow]:
     """Score files with several models, yielding rows in file order.
 
-    Images are decoded in a thread pool while the previous batch is scored. A file that cannot be
-    read gives one error row per model; a model that fails gives error rows for its files while
-    the other models go on.
+    Each P(fake) is the one `Detector.predict` gives for the file (every patch of a large image,
+    for a ``native_crop`` model). Images are decoded in a thread pool while the previous batch
+    is scored; each image is turned into its model inputs as soon as it is decoded and its
+    full-size pixels are dropped, so only the decoding threads' current images are ever held at
+    full size. A file that cannot be read gives one error row per model; a model that fails
+    gives error rows for its files while the other models go on.
 
     Args:
         files: Files to scan.
         detectors: Loaded `Detector` objects.
-        batch_size: Images per model call.
+        batch_size: Images per model call (each adds all its patches to the call).
         workers: Decoding threads.
         progress: Called with the number of files finished after each batch.
     """
+    keys = list(dict.fromkeys(_input_key(det) for det in detectors))
+
+    def decode(path: Path) -> dict[_InputKey, Any] | DetectorError:
+        return _decode_inputs(path, keys)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
-        pending = pool.map(_decode, batches[0]) if batches else None
+        pending = pool.map(decode, batches[0]) if batches else None
         for index, batch in enumerate(batches):
             decoded = list(pending) if pending is not None else []
             if index + 1 < len(batches):
-                pending = pool.map(_decode, batches[index + 1])
-            good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
-            scores: dict[str, np.ndarray | str] = {}
-            for det in detectors:
-                try:
-                    prep = det.spec.preprocessing
-                    arrays = prep.apply_batch([decoded[i] for i in good]) if good else None
-                    probs = det.p_fake_batch(arrays) if arrays is not None else np.zeros(0)
-                    scores[det.name] = probs
-                except Exception as exc:  # one failing model must not stop the others
-                    log.exception("model %s failed on a batch", det.name)
-                    scores[det.name] = f"model_failed: {type(exc).__name__}: {exc}"
-            position = {file_index: k for k, file_index in enumerate(good)}
+                pending = pool.map(decode, batches[index + 1])
+            scores = [_score_batch(det, decoded) for det in detectors]
             for i, path in enumerate(batch):
                 item = decoded[i]
-                for det in detectors:
+                for det, results in zip(detectors, scores, strict=True):
                     if isinstance(item, DetectorError):
                         yield ScanRow(str(path), det.name, None, None, f"{item.code}: {item}")
                         continue
-                    result = scores[det.name]
+                    result = results[i]
                     if isinstance(result, str):
                         yield ScanRow(str(path), det.name, None, None, result)
                         continue
-                    p_fake = float(result[position[i]])
-                    yield ScanRow(str(path), det.name, p_fake, det.card.label_for(p_fake), None)
+                    yield ScanRow(str(path), det.name, result, det.card.label_for(result), None)
             if progress is not None:
                 progress(len(batch))
