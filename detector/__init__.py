@@ -146,14 +146,31 @@ def explain(
     method: str = "gradcam",
     *,
     alpha: float = 0.45,
+    patch: int | None = None,
 ) -> Explanation:
     """Score an image and explain the score (``gradcam``, ``gradcam++`` or ``attention``).
 
+    The verdict is the whole-image one `predict` gives. An image scored on several patches
+    is explained one patch at a time: the heatmap covers that patch and is 0 elsewhere.
+
+    Args:
+        image: Any accepted image source.
+        model: A model name, a loaded `Detector`, or None for the best trained model.
+        method: ``gradcam``, ``gradcam++`` or ``attention`` (models with an attention layer).
+        alpha: Heatmap opacity in the overlay, 0 to 1.
+        patch: Index in ``prediction.patches`` of the patch to explain; None: the one with the
+            highest P(fake). An image scored on a single view has only index 0.
+
     Returns:
         An `Explanation` with a float32 heatmap (H, W) in [0, 1] over the input image, an RGB
-        overlay, and the `Prediction` from the same forward pass.
+        overlay, the whole-image `Prediction`, and in ``patch`` the index of the view explained.
+
+    Raises:
+        UnsupportedMethodError: an unknown method or one the model lacks.
+        ImageLoadError: the image cannot be read.
+        IndexError: ``patch`` is not an index of the image's views.
     """
-    return _resolve(model).explain(image, method, alpha=alpha)
+    return _resolve(model).explain(image, method, alpha=alpha, patch=patch)
 
 
 def scan_paths(paths: Sequence[str | Path], models: Sequence[str] | None = None) -> list[ScanRow]:

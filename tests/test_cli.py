@@ -191,3 +191,64 @@ def test_scan_output_file_is_written_batch_by_batch_in_every_format(
     empty.mkdir()
     assert main([*base[:3], str(empty), "--format", "json", "-o", str(out)]) == 0
     assert out.read_text() == "[]\n"
+
+
+# --------------------------------------------------------------------------- whole images
+@pytest.fixture(scope="module")
+def native_dir(tmp_path_factory):
+    """A models folder with a tiny native-resolution model (32 px patches)."""
+    from conftest import tiny_card
+
+    from detector._keras import keras
+    from detector.models import export_model
+    from detector.recipes import get_recipe
+
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("native_models")
+    card = tiny_card("native", "dct_spectrum", temperature=1.3, uncertain_band=(0.4, 0.6))
+    export_model(get_recipe("dct_spectrum").build(card.spec), root / "native", card)
+    return root
+
+
+def large_picture():
+    image = make_image(600, 500, seed=5)
+    image[:300, :250] = 128  # a flat quarter: its patches score apart from the others
+    return image
+
+
+def test_scan_scores_a_large_image_as_predict_does(native_dir, tmp_path, capsys):
+    import detector
+
+    large, small = tmp_path / "large.png", tmp_path / "small.png"
+    large.write_bytes(encode(large_picture()))
+    small.write_bytes(encode(make_image(50, 60, 6)))
+    args = ["--models-dir", str(native_dir), "scan", str(large), str(small), "--format", "jsonl"]
+    assert main([*args, "-q"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    det = detector.load_model("native", native_dir)
+    for row, path, patches in zip(rows, (large, small), (16, 1), strict=True):
+        want = det.predict(path)
+        assert len(want.patches) == patches
+        assert row["path"] == str(path) and row["error"] is None
+        assert row["p_fake"] == pytest.approx(want.p_fake, abs=2e-6)
+        assert row["label"] == det.card.label_for(row["p_fake"])
+
+
+def test_public_explain_passes_the_patch_through(native_dir):
+    import numpy as np
+
+    import detector
+
+    det = detector.load_model("native", native_dir)
+    image = large_picture()
+    chosen = detector.explain(image, det, patch=3)
+    assert chosen.patch == 3 and len(chosen.prediction.patches) == 16
+    x, y, size = (chosen.prediction.patches[3].x, chosen.prediction.patches[3].y, 32)
+    outside = np.ones(image.shape[:2], dtype=bool)
+    outside[y : y + size, x : x + size] = False
+    assert not chosen.heatmap[outside].any()
+    default = detector.explain(image, det)
+    assert default.patch == default.prediction.top_patch
+    assert default.prediction.p_fake == pytest.approx(chosen.prediction.p_fake, abs=1e-6)
+    with pytest.raises(IndexError):
+        detector.explain(image, det, patch=16)
