@@ -1,10 +1,13 @@
 """Scale-out scanning on Apache Beam: the rows of `detector.scan`, computed on any Beam runner.
 
-The pipeline matches files with Beam's file IO, decodes each one with `detector.load_image`
-(a bad file becomes one error row per model, never a failed pipeline), preprocesses it once per
-model, scores batches with ``RunInference`` and a `DetectorModelHandler` (which loads models with
-`detector.load_model`: card, checksum and Keras safe mode, once per worker), and writes sharded
-CSV or JSON Lines with exactly the `detector.SCAN_FIELDS` schema.
+The pipeline lists a local folder as `detector.expand_paths` does (other patterns are matched
+with Beam's file IO), decodes each file as `detector.scan` does (a bad file becomes one error
+row per model, never a failed pipeline), makes each model's inputs once (every patch of a large
+image for a ``native_crop`` model: `detector.scan.model_inputs`), scores batches with
+``RunInference`` and a `DetectorModelHandler` (which loads models with `detector.load_model`:
+card, checksum and Keras safe mode, once per worker) through the same
+`detector.scan.whole_image_p_fake` as ``scan``, and writes sharded CSV or JSON Lines with
+exactly the `detector.SCAN_FIELDS` schema.
 
 Apache Beam is an optional extra (``pip install .[beam]`` or ``-r requirements-beam.txt``): this
 module imports it only when a pipeline is built, so ``import detector`` never needs it.
@@ -35,7 +38,15 @@ import numpy as np
 from detector.errors import DetectorError, ImageLoadError, ModelNotFoundError, ModelNotTrainedError
 from detector.images import MAX_FILE_BYTES, load_image
 from detector.models import MODELS_DIR_ENV, load_model, trained_cards
-from detector.scan import SCAN_FIELDS, ScanRow
+from detector.patches import MAX_PATCHES
+from detector.scan import (
+    SCAN_FIELDS,
+    ScanRow,
+    expand_paths,
+    model_inputs,
+    read_image,
+    whole_image_p_fake,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +143,31 @@ def is_visible(path: str, pattern: str) -> bool:
     return not any(part.startswith(".") for part in re.split(r"[/\\]", rest) if part)
 
 
+def local_folder(pattern: str) -> str | None:
+    """The local folder a pattern means in full (``folder/**``, no other wildcard), else None.
+
+    Such a folder is listed by `list_folder`, as ``scan`` lists it, rather than matched.
+    """
+    if "://" in pattern:
+        return None
+    for ending in ("/**", "\\**"):
+        if pattern.endswith(ending):
+            folder = pattern[: -len(ending)] or ending[0]
+            if not _GLOB_CHARS.search(folder) and os.path.isdir(folder):
+                return folder
+    return None
+
+
+def list_folder(folder: str) -> list[str]:
+    """The paths `detector.expand_paths` gives for a local folder: one ``scan`` row each.
+
+    Beam's own listing of ``folder/**`` drops some entries without a word: links that lead
+    nowhere or loop, links to folders and sub-folders it cannot list. ``scan`` gives each of
+    them an error row that names the problem, and so does the pipeline with this listing.
+    """
+    return [str(path) for path in expand_paths([folder])]
+
+
 def _decode(element: Any) -> tuple[str, np.ndarray | DetectorError]:
     """(path, RGB array or the `ImageLoadError`) for a path string or a Beam ``ReadableFile``."""
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
@@ -140,7 +176,7 @@ def _decode(element: Any) -> tuple[str, np.ndarray | DetectorError]:
     path = metadata.path if metadata is not None else str(element)
     try:
         if FileSystems.get_scheme(path) is None:  # local: exactly what `scan` does
-            return path, load_image(Path(path))
+            return path, read_image(Path(path))
         size = metadata.size_in_bytes if metadata is not None else None
         if size is not None and size > MAX_FILE_BYTES:
             raise ImageLoadError(
@@ -251,16 +287,19 @@ def _define_beam_types() -> dict[str, type]:
     class DetectorModelHandler(ModelHandler):
         """A RunInference model handler for this package's models, loaded by name.
 
-        Examples are preprocessed float32 arrays (size, size, 3) of one model, so every batch
-        stacks into one (N, size, size, 3) call of the compiled predict function. Each result is
-        a ``PredictionResult`` whose ``inference`` is ``(p_fake, label, error)`` and whose
-        ``model_id`` is the model name; the example is not carried along (it is only pixels).
+        Each example is one image's model inputs (`detector.scan.model_inputs`: an
+        (n, size, size, 3) array, n > 1 for the patches of a large image read by a
+        ``native_crop`` model). A batch's inputs go through the model together and each image's
+        P(fake) is `detector.scan.whole_image_p_fake`'s, the one ``scan`` and
+        `detector.Detector.predict` give. Each result is a ``PredictionResult`` whose
+        ``inference`` is ``(p_fake, label, error)`` and whose ``model_id`` is the model name;
+        the example is not carried along (it is only pixels).
 
         Args:
             model_name: Name of a trained model.
             models_dir: Models folder as the workers see it; None for their package's default.
             min_batch_size: Smallest batch ``BatchElements`` forms.
-            max_batch_size: Largest batch (the images per model call).
+            max_batch_size: Largest batch (the images per model call; each adds its patches).
             share_across_processes: Load the model once per machine and share it between the
                 worker processes (for models too large to hold one copy per process).
         """
@@ -297,7 +336,7 @@ def _define_beam_types() -> dict[str, type]:
             if self._card is None:  # the card, not the model: a shared model is a proxy
                 self._card = trained_cards(self.models_dir)[self.model_name]
             try:
-                probs = model.p_fake_batch(np.stack(batch))
+                probs = whole_image_p_fake(model, batch, self._card.temperature)
             except Exception as exc:  # one failing batch must not fail the pipeline
                 log.exception("model %s failed on a batch", self.model_name)
                 failed = (None, None, f"model_failed: {type(exc).__name__}: {exc}")
@@ -321,11 +360,13 @@ def _define_beam_types() -> dict[str, type]:
             return f"DetectorModelHandler({self.model_name!r}, models_dir={self.models_dir!r})"
 
     class DecodeImages(beam.DoFn):
-        """Decode files and preprocess them once per model.
+        """Decode files and make their model inputs, once per distinct preprocessing.
 
         The main output holds error rows (one per model for a file that is not a readable
-        image); output ``m{i}`` holds ``(path, array)`` for the i-th model. Full-size pixels never
-        leave this step: only the small model inputs do.
+        image); output ``m{i}`` holds ``(path, inputs)`` for the i-th model, its
+        `detector.scan.model_inputs` (the patches `detector.Detector.predict` scores, at most
+        `detector.patches.MAX_PATCHES`, as many as the workers' loaded models read). Full-size
+        pixels never leave this step: only the model inputs, as uint8, do.
 
         Args:
             model_names: Model names, in output order.
@@ -359,7 +400,7 @@ def _define_beam_types() -> dict[str, type]:
             ):
                 try:
                     if prep not in done:
-                        done[prep] = prep.apply(item)
+                        done[prep] = model_inputs(item, prep, MAX_PATCHES)
                 except Exception as exc:  # as `scan`: the model's rows for this image fail
                     log.exception("preprocessing for %s failed on %s", name, path)
                     error = f"model_failed: {type(exc).__name__}: {exc}"
@@ -457,6 +498,11 @@ def build_scan_pipeline(
 ) -> Any:
     """Add the scan to a Beam pipeline: match, read, decode, RunInference, write shards.
 
+    A local ``folder/**`` (what `resolve_pattern` makes of a folder) is listed by `list_folder`
+    as ``scan`` lists it, so every entry under it gets its rows; other patterns are matched by
+    Beam (whose local listing leaves out broken links, links to folders and unlistable
+    sub-folders).
+
     Args:
         pipeline: A ``beam.Pipeline``.
         pattern: Beam file pattern (local, ``gs://``, ``s3://``...; ``**`` crosses folders).
@@ -477,13 +523,22 @@ def build_scan_pipeline(
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    files = (
-        pipeline
-        | "Match" >> fileio.MatchFiles(pattern)
-        | "SkipHidden" >> beam.Filter(_visible_file, pattern)
-        | "Spread" >> beam.Reshuffle()
-        | "Read" >> fileio.ReadMatches()
-    )
+    folder = local_folder(pattern)
+    if folder is not None:  # listed as `scan` lists it: no entry dropped silently
+        files = (
+            pipeline
+            | "Folder" >> beam.Create([folder])
+            | "List" >> beam.FlatMap(list_folder)
+            | "Spread" >> beam.Reshuffle()
+        )
+    else:
+        files = (
+            pipeline
+            | "Match" >> fileio.MatchFiles(pattern)
+            | "SkipHidden" >> beam.Filter(_visible_file, pattern)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> fileio.ReadMatches()
+        )
     rows = files | "Scan" >> _beam_type("ScanFiles")(
         model_names,
         models_dir,

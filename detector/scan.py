@@ -137,7 +137,13 @@ def _not_a_file(path: Path) -> ImageLoadError | None:
     return None
 
 
-def _decode(path: Path) -> np.ndarray | DetectorError:
+def read_image(path: Path) -> np.ndarray | DetectorError:
+    """A local file's RGB uint8 pixels, or the error its scan rows report.
+
+    The file's problems are returned, not raised: links that lead nowhere or to a folder,
+    folders, FIFOs, devices, unreadable and non-image files each give a named `DetectorError`
+    (see `expand_paths`).
+    """
     try:
         problem = _not_a_file(path)
         return problem if problem is not None else load_image(path)
@@ -210,7 +216,7 @@ def _decode_inputs(path: Path, keys: Sequence[_InputKey]) -> dict[_InputKey, Any
         The file's error, or for each (preprocessing, max_patches) key the model input, or a
         ``model_failed`` text when making it failed.
     """
-    image = _decode(path)
+    image = read_image(path)
     if isinstance(image, DetectorError):
         return image
     inputs: dict[_InputKey, Any] = {}

@@ -1,12 +1,14 @@
 """Scanning on Apache Beam (optional extra): same rows as `detector.scan`, on the DirectRunner.
 
-Skipped where apache-beam is not installed (the app's own venv). Run it in the beam venv:
+Tests marked `needs_beam` are skipped where apache-beam is not installed (the app's own venv);
+the plain helpers are tested everywhere. Run them all in the beam venv:
 ``.venv-beam/bin/python -m pytest tests/test_beam.py``.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -17,17 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("apache_beam")
-
-from conftest import encode, make_image
+from conftest import encode, make_image, tiny_card
 
 import detector
 from detector import beam as dbeam
 from detector.cli import main
+from detector.scan import model_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["tiny_attention", "tiny_cnn"]
+
+needs_beam = pytest.mark.skipif(
+    importlib.util.find_spec("apache_beam") is None, reason="apache-beam is not installed"
+)
 
 
 @pytest.fixture()
@@ -127,6 +131,7 @@ def run_cli(folder: Path, models_dir: Path, out: Path, fmt: str, *extra: str, ca
 
 
 # --------------------------------------------------------------------------- pipelines
+@needs_beam
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_scan_beam_matches_scan_in_process(
@@ -143,6 +148,7 @@ def test_scan_beam_matches_scan_in_process(
     assert_same_rows(read_shards(shards, fmt), want)
 
 
+@needs_beam
 @pytest.mark.slow
 def test_scan_beam_multi_processing(trained_dir, mixed_folder, tmp_path, clean_env, capsys):
     want = reference_rows(mixed_folder, trained_dir)
@@ -166,6 +172,7 @@ def test_scan_beam_multi_processing(trained_dir, mixed_folder, tmp_path, clean_e
         assert_same_rows(read_shards(shards, fmt), want)
 
 
+@needs_beam
 @pytest.mark.slow
 def test_scan_beam_glob_env_and_workers_models_dir(
     trained_dir, mixed_folder, tmp_path, clean_env, monkeypatch
@@ -205,6 +212,7 @@ def test_scan_beam_glob_env_and_workers_models_dir(
     assert {r["label"] for r in read_shards(shards, "jsonl")} == {forced}
 
 
+@needs_beam
 @pytest.mark.slow
 def test_beam_throughput(trained_dir, mixed_folder, clean_env):
     files = detector.expand_paths([mixed_folder])
@@ -214,7 +222,62 @@ def test_beam_throughput(trained_dir, mixed_folder, clean_env):
     assert result["images_per_s"] > 0
 
 
+@pytest.fixture(scope="module")
+def native_dir(tmp_path_factory) -> Path:
+    """A models folder with a tiny native-resolution model (32 px patches on the JPEG grid)."""
+    from detector._keras import keras
+    from detector.models import export_model
+    from detector.recipes import get_recipe
+
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("native_models")
+    card = tiny_card("native", "dct_spectrum", temperature=1.3, uncertain_band=(0.4, 0.6))
+    export_model(get_recipe("dct_spectrum").build(card.spec), root / "native", card)
+    return root
+
+
+def odd_folder(tmp_path: Path) -> Path:
+    """A large and a small image, and the entries Beam's own listing drops without a word."""
+    folder = tmp_path / "odd"
+    (folder / "sub").mkdir(parents=True)
+    large = make_image(600, 500, 5)
+    large[:300, :250] = 128  # a flat quarter: its patches score apart from the others
+    (folder / "large.png").write_bytes(encode(large))
+    (folder / "small.png").write_bytes(encode(make_image(50, 60, 6)))
+    (folder / "dangling.png").symlink_to("nowhere.png")
+    (folder / "selfloop").symlink_to("selfloop")
+    (folder / "sub" / "to_parent").symlink_to("..")
+    os.mkfifo(folder / "fifo.png")
+    return folder
+
+
+@needs_beam
+@pytest.mark.slow
+def test_scan_beam_scores_large_images_and_odd_entries_as_scan_does(
+    native_dir, tmp_path, clean_env
+):
+    folder = odd_folder(tmp_path)
+    det = detector.load_model("native", native_dir)
+    want = [row.to_dict() for row in detector.scan(detector.expand_paths([folder]), [det])]
+    by_name = {Path(r["path"]).name: r for r in want}
+    assert by_name["large.png"]["p_fake"] == pytest.approx(
+        det.predict(folder / "large.png").p_fake, abs=2e-6
+    )
+    assert len(det.predict(folder / "large.png").patches) == 16
+    assert {n for n, r in by_name.items() if r["error"]} == {
+        "dangling.png",
+        "selfloop",
+        "to_parent",
+        "fifo.png",
+    }
+    shards = dbeam.run_scan_beam(
+        str(folder), str(tmp_path / "out" / "scan"), ["native"], native_dir, fmt="jsonl"
+    )
+    assert_same_rows(read_shards(shards, "jsonl"), want)
+
+
 # --------------------------------------------------------------------------- pieces
+@needs_beam
 def test_handler_batches_and_labels(trained_dir):
     det = detector.load_model("tiny_cnn", trained_dir)
     handler = dbeam.DetectorModelHandler(
@@ -224,9 +287,9 @@ def test_handler_batches_and_labels(trained_dir):
     assert not handler.share_model_across_processes()
     model = handler.load_model()
     images = [make_image(64, 64 + i, i) for i in range(3)]
-    inputs = [det.spec.preprocessing.apply(im) for im in images]
+    inputs = [model_inputs(im, det.spec.preprocessing) for im in images]
     results = list(handler.run_inference(inputs, model))
-    want = det.p_fake_batch(det.spec.preprocessing.apply_batch(images))
+    want = [det.predict(im).p_fake for im in images]
     for result, p in zip(results, want, strict=True):
         p_fake, label, error = result.inference
         assert result.model_id == "tiny_cnn" and error is None
@@ -234,7 +297,7 @@ def test_handler_batches_and_labels(trained_dir):
         assert label == det.card.label_for(p_fake)
 
     class Broken:
-        def p_fake_batch(self, batch):
+        def fake_logits_batch(self, batch):
             raise RuntimeError("boom")
 
     failed = list(handler.run_inference(inputs, Broken()))
@@ -242,6 +305,7 @@ def test_handler_batches_and_labels(trained_dir):
     assert np.isclose(handler.get_num_bytes(inputs), sum(x.nbytes for x in inputs))
 
 
+@needs_beam
 def test_remote_files_decode_like_local_ones(tmp_path):
     """Files on other filesystems (gs://, s3://...) are read as bytes; same arrays and errors."""
     from types import SimpleNamespace
@@ -270,6 +334,28 @@ def test_share_models_auto_by_weight_size(trained_dir, monkeypatch):
     assert dbeam.share_decision(names, trained_dir, "always") == dict.fromkeys(names, True)
     monkeypatch.setattr(dbeam, "SHARE_MODEL_BYTES", 1)
     assert dbeam.share_decision(names, trained_dir, "auto") == dict.fromkeys(names, True)
+
+
+def test_a_local_folder_is_listed_as_scan_lists_it(tmp_path):
+    folder = odd_folder(tmp_path)
+    (folder / ".hidden.png").symlink_to("nowhere.png")
+    assert dbeam.local_folder(dbeam.resolve_pattern(str(folder))) == str(folder)
+    assert dbeam.local_folder(f"{folder}/**") == str(folder)
+    assert dbeam.local_folder(f"{folder}/*.png") is None
+    assert dbeam.local_folder(f"{folder}/s*/**") is None
+    assert dbeam.local_folder(str(folder / "large.png")) is None
+    assert dbeam.local_folder(f"{tmp_path}/missing/**") is None
+    assert dbeam.local_folder("gs://bucket/img/**") is None
+    listed = dbeam.list_folder(str(folder))
+    assert listed == [str(p) for p in detector.expand_paths([folder])]
+    assert [Path(p).relative_to(folder).as_posix() for p in listed] == [
+        "dangling.png",
+        "fifo.png",
+        "large.png",
+        "selfloop",
+        "small.png",
+        "sub/to_parent",
+    ]
 
 
 def test_patterns_and_hidden_files(tmp_path):
@@ -325,6 +411,7 @@ def test_cli_passes_beam_options_through():
         build_parser().parse_args(["scan", "x", "--project=p"])
 
 
+@needs_beam
 def test_cli_bad_arguments_exit_2(trained_dir, tmp_path, capsys):
     base = ["--models-dir", str(trained_dir), "scan-beam"]
     assert main([*base, str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 2
