@@ -19,6 +19,8 @@ import numpy as np
 from detector.card import ModelCard
 from detector.evidence import estimate_jpeg_quality, exif_summary, has_camera_exif
 from detector.images import ImageInfo
+from detector.patches import MAX_PATCHES, patch_grid
+from detector.spec import Preprocessing
 
 #: An image whose longer side exceeds this many training tiles is "far larger".
 LARGE_FACTOR = 8
@@ -248,10 +250,95 @@ def image_warnings(checks: ImageChecks) -> tuple[str, ...]:
     return tuple(warnings)
 
 
-def model_warnings(checks: ImageChecks, card: ModelCard | None) -> tuple[str, ...]:
+def _covered(intervals: set[tuple[int, int]]) -> int:
+    """Pixels of a side covered by some of the (start, end) intervals."""
+    total, reach = 0, 0
+    for start, end in sorted(intervals):
+        start = max(start, reach)
+        if end > start:
+            total += end - start
+            reach = end
+    return total
+
+
+def patch_coverage(
+    height: int, width: int, prep: Preprocessing, max_patches: int = MAX_PATCHES
+) -> tuple[int, float]:
+    """How many patches a ``native_crop`` model scores an H x W image on, and their coverage.
+
+    Returns:
+        ``(patches, fraction)``: the number of `detector.patches.patch_grid` boxes (without
+        the optional whole-image view) and the fraction of the image's pixels they cover.
+    """
+    boxes = patch_grid(height, width, prep.size, max_patches=max_patches, grid=prep.grid)
+    rows = _covered({(top, bottom) for top, _, bottom, _ in boxes})
+    cols = _covered({(left, right) for _, left, _, right in boxes})
+    return len(boxes), min(rows, height) * min(cols, width) / (height * width)
+
+
+def _percent(fraction: float) -> str:
+    return "less than 1 %" if fraction < 0.01 else f"about {round(100 * fraction)} %"
+
+
+def _native_warnings(
+    checks: ImageChecks, prep: Preprocessing, tile: str, far: bool, max_patches: int
+) -> list[str]:
+    """What a ``native_crop`` model reads of a far larger or very elongated image."""
+    width, height = checks.width, checks.height
+    short = min(height, width)
+    size = prep.size
+    count, covered = patch_coverage(height, width, prep, max_patches)
+    if count > 1 and not far and covered >= 0.99:
+        return []  # the patches follow the image's shape and cover it
+    start = (
+        f"This image ({width}x{height} px) is far larger than {tile} the model learned from; "
+        if far
+        else "This image is very elongated; "
+    )
+    shrunk = f"the whole picture shrunk to {size}x{size} px"
+    if count > 1:
+        cover = f"{_percent(covered)} of it"
+        if covered >= 0.99:
+            cover = "all of it" if covered == 1.0 else "nearly all of it"
+        whole = f", plus {shrunk}," if prep.whole_view else ""
+        return [
+            start + f"it is scored on {count} patches of {size}x{size} px at full resolution "
+            f"spread over it (together they cover {cover}){whole} and their scores are "
+            "averaged, so a small altered region can be diluted by the rest of the picture: "
+            "look at the patch map for a patch that stands out."
+        ]
+    if short >= size:
+        start += (
+            f"it is too narrow to hold two {size} px patches side by side, so it is scored "
+            f"on the single central {size}x{size} px patch at full resolution"
+        )
+        region = "that patch"
+    else:
+        start += (
+            f"it is scored on its central {short}x{short} px square, enlarged to the "
+            f"model's {size} px input"
+        )
+        region = "that square"
+    if prep.whole_view:
+        return [
+            start + f" and on {shrunk}, and the two scores are averaged; outside {region} "
+            "the model sees the picture only shrunk, without its fine detail."
+        ]
+    return [start + f", and anything outside {region} is not looked at."]
+
+
+def model_warnings(
+    checks: ImageChecks, card: ModelCard | None, *, max_patches: int = MAX_PATCHES
+) -> tuple[str, ...]:
     """The warnings that depend on the model: size against its training images and input.
 
     With no card, only the very-small-image warning can fire.
+
+    Args:
+        checks: The image's `image_checks`.
+        card: The model card, or None.
+        max_patches: Most patches the detector scores an image on (`Detector.max_patches`),
+            for the count a ``native_crop`` model's warning gives.
     """
     width, height = checks.width, checks.height
     short, long = min(height, width), max(height, width)
@@ -266,14 +353,13 @@ def model_warnings(checks: ImageChecks, card: ModelCard | None) -> tuple[str, ..
     side, source = training_side(card)
     size = int(card.spec.preprocessing.size)
     tile = f"the {side} px training images" if source == "training data" else f"{side} px"
-    native = card.spec.preprocessing.resize == "native_crop"
-    if long > LARGE_FACTOR * side and native:
-        warnings.append(
-            f"This image ({width}x{height} px) is far larger than {tile} the model "
-            f"learned from; it scores only the central {size}x{size} px patch at full "
-            "resolution, so anything outside that patch is not looked at."
-        )
-    elif long > LARGE_FACTOR * side:
+    prep = card.spec.preprocessing
+    native = prep.resize == "native_crop"
+    far = long > LARGE_FACTOR * side
+    elongated = long / max(short, 1) > ASPECT_LIMIT
+    if native and (far or elongated):
+        warnings.extend(_native_warnings(checks, prep, tile, far, max_patches))
+    elif far:
         warnings.append(
             f"This image ({width}x{height} px) is far larger than {tile} the model "
             f"learned from; it is shrunk to {size}x{size} px before scoring, which wipes out "
@@ -290,8 +376,8 @@ def model_warnings(checks: ImageChecks, card: ModelCard | None) -> tuple[str, ..
             "so it is enlarged before scoring; enlarging adds smooth, regular pixels that "
             "can look synthetic to a detector."
         )
-    if long / max(short, 1) > ASPECT_LIMIT:
-        if card.spec.preprocessing.resize == "center_crop":
+    if elongated and not native:
+        if prep.resize == "center_crop":
             warnings.append(
                 "This image is very elongated: the model sees only its central square, so "
                 "anything outside it is ignored."
@@ -311,6 +397,7 @@ def domain_warnings(
     *,
     data: bytes | None = None,
     checks: ImageChecks | None = None,
+    max_patches: int = MAX_PATCHES,
 ) -> tuple[str, ...]:
     """Plain-language warnings when an input is far from what the model was trained on.
 
@@ -327,10 +414,11 @@ def domain_warnings(
             camera EXIF apart (without them, no compression warning is given and a PNG at a
             screen size is assumed to have no camera EXIF).
         checks: This image's `image_checks`, if already measured.
+        max_patches: Most patches the detector scores an image on (see `model_warnings`).
 
     Returns:
         Warnings, most important first; empty when no check fired.
     """
     if checks is None:
         checks = image_checks(image_info, array, data=data)
-    return model_warnings(checks, card) + image_warnings(checks)
+    return model_warnings(checks, card, max_patches=max_patches) + image_warnings(checks)

@@ -17,15 +17,20 @@ from detector.domain import (
     image_warnings,
     is_greyscale,
     model_warnings,
+    patch_coverage,
     training_side,
 )
 from detector.images import ImageInfo, decode_image
+from detector.patches import patch_grid
 from detector.spec import Preprocessing
 
+INFO = ImageInfo("PNG", 0, 0, "RGB", 1, None)
 
-def card_with(size: int = 128, training_data=None, resize: str = "resize"):
+
+def card_with(size: int = 128, training_data=None, resize: str = "resize", **prep):
     card = tiny_card("t", "simple_cnn", training_data=training_data or {})
-    spec = dataclasses.replace(card.spec, preprocessing=Preprocessing(size=size, resize=resize))
+    preprocessing = Preprocessing(size=size, resize=resize, **prep)
+    spec = dataclasses.replace(card.spec, preprocessing=preprocessing)
     return dataclasses.replace(card, spec=spec)
 
 
@@ -65,6 +70,78 @@ def test_far_larger_than_training_tiles():
     found = warnings_for(array, card)
     assert any("far larger" in w for w in found)
     assert not any("far larger" in w for w in warnings_for(array, card_with(32, {"tile_size": 64})))
+
+
+def test_a_far_larger_image_says_how_many_patches_were_scored_and_averaged():
+    """A native-resolution model scores a large image on a grid of patches and averages them."""
+    card = card_with(32, resize="native_crop")
+    found = warnings_for(photo(100, 290), card)
+    assert len(patch_grid(100, 290, 32)) == 16
+    # 4 rows of patches cover the 100 rows; 4 columns of 32 px cover 128 of the 290 columns
+    assert patch_coverage(100, 290, card.spec.preprocessing) == (16, 128 / 290)
+    sizes = [w for w in found if "far larger" in w or "elongated" in w]
+    assert sizes == [
+        "This image (290x100 px) is far larger than 32 px the model learned from; it is scored "
+        "on 16 patches of 32x32 px at full resolution spread over it (together they cover "
+        "about 44 % of it) and their scores are averaged, so a small altered region can be "
+        "diluted by the rest of the picture: look at the patch map for a patch that stands out."
+    ]
+    assert not any("central" in w or "not looked at" in w or "squashes" in w for w in found)
+    fewer = model_warnings(image_checks(INFO, photo(100, 290)), card, max_patches=6)
+    assert "it is scored on 6 patches of 32x32 px" in fewer[0]
+    with_whole = warnings_for(photo(100, 290), card_with(32, resize="native_crop", whole_view=True))
+    assert (
+        "(together they cover about 44 % of it), plus the whole picture shrunk to 32x32 px, and "
+        "their scores are averaged" in with_whole[0]
+    )
+    tiles = card_with(32, {"tile_size": 16}, resize="native_crop")
+    huge = warnings_for(photo(2100, 2000), tiles)[0]
+    assert huge.startswith("This image (2000x2100 px) is far larger than the 16 px training")
+    assert "16 patches of 32x32 px" in huge and "(together they cover less than 1 % of it)" in huge
+
+
+def test_an_image_less_than_two_patches_wide_keeps_the_single_centre_crop():
+    card = card_with(32, resize="native_crop")
+    found = warnings_for(photo(40, 300), card)  # 40 rows: room for one 32 px patch, not two
+    assert len(patch_grid(40, 300, 32)) == 1
+    assert [w for w in found if "far larger" in w or "elongated" in w] == [
+        "This image (300x40 px) is far larger than 32 px the model learned from; it is too "
+        "narrow to hold two 32 px patches side by side, so it is scored on the single central "
+        "32x32 px patch at full resolution, and anything outside that patch is not looked at."
+    ]
+    elongated = warnings_for(photo(40, 120), card)  # not far larger, but very elongated
+    assert [w for w in elongated if "elongated" in w] == [
+        "This image is very elongated; it is too narrow to hold two 32 px patches side by "
+        "side, so it is scored on the single central 32x32 px patch at full resolution, and "
+        "anything outside that patch is not looked at."
+    ]
+    smaller = warnings_for(photo(20, 300), card)  # smaller than the input: enlarged
+    assert any(
+        "it is scored on its central 20x20 px square, enlarged to the model's 32 px input, and "
+        "anything outside that square is not looked at." in w
+        for w in smaller
+    )
+    assert any("very small" in w for w in smaller)  # and said to be too small
+    whole = warnings_for(photo(40, 300), card_with(32, resize="native_crop", whole_view=True))
+    assert (
+        "single central 32x32 px patch at full resolution and on the whole picture shrunk to "
+        "32x32 px, and the two scores are averaged; outside that patch the model sees the "
+        "picture only shrunk, without its fine detail." in whole[0]
+    )
+
+
+def test_an_elongated_image_is_not_said_to_be_squashed_by_a_native_resolution_model():
+    card = card_with(32, resize="native_crop")
+    assert not any(
+        "elongated" in w or "squashes" in w for w in warnings_for(photo(64, 129), card)
+    )  # 2 x 4 patches cover nearly all of it
+    partly = [w for w in warnings_for(photo(70, 150), card) if "elongated" in w]
+    assert partly == [
+        "This image is very elongated; it is scored on 12 patches of 32x32 px at full "
+        "resolution spread over it (together they cover about 85 % of it) and their scores "
+        "are averaged, so a small altered region can be diluted by the rest of the picture: "
+        "look at the patch map for a patch that stands out."
+    ]
 
 
 def test_smaller_than_input_and_very_small():
