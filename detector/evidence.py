@@ -35,6 +35,16 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 from PIL import ExifTags, Image, JpegImagePlugin
 
+from detector.c2pa_reader import (
+    IPTC_DST_PREFIX as IPTC_DST_PREFIX,  # re-exported
+)
+from detector.c2pa_reader import (
+    load_c2pa,
+    manifest_details,
+    manifest_summary,
+    read_c2pa,
+    source_type_code,
+)
 from detector.errors import DetectorError, ImageLoadError
 from detector.images import (
     ALLOWED_FORMATS,
@@ -81,7 +91,6 @@ C2PA_TIME_BUDGET = 3.0
 #: Why an item was not checked when the budget ran out.
 TIME_BUDGET_REASON = "not checked: time budget exceeded"
 
-IPTC_DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 
 #: IPTC Digital Source Type codes and what each means, in plain words.
 DIGITAL_SOURCE_TYPES: dict[str, str] = {
@@ -841,174 +850,43 @@ def _file_item(
 
 def _load_c2pa():
     """Import c2pa-python (its native library may be missing or fail to load)."""
-    import c2pa
-
-    return c2pa
-
-
-_C2PA_MIME = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "TIFF": "image/tiff",
-    "GIF": "image/gif",
-    "HEIF": "image/heif",
-}
-
-
-class _DeadlineStream(io.BytesIO):
-    """The file's bytes for the C2PA reader, which stops reading once the deadline passes.
-
-    c2pa-python reads through Python callbacks, one per container block, so a file of millions
-    of tiny blocks costs millions of calls; a failed read makes the native reader give up.
-    """
-
-    def __init__(self, data: bytes, deadline: _Deadline) -> None:
-        super().__init__(data)
-        self.deadline = deadline
-        self.expired = False
-
-    def _check(self) -> None:
-        if self.deadline.expired():
-            self.expired = True
-            raise TimeoutError(TIME_BUDGET_REASON)
-
-    def read(self, size: int | None = -1) -> bytes:
-        self._check()
-        return super().read(size)
-
-    def readinto(self, buffer: Any) -> int:
-        self._check()
-        return super().readinto(buffer)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._check()
-        return super().seek(offset, whence)
+    return load_c2pa()
 
 
 def _c2pa_item(
     data: bytes | None, fmt: str | None, deadline: _Deadline | None = None
 ) -> EvidenceItem:
+    """The C2PA item, read by `detector.c2pa_reader` within `C2PA_TIME_BUDGET`."""
     if data is None:
         return _not_checked("c2pa", "no file bytes given: Content Credentials were not checked")
-    try:
-        c2pa = _load_c2pa()
-    except Exception as exc:  # ImportError, or OSError from the native library
-        return _not_checked(
-            "c2pa",
-            f"c2pa-python is not available ({type(exc).__name__}): Content Credentials were "
-            "not checked",
-        )
-    # An embedded manifest store is a JUMBF box ("jumb") labelled "c2pa": without both, there
-    # is nothing to read, and the reader is not run (it would walk the whole file).
-    has_jumbf = b"jumb" in data and b"c2pa" in data
-    if not has_jumbf:
-        if fmt is None:
-            return _not_checked("c2pa", "not an image format Content Credentials are read from")
-        return _item("c2pa", False, {"status": "no_manifest"}, "no Content Credentials", "neutral")
-    mime = _C2PA_MIME.get(fmt or "")
-    stream = _DeadlineStream(data, (deadline or _Deadline(None)).sooner(C2PA_TIME_BUDGET))
-    try:
-        context = c2pa.Context.from_dict(
-            {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
-        )
-        reader = c2pa.Reader.try_create(mime, stream, context=context)
-        if stream.expired:  # the reader may take a failed read for the end of the file
-            if reader is not None:
-                reader.close()
-            return _not_checked("c2pa", TIME_BUDGET_REASON)
-        if reader is None:
-            return _item(
-                "c2pa", False, {"status": "no_manifest"}, "no Content Credentials", "neutral"
-            )
-        with reader:
-            store = json.loads(reader.json())
-            state = reader.get_validation_state()
-        return _c2pa_found(store, state)
-    except Exception as exc:  # c2pa.C2paError, anything the native side throws, odd JSON
-        if stream.expired:
-            return _not_checked("c2pa", TIME_BUDGET_REASON)
-        message = _truncate(str(exc), 200)
-        return _item(
-            "c2pa",
-            True,
-            {"status": "invalid", "error": message},
-            "a C2PA manifest is present but could not be read or validated",
-            "processed",
-        )
+    limit = (deadline or _Deadline(None)).sooner(C2PA_TIME_BUDGET)
+    reading = read_c2pa(data, fmt, expired=limit.expired, load=_load_c2pa)
+    if reading.status == "not_checked":
+        return _not_checked("c2pa", reading.summary)
+    if reading.status == "no_manifest":
+        return _item("c2pa", False, {"status": "no_manifest"}, reading.summary, "neutral")
+    if reading.status == "invalid":
+        return _item("c2pa", True, reading.details, reading.summary, "processed")
+    return _c2pa_from_details(reading.details)
 
 
 def _c2pa_found(store: dict[str, Any], state: str | None) -> EvidenceItem:
-    manifests = store.get("manifests") or {}
-    active = manifests.get(store.get("active_manifest") or "", {})
-    generator = active.get("claim_generator")
-    infos = active.get("claim_generator_info") or []
-    if not generator and infos:
-        generator = ", ".join(
-            " ".join(str(_plain(v)) for v in (i.get("name"), i.get("version")) if v)
-            for i in infos
-            if isinstance(i, dict)
-        )
-    actions: list[dict[str, Any]] = []
-    labels: list[str] = []
-    # Values are kept only as scalars (`_plain`): a signed manifest can still nest anything.
-    for assertion in active.get("assertions") or []:
-        label = str(_plain(assertion.get("label", "")))
-        labels.append(label)
-        if label.startswith("c2pa.actions"):
-            for action in (assertion.get("data") or {}).get("actions") or []:
-                agent = action.get("softwareAgent")
-                if isinstance(agent, dict):
-                    agent = agent.get("name")
-                dst = _plain(action.get("digitalSourceType"))
-                actions.append(
-                    {
-                        "action": _plain(action.get("action")),
-                        "digital_source_type": _dst_code(dst) if dst else None,
-                        "software_agent": _plain(agent),
-                    }
-                )
-    signature = active.get("signature_info") or {}
-    problems = [
-        _plain(s.get("code")) for s in store.get("validation_status") or [] if isinstance(s, dict)
-    ]
-    sources = {a["digital_source_type"] for a in actions if a["digital_source_type"]}
-    details: dict[str, Any] = {
-        "status": "present",
-        "validation_state": state,
-        "validation_problems": problems,
-        "claim_generator": _plain(generator),
-        "title": _plain(active.get("title")),
-        "signer": _plain(signature.get("issuer")),
-        "signer_common_name": _plain(signature.get("common_name")),
-        "signed_at": _plain(signature.get("time")),
-        "actions": actions,
-        "digital_source_types": sorted(sources),
-        "assertions": labels,
-        "ingredients": len(active.get("ingredients") or []),
-        "manifests": len(manifests),
-    }
+    """The C2PA item of a parsed manifest store and its validation state."""
+    return _c2pa_from_details(manifest_details(store, state))
+
+
+def _c2pa_from_details(details: dict[str, Any]) -> EvidenceItem:
+    sources = set(details.get("digital_source_types") or ())
     if sources & AI_SOURCE_TYPES:
         indicates: Indication = "ai_generated"
     elif sources & CAPTURE_SOURCE_TYPES:
         indicates = "camera_capture"
     else:
         indicates = "neutral"
-    signer, tool = details["signer"], details["claim_generator"]
-    summary = f"signed by {signer or 'unknown'} with {tool or 'unknown tool'}"
-    if sources:
-        summary += "; source type " + ", ".join(sorted(sources))
-    summary += f"; validation: {state or 'unknown'}"
-    if state == "Invalid":
-        summary += " (the file changed after signing, or the manifest is damaged)"
-    if "signingCredential.untrusted" in problems:
-        summary += " (certificate not on a trust list)"
-    return _item("c2pa", True, details, summary, indicates)
+    return _item("c2pa", True, details, manifest_summary(details), indicates)
 
 
-def _dst_code(value: Any) -> str:
-    text = str(value).strip()
-    return text.rstrip("/").rsplit("/", 1)[-1] if "/" in text else text
+_dst_code = source_type_code
 
 
 _XMP_START = (b"<x:xmpmeta", b"<x:xapmeta")
