@@ -318,3 +318,79 @@ def test_truth_groups_and_metrics():
     row = headline({"wild_test": {"clean": m}}, {"families": {"gan": {"recall": 0.5}}})
     assert row["wild_photo_auc"] == 0.75 and row["lofo_min_recall"] == 0.5
     assert row["kit_test_auc"] is None
+
+
+# ---------------------------------------------------------------------- commands and LOFO
+
+
+def test_add_wild_command_needs_a_pool(tmp_path, monkeypatch, capsys):
+    from training.data.__main__ import main
+
+    monkeypatch.setenv("FAKEDETECT_WILD", str(tmp_path / "absent"))
+    monkeypatch.setattr("training.data.wild.default_wild_dir", lambda: None)
+    assert main(["add-wild", str(tmp_path)]) == 2
+    assert "fetch-wild" in capsys.readouterr().err
+
+
+def test_wild_limit_spreads_over_repositories():
+    from training.data.__main__ import _spread
+    from training.data.wild import read_wild_manifest
+
+    rows = read_wild_manifest()
+    chosen = _spread(rows, 12)
+    assert sum(r.label_id for r in chosen) == 12 and len(chosen) == 24
+    assert len({r.source_repo for r in chosen if r.label_id}) >= 6  # not one repo's files
+
+
+def test_lofo_sets_collect_the_left_out_family_and_the_test_reals():
+    from training.lofo import false_alarm_set, held_out_fakes
+
+    train = _set([1, 1, 0], ["wild"] * 3, families=["gan", "diffusion_unet", ""])
+    test = _set(
+        [1, 0, 0, 1],
+        ["wild", "wild", "control", "package"],
+        families=["gan", "", "", "upscaler"],
+        controls=["", "", "jpeg_random_quality", ""],
+    )
+    fakes = held_out_fakes({"train": train, "test": test}, "gan")
+    assert len(fakes) == 2 and set(fakes.families) == {"gan"} and set(fakes.labels) == {1}
+    assert held_out_fakes({"test": test}, "diffusion_transformer") is None
+    reals = false_alarm_set({"test": test})
+    assert sorted(reals.origins) == ["control", "wild"] and set(reals.labels) == {0}
+
+
+def test_exclude_family_drops_its_fakes_from_training_and_validation_only(wild_kit):
+    from training.config import TrainConfig
+    from training.train import load_splits
+
+    kit, _, _ = wild_kit
+    config = TrainConfig(recipe="simple_cnn", data=str(kit), out="", exclude_families=["gan"])
+    splits = load_splits(config)
+    for name in ("train", "val"):
+        data = splits[name]
+        assert not any(f == "gan" and y == 1 for f, y in zip(data.families, data.labels, strict=True))
+    everything = load_splits(TrainConfig(recipe="simple_cnn", data=str(kit), out=""))
+    assert sum(f == "gan" for f in everything["train"].families) > 0
+    assert splits["test"].families == everything["test"].families  # test keeps the family
+
+
+def test_model_table_shows_truth_columns_and_reference_rows(tmp_path):
+    import json
+
+    from training.model_table import table
+
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    truth = {
+        "wild_test": {"clean": {"roc_auc": 0.61, "roc_auc_per_content": {"photo": 0.7}}},
+        "controls_test": {"clean": {"false_positive_rate": 0.2}},
+    }
+    doc = {"name": "probe", "recipe": "linear_probe", "backbone": "mobilenet_v2"}
+    (ref / "probe.json").write_text(json.dumps({**doc, "metrics": {"truth": truth}}))
+    models = tmp_path / "models"
+    models.mkdir()
+    text = table(str(models), reference=ref)
+    assert "wild test" in text.splitlines()[0] and "controls flagged" in text.splitlines()[0]
+    row = text.splitlines()[-1]
+    assert row.startswith("| `probe` | `linear_probe` |")
+    assert "0.610" in row and "0.700" in row and "0.200" in row and "reference" in row
