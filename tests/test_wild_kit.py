@@ -368,7 +368,8 @@ def test_exclude_family_drops_its_fakes_from_training_and_validation_only(wild_k
     splits = load_splits(config)
     for name in ("train", "val"):
         data = splits[name]
-        assert not any(f == "gan" and y == 1 for f, y in zip(data.families, data.labels, strict=True))
+        pairs = zip(data.families, data.labels, strict=True)
+        assert not any(f == "gan" and y == 1 for f, y in pairs)
     everything = load_splits(TrainConfig(recipe="simple_cnn", data=str(kit), out=""))
     assert sum(f == "gan" for f in everything["train"].families) > 0
     assert splits["test"].families == everything["test"].families  # test keeps the family
