@@ -893,7 +893,9 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown(
                     "Score many images at once: upload image files and/or `.zip` archives. "
                     "Each (file, model) pair becomes one row; files that are not readable images "
-                    "get a row with the error. Archives are opened in memory."
+                    "get a row with the error. Archives are opened in memory. One upload holds "
+                    f"at most {detector.asgi.MAX_UPLOAD_FILES} files and "
+                    f"{detector.asgi.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
                 )
                 with gr.Row():
                     files_in = gr.File(
