@@ -2,8 +2,9 @@
 and, kept apart from the scores, each image's evidence board (provenance, forensic views, stress
 test).
 
-A batch is scored one image at a time: each decoded image is dropped as soon as its display-size
-copy and its verdicts are made, so a zip of many big images costs about what one of them costs.
+A batch is scored and shown one image at a time: each decoded image is dropped as soon as its
+box is drawn, and its display copies and heatmaps once the page holds them, so a zip of many
+big images costs about what one of them costs.
 """
 
 from __future__ import annotations
@@ -99,78 +100,14 @@ if not names:
 # ---------------------------------------------------------------------------------- results
 def score(
     item: common.Upload | pres.UploadItem,
-) -> tuple[common.Upload | pres.UploadItem, common.Checked | None, list[cr.ModelView]]:
+) -> tuple[common.Checked | None, list[cr.ModelView]]:
     """One input's display-size copy and model views (the upload still holds its decode)."""
     if isinstance(item, pres.UploadItem):  # refused while reading (too big, bad archive...)
-        return item, None, []
+        return None, []
     checked = common.check_upload(item.digest, item)
     if checked.error is not None:
-        return item, checked, []
-    return item, checked, [common.analyse(item, name, method) for name in names]
-
-
-rows: list[pres.BatchRow] = []
-#: Small things only: uploads (their bytes, no decoded image), display copies and model views.
-results: list[tuple[common.Upload | pres.UploadItem, common.Checked | None, list]] = []
-progress = st.progress(0.0, text="Scoring…") if len(inputs) * len(names) > 2 else None
-for done, item in enumerate(inputs, start=1):
-    try:
-        result = score(item)
-    finally:
-        if len(inputs) > 1:  # one image alone keeps its decode for its evidence board
-            common.release(item)
-    results.append(result)
-    _, checked, views = result
-    if checked is None:
-        error = common.visitor_text(item.error) or "unreadable_file"
-        rows.extend(cr.error_row(item.name, names, error))
-    elif checked.error is not None:
-        rows.extend(cr.error_row(item.name, names, checked.error))
-    else:
-        rows.extend(cr.view_rows(item.name, views))
-    if progress is not None:
-        progress.progress(done / len(inputs), text=f"Scored {done} of {len(inputs)} images…")
-if progress is not None:
-    progress.empty()
-
-failed_models = {view.model: view.error for _, _, views in results for view in views if not view.ok}
-if failed_models:
-    st.warning(
-        "Some models failed; the others' results are shown.\n\n"
-        + "\n".join(f"- `{name}`: {error}" for name, error in failed_models.items()),
-        icon=":material/warning:",
-    )
-
-csv_button = {
-    "label": "Download results (CSV)",
-    "data": cr.results_csv(rows),
-    "file_name": "fakedetect-results.csv",
-    "mime": "text/csv",
-    "icon": ":material/download:",
-    "on_click": "ignore",
-}
-if len(inputs) > 1:
-    st.subheader("Summary")
-    st.markdown(pres.batch_summary(rows))
-    st.dataframe(
-        [
-            {
-                "file": row.file,
-                "model": row.model,
-                "verdict": pres.HEADLINES.get(row.verdict, row.verdict) if row.verdict else "",
-                "P(AI-generated)": row.p_fake,
-                "error": row.error or "",
-            }
-            for row in rows
-        ],
-        hide_index=True,
-        column_config={
-            "P(AI-generated)": st.column_config.ProgressColumn(
-                "P(AI-generated)", min_value=0.0, max_value=1.0, format="percent"
-            )
-        },
-    )
-    st.download_button(**csv_button, key="detect_csv_top")
+        return checked, []
+    return checked, [common.analyse(item, name, method) for name in names]
 
 
 def show_result(
@@ -217,23 +154,83 @@ def show_result(
     key = f"detect_evidence_{index}_{item.digest[:16]}"
     if st.toggle(
         "Evidence beyond the score: provenance, forensic views, stress test",
-        value=len(results) == 1,
+        value=len(inputs) == 1,
         key=key,
     ):
         common.show_evidence(item, names, key)
 
 
-for index, (item, checked, views) in enumerate(results):
+# Each input is scored and shown in turn, then dropped: only the table rows (and the failed
+# models' messages) outlive its box. The failures and the batch summary go above the boxes,
+# once every input is scored.
+summary = st.container()
+rows: list[pres.BatchRow] = []
+failed_models: dict[str, str | None] = {}
+progress = st.progress(0.0, text="Scoring…") if len(inputs) * len(names) > 2 else None
+for index, item in enumerate(inputs):
     box = (
         st.container(border=True)
-        if len(results) == 1
+        if len(inputs) == 1
         else st.expander(cr.md_escape(item.name), expanded=index < 3, icon=":material/image:")
     )
     with box:
         try:
+            checked, views = score(item)
             show_result(index, item, checked, views)
-        finally:  # an evidence board decodes its image again only on a cache miss
+        finally:  # its box and evidence board are drawn: the decoded image goes
             common.release(item)
+    if checked is None:
+        error = common.visitor_text(item.error) or "unreadable_file"
+        rows.extend(cr.error_row(item.name, names, error))
+    elif checked.error is not None:
+        rows.extend(cr.error_row(item.name, names, checked.error))
+    else:
+        rows.extend(cr.view_rows(item.name, views))
+    failed_models.update((view.model, view.error) for view in views if not view.ok)
+    del checked, views  # display copies and heatmaps: the page has them now
+    if progress is not None:
+        done = index + 1
+        progress.progress(done / len(inputs), text=f"Scored {done} of {len(inputs)} images…")
+if progress is not None:
+    progress.empty()
+
+csv_button = {
+    "label": "Download results (CSV)",
+    "data": cr.results_csv(rows),
+    "file_name": "fakedetect-results.csv",
+    "mime": "text/csv",
+    "icon": ":material/download:",
+    "on_click": "ignore",
+}
+with summary:
+    if failed_models:
+        st.warning(
+            "Some models failed; the others' results are shown.\n\n"
+            + "\n".join(f"- `{name}`: {error}" for name, error in failed_models.items()),
+            icon=":material/warning:",
+        )
+    if len(inputs) > 1:
+        st.subheader("Summary")
+        st.markdown(pres.batch_summary(rows))
+        st.dataframe(
+            [
+                {
+                    "file": row.file,
+                    "model": row.model,
+                    "verdict": pres.HEADLINES.get(row.verdict, row.verdict) if row.verdict else "",
+                    "P(AI-generated)": row.p_fake,
+                    "error": row.error or "",
+                }
+                for row in rows
+            ],
+            hide_index=True,
+            column_config={
+                "P(AI-generated)": st.column_config.ProgressColumn(
+                    "P(AI-generated)", min_value=0.0, max_value=1.0, format="percent"
+                )
+            },
+        )
+        st.download_button(**csv_button, key="detect_csv_top")
 
 if len(inputs) == 1:
     st.download_button(**csv_button, key="detect_csv")
