@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,10 @@ def images(at: AppTest) -> dict[str, object]:
         for image in element.proto.imgs:
             found[image.caption or image.alt] = image
     return found
+
+
+def verdict_cards(at: AppTest) -> list:
+    return [e for e in at.get("html") if 'class="fd-verdict"' in e.proto.body]
 
 
 def toggles(at: AppTest, label: str) -> list:
@@ -152,3 +159,43 @@ def test_verdicts_say_why_the_score_may_not_be_trustworthy(env):
     captions = [c.value for c in at.caption]
     title = captions.index(f":material/warning: **{pres.WARNINGS_TITLE}**")
     assert captions[title + 1 : title + 1 + len(expected)] == [f"- {w}" for w in expected]
+
+
+def png_with_text(image: np.ndarray, key: bytes, value: bytes) -> bytes:
+    """A PNG with one raw tEXt chunk ``key``: ``value`` right after its header."""
+    data = encode(image)
+    body = key + b"\x00" + value
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body
+    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    return data[:33] + chunk + data[33:]
+
+
+def jpeg_with_comment(image: np.ndarray, comment: bytes) -> bytes:
+    """A JPEG with one COM segment holding ``comment`` (at most 65,533 bytes)."""
+    data = encode(image, "JPEG", quality=90)
+    return data[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + data[2:]
+
+
+def test_evidence_board_reads_hostile_metadata_in_bounded_time(env):
+    """The board opens by default and runs in the script thread: metadata built to make a
+    parser backtrack (the WebUI settings line, runs of newlines) must cost about what a plain
+    file costs, or every visitor of the server waits."""
+    image = make_image(64, 64, seed=12)
+    hostile = {
+        "params_40k.png": png_with_text(image, b"parameters", b"Steps: 1, " + b"a" * 40_000),
+        "comment_2m.png": png_with_text(image, b"Comment", b"\n" * 2_000_000),
+        "com_65k.jpg": jpeg_with_comment(image, b"\n" * 65_000),
+    }
+    at = upload(start(), ("warm.png", encode(make_image(64, 64, seed=13)), "image/png"))
+    started = time.monotonic()
+    upload(at, ("plain.png", encode(image), "image/png"))
+    plain = time.monotonic() - started
+    assert len(at.tabs) == 3
+    for name, data in hostile.items():
+        started = time.monotonic()
+        kind = "image/jpeg" if name.endswith(".jpg") else "image/png"
+        at.file_uploader[0].set_value((name, data, kind)).run(timeout=120)
+        seconds = time.monotonic() - started
+        assert not at.exception, [e.value for e in at.exception]
+        assert len(at.tabs) == 3 and len(verdict_cards(at)) == 1, name
+        assert seconds < plain + 3.0, (name, round(seconds, 1), round(plain, 1))
