@@ -40,16 +40,13 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def score(det, data: ImageSet, perturb: Callable | None = None, batch: int = 64) -> np.ndarray:
-    """Calibrated P(fake) of every image, optionally after a perturbation."""
-    prep = det.spec.preprocessing
-    out = []
-    for start in range(0, len(data), batch):
-        images = data.images[start : start + batch]
-        if perturb is not None:
-            images = [perturb(im) for im in images]
-        out.append(det.p_fake_batch(prep.apply_batch(images)))
-    return np.concatenate(out) if out else np.zeros(0)
+def score(det, data: ImageSet, perturb: Callable | None = None, batch: int = 16) -> np.ndarray:
+    """Calibrated whole-image P(fake) of every image (as the apps compute it), optionally after
+    a perturbation."""
+    from training.truth import whole_image_p
+
+    images = data.images if perturb is None else [perturb(im) for im in data.images]
+    return whole_image_p(det, images, batch=batch)
 
 
 def _safe_auc(labels: np.ndarray, p: np.ndarray) -> float | None:
