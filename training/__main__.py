@@ -104,6 +104,25 @@ def _lofo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _truth(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from detector.models import load_model, models_dir
+    from training.config import TrainConfig
+    from training.train import EVAL_SPLITS, load_splits
+    from training.truth import headline, truth_table
+
+    root = models_dir(args.models_dir)
+    det = load_model(args.model, root, cache=False)
+    config = TrainConfig(recipe=det.spec.recipe, data=args.data, out="", seed=args.seed)
+    splits = {k: v for k, v in load_splits(config).items() if k in ("val", *EVAL_SPLITS)}
+    table = truth_table(det, splits)
+    if args.update_card:
+        replace(det.card, metrics={**det.card.metrics, "truth": table}).save(root / det.name)
+    print(json.dumps(headline(table, det.card.metrics.get("lofo")), indent=2))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -168,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--report", help="report folder (default: the model's report/)")
     e.add_argument("--update-card", action="store_true", help="write the metrics into the card")
     e.set_defaults(func=_evaluate)
+    tt = sub.add_parser(
+        "truth", help="only the truth table (kit, wild, controls under JPEG and resizing)"
+    )
+    tt.add_argument("model")
+    tt.add_argument("--data", required=True)
+    tt.add_argument("--models-dir")
+    tt.add_argument("--seed", type=int, default=0)
+    tt.add_argument("--update-card", action="store_true", help="write it into the card")
+    tt.set_defaults(func=_truth)
     return parser
 
 
