@@ -46,12 +46,16 @@ from detector.c2pa_reader import (
     source_type_code,
 )
 from detector.errors import DetectorError, ImageLoadError
+from detector.evidence_watermark import DOES_NOT_PROVE as WATERMARK_DOES_NOT_PROVE
+from detector.evidence_watermark import PROVES as WATERMARK_PROVES
+from detector.evidence_watermark import watermark_finding
 from detector.images import (
     ALLOWED_FORMATS,
     MAX_PNG_CHUNKS,
     ImageInfo,
     _check_container,
     _count_frames,
+    _orientation,
     _read_bytes,
     _to_rgb,
     decode_image,
@@ -189,6 +193,7 @@ _PROVES: dict[str, str] = {
         "When a hint is found: the file was probably resized, cropped or re-encoded after its "
         "first save."
     ),
+    "watermark": WATERMARK_PROVES,
 }
 _DOES_NOT_PROVE: dict[str, str] = {
     "file": "Anything about how the picture was made.",
@@ -217,6 +222,7 @@ _DOES_NOT_PROVE: dict[str, str] = {
         "Finding no hint does not prove the file is original: most resizing and re-encoding "
         "leaves no trace these checks can see."
     ),
+    "watermark": WATERMARK_DOES_NOT_PROVE,
 }
 _TITLES: dict[str, str] = {
     "file": "File",
@@ -227,6 +233,7 @@ _TITLES: dict[str, str] = {
     "gps": "GPS location",
     "jpeg_quality": "JPEG compression quality",
     "processing": "Resizing and re-encoding traces",
+    "watermark": "Invisible watermark (Stable Diffusion)",
 }
 
 #: What these checks cannot tell, listed in every processing item.
@@ -245,7 +252,7 @@ class EvidenceItem:
 
     Attributes:
         kind: Machine name: ``file``, ``c2pa``, ``digital_source_type``, ``generation_settings``,
-            ``exif``, ``gps``, ``jpeg_quality`` or ``processing``.
+            ``exif``, ``gps``, ``jpeg_quality``, ``processing`` or ``watermark``.
         title: Display title.
         found: Whether the thing looked for is present in the file.
         details: JSON-ready values (long strings are truncated to `MAX_VALUE_CHARS`).
@@ -514,8 +521,9 @@ def inspect_file(
     """
     deadline = _Deadline(time_budget)
     if isinstance(source, np.ndarray):
-        _pixels, info = decode_image(source)
-        return _pixels_only_report(info, "only pixels were given, no file to read metadata from")
+        pixels, info = decode_image(source)
+        reason = "only pixels were given, no file to read metadata from"
+        return _pixels_only_report(pixels, info, reason, deadline)
     if isinstance(source, Image.Image):
         return _report(None, source, deadline=deadline)
     data = _read_bytes(source)
@@ -565,6 +573,8 @@ def _report(
             ("jpeg_quality", lambda: _jpeg_item(img)),
         ]
     steps.append(("processing", lambda: _processing_item(img, exif, _grid_pixels(img, arr, info))))
+    # files are decoded in display orientation (Pillow images as they are): undone for the mark
+    steps.append(("watermark", lambda: _watermark_item(arr, info, img, oriented=data is not None)))
     items = [_file_item(data, img, info, decode_error)]
     for kind, make in steps:
         items.append(_not_checked(kind, TIME_BUDGET_REASON) if deadline.expired() else make())
@@ -595,7 +605,9 @@ def _grid_pixels(
         return None
 
 
-def _pixels_only_report(info: ImageInfo, reason: str) -> EvidenceReport:
+def _pixels_only_report(
+    pixels: np.ndarray, info: ImageInfo, reason: str, deadline: _Deadline
+) -> EvidenceReport:
     items = [
         EvidenceItem(
             "file",
@@ -617,6 +629,12 @@ def _pixels_only_report(info: ImageInfo, reason: str) -> EvidenceReport:
         "processing",
     ):
         items.append(_not_checked(kind, reason))
+    expired = deadline.expired()
+    items.append(
+        _not_checked("watermark", TIME_BUDGET_REASON)
+        if expired
+        else _watermark_item(pixels, info, None)
+    )
     return EvidenceReport(items=tuple(items), readable=True, width=info.width, height=info.height)
 
 
@@ -635,6 +653,23 @@ def _item(kind: str, found: bool, details: dict[str, Any], summary: str, indicat
 
 def _not_checked(kind: str, reason: str) -> EvidenceItem:
     return _item(kind, False, {"status": "not_checked", "reason": reason}, reason, "not_checked")
+
+
+def _watermark_item(
+    arr: np.ndarray | None,
+    info: ImageInfo | None,
+    img: Image.Image | None,
+    oriented: bool = False,
+) -> EvidenceItem:
+    """Stable Diffusion's invisible marks, read by `detector.evidence_watermark`.
+
+    ``oriented``: the decoder turned ``arr`` by the file's EXIF orientation (files, not Pillow
+    images), which is undone so that the mark is read in the pixels as stored.
+    """
+    mode = img.mode if img is not None else None
+    orientation = _orientation(img) if img is not None and oriented else 1
+    found = watermark_finding(arr, info, mode=mode, orientation=orientation)
+    return _item("watermark", found.found, found.details, found.summary, found.indicates)
 
 
 # --------------------------------------------------------------------------- reading helpers

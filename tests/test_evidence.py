@@ -36,6 +36,7 @@ KINDS = (
     "gps",
     "jpeg_quality",
     "processing",
+    "watermark",
 )
 A1111 = (
     "a watercolour fox in the snow\n"
@@ -657,3 +658,59 @@ def test_cli_inspect_bad_files(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["readable"] is False
     assert main(["inspect", str(tmp_path / "missing.png")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- watermark
+def _marked_png(size=(512, 768), exif: Image.Exif | None = None) -> bytes:
+    from wm_reference import mark_sd_v1, photo
+
+    kwargs = {"exif": exif} if exif is not None else {}
+    return encode(mark_sd_v1(photo(*size, seed=1)), "PNG", **kwargs)
+
+
+def test_watermark_item_reports_the_sd_mark_with_its_p_value():
+    report = inspect_file(_marked_png())
+    assert_well_formed(report)
+    item = report.item("watermark")
+    assert item.found and item.indicates == "ai_generated"
+    sd1 = item.details["stable-diffusion-v1"]
+    assert sd1["matched"] and sd1["n_bits"] == 136 and sd1["bit_errors"] <= 5
+    assert sd1["p_value"] < 1e-30
+    assert item.details["marks_found"] == ["stable-diffusion-v1"]
+    assert "chance p" in item.summary
+    assert "resizing" in item.does_not_prove and "Stable Diffusion" in item.proves
+    assert item in report.ai_indicators
+
+
+def test_watermark_read_in_stored_orientation():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter: decoded turned, read as stored
+    item = inspect_file(_marked_png(exif=exif)).item("watermark")
+    assert item.found
+
+
+def test_watermark_absent_on_unmarked_picture():
+    from wm_reference import photo
+
+    item = inspect_file(encode(photo(512, 512, seed=2), "PNG")).item("watermark")
+    assert not item.found and item.indicates == "neutral"
+    assert item.details["sdxl"]["bit_errors"] is not None
+    assert item.summary.startswith("no known mark")
+
+
+def test_watermark_not_checked_when_reduced_small_or_grey():
+    big = encode(np.zeros((300, 5000, 3), np.uint8), "PNG")
+    item = inspect_file(big).item("watermark")
+    assert item.indicates == "not_checked" and "image reduced" in item.summary
+    small = inspect_file(encode(make_image(), "PNG")).item("watermark")
+    assert small.indicates == "not_checked" and "too small" in small.summary
+    grey = encode(np.full((300, 300), 128, np.uint8), "PNG")
+    assert "greyscale" in inspect_file(grey).item("watermark").summary
+
+
+def test_watermark_read_from_pixel_arrays_too():
+    from wm_reference import mark_sd_v1, photo
+
+    report = inspect_file(mark_sd_v1(photo(512, 512, seed=1)))
+    assert report.item("watermark").found
+    assert report.item("exif").indicates == "not_checked"
