@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detector import asgi, classroom, presentation
+from detector.assessment import Assessment, assess
 from detector.card import ModelCard
 from detector.domain import domain_warnings
 from detector.errors import (
@@ -51,7 +52,9 @@ from detector.models import ModelInfo, default_model_name, list_models, load_mod
 from detector.patches import patch_grid, patch_map, score_patches
 from detector.results import Explanation, PatchScore, Prediction
 from detector.scan import SCAN_FIELDS, ScanRow, expand_paths, scan
+from detector.stability import Stability, check_stability
 from detector.stress import FRAGILE_DEFINITION, ModelStress, StressResult, plot_stress, stress_test
+from detector.verdict import HEADLINE_FIELDS, Headline, Reason, headline
 
 if TYPE_CHECKING:
     from detector.runtime import Detector
@@ -60,13 +63,16 @@ __all__ = [
     "ALLOWED_FORMATS",
     "ELA_EXPLANATION",
     "FRAGILE_DEFINITION",
+    "HEADLINE_FIELDS",
     "RESIDUAL_SPECTRUM_EXPLANATION",
     "SCAN_FIELDS",
+    "Assessment",
     "ChecksumError",
     "DetectorError",
     "EvidenceItem",
     "EvidenceReport",
     "Explanation",
+    "Headline",
     "ImageLoadError",
     "ImageSource",
     "JpegQualityEstimate",
@@ -78,11 +84,15 @@ __all__ = [
     "ModelStress",
     "PatchScore",
     "Prediction",
+    "Reason",
     "ScanRow",
+    "Stability",
     "StressResult",
     "UnsafeModelError",
     "UnsupportedMethodError",
     "asgi",
+    "assess",
+    "check_stability",
     "classroom",
     "colorize",
     "decode_image",
@@ -94,6 +104,7 @@ __all__ = [
     "expand_paths",
     "explain",
     "fetch_from_hub",
+    "headline",
     "inspect_file",
     "list_models",
     "load_image",

@@ -252,3 +252,79 @@ def test_public_explain_passes_the_patch_through(native_dir):
     assert default.prediction.p_fake == pytest.approx(chosen.prediction.p_fake, abs=1e-6)
     with pytest.raises(IndexError):
         detector.explain(image, det, patch=16)
+
+
+# --------------------------------------------------------------------------- headline
+def generated_png(path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a fox\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
+    path.write_bytes(encode(make_image(64, 64, 3), "PNG", pnginfo=info))
+    return path
+
+
+def test_scan_headline_columns(trained_dir, mixed_folder, capsys):
+    generated_png(mixed_folder / "gen.png")
+    args = ["--models-dir", str(trained_dir), "scan", str(mixed_folder), "-q", "--headline"]
+    assert main([*args, "--model", "all"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0]) == [
+        "path", "model", "p_fake", "label", "error", "headline", "headline_title", "headline_basis"
+    ]  # fmt: skip
+    by_file = {}
+    for row in rows:
+        by_file.setdefault(row["path"].rsplit("/", 1)[-1], []).append(row)
+    for row in by_file["gen.png"]:
+        assert (row["headline"], row["headline_basis"]) == ("ai_generated", "declaration")
+        assert row["headline_title"] == "AI-generated: declared in metadata"
+    for row in by_file["a.png"] + by_file["b.jpg"]:
+        assert row["headline_basis"] == "model"
+        assert row["headline"] in ("likely_ai", "likely_real", "uncertain")
+    for row in by_file["notes.txt"]:
+        assert row["error"] and row["headline"] == "" and row["headline_basis"] == ""
+
+
+def test_scan_headline_in_json(trained_dir, tmp_path, capsys):
+    path = generated_png(tmp_path / "gen.png")
+    args = ["--models-dir", str(trained_dir), "scan", str(path), "-q", "--headline"]
+    assert main([*args, "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["headline"] == "ai_generated" and row["p_fake"] is not None
+
+
+def test_scan_without_headline_keeps_its_columns(trained_dir, mixed_folder, capsys):
+    assert main(["--models-dir", str(trained_dir), "scan", str(mixed_folder / "a.png"), "-q"]) == 0
+    assert capsys.readouterr().out.startswith("path,model,p_fake,label,error\r\n")
+
+
+def test_inspect_shows_the_headline(trained_dir, tmp_path, capsys):
+    path = generated_png(tmp_path / "gen.png")
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("AI-generated: declared in metadata\n  - Generation settings")
+    assert "[metadata, easy to forge or strip]" in out and "[x] Generation settings" in out
+    assert main(["inspect", str(path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"]["label"] == "ai_generated" and data["verdict"]["basis"] == "declaration"
+    assert "prediction" not in data and data["items"][0]["kind"] == "file"
+
+
+def test_inspect_with_a_model_adds_score_and_stability(trained_dir, tmp_path, capsys):
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(encode(make_image(64, 64, 4)))
+    args = ["--models-dir", str(trained_dir), "inspect", str(plain), "--model", "tiny_cnn"]
+    assert main([*args, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"]["basis"] == "model"
+    assert data["prediction"]["model"] == "tiny_cnn"
+    assert data["stability"]["checked"] is True
+    strengths = [r["strength"] for r in data["verdict"]["reasons"]]
+    assert strengths[0].startswith("statistical score, ")
+    assert strengths[-1] == "absence proves nothing"
+    assert main([*args, "--format", "text"]) == 0
+    assert "Model tiny_cnn: P(AI-generated)" in capsys.readouterr().out
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    assert main([*args[:3], str(notes), "--model", "tiny_cnn"]) == 0
+    assert capsys.readouterr().out.startswith("We cannot tell\n")

@@ -262,3 +262,25 @@ def test_headline_on_a_real_report_with_generation_settings():
     assert (h.label, h.reasons[0].source) == ("ai_generated", "generation_settings")
     plain = headline(inspect_file(encode(make_image(), "PNG")), prediction(0.1), stable(0.1))
     assert plain.label == "likely_real" and plain.reasons[-1].text == ABSENCE_NOTE
+
+
+# ------------------------------------------------------------------------- assess a file
+def test_assess_builds_the_headline_from_the_file(trained_dir):
+    import detector
+    from detector.assessment import assess, score_headline
+
+    det = detector.load_model("tiny_cnn", trained_dir)
+    data = encode(make_image(64, 64, 4), "PNG")
+    found = assess(data, det)
+    assert found.prediction.p_fake == pytest.approx(det.predict(data).p_fake, abs=1e-6)
+    assert found.stability.checked and found.headline.basis == "model"
+    assert found.headline == headline(found.evidence, found.prediction, found.stability)
+    same = score_headline(data, det, found.prediction.p_fake, evidence=found.evidence)
+    assert same.label == found.headline.label
+    out = json.loads(json.dumps(found.to_dict()))
+    assert set(out) == {"headline", "prediction", "stability", "evidence"}
+    evidence_only = assess(data)
+    assert evidence_only.prediction is None and evidence_only.headline.label == "cannot_tell"
+    broken = assess(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, det)
+    assert broken.prediction is None and not broken.evidence.readable
+    assert broken.headline.label == "cannot_tell"
