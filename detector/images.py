@@ -114,7 +114,8 @@ def _read_bytes(source: str | Path | bytes | bytearray | memoryview | BinaryIO) 
                 f"file too large: {size / 1e6:.1f} MB (limit {MAX_FILE_BYTES / 1e6:.0f} MB)",
                 code="file_too_large",
             )
-        data = path.read_bytes()
+        with path.open("rb") as f:  # at most one byte past the limit, whatever st_size said
+            data = f.read(MAX_FILE_BYTES + 1)
     elif hasattr(source, "read"):
         data = source.read(MAX_FILE_BYTES + 1)
         if not isinstance(data, (bytes, bytearray)):
