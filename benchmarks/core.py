@@ -295,6 +295,43 @@ def whole_image_verdict(
     }
 
 
+def stability_cost(
+    det, repeats: int, photo_repeats: int, photo_size: tuple[int, int] = (4000, 3000)
+) -> dict[str, Any]:
+    """What the headline adds to one verdict, p50 ms: the stability check's two extra passes
+    (JPEG q90 round trip and 0.75x resize, each scored), the evidence pass with its watermark
+    decode, and the headline rules themselves.
+
+    Timed on a 256 px tile (``repeats`` times) and on a 12 MP photo (``photo_size``, quality 90,
+    ``photo_repeats`` times), each from the decoded array with its prediction already made, as
+    the apps call it. The check runs at the default margin (`STABILITY_MARGIN`, always).
+    """
+    from detector.evidence import inspect_file
+    from detector.images import load_image
+    from detector.stability import STABILITY_MARGIN, check_stability
+    from detector.verdict import headline
+
+    width, height = photo_size
+    photo = photo_jpeg(width, height)
+    out: dict[str, Any] = {"model": det.name, "margin": STABILITY_MARGIN}
+    cases = (("tile", png_bytes(test_image(256)), repeats), ("photo", photo, photo_repeats))
+    for name, data, count in cases:
+        array = load_image(data)
+        first = det.predict(array)
+        predict = time_calls(lambda a=array: det.predict(a), count, warmup=1)
+        check = time_calls(lambda a=array, f=first: check_stability(a, det, f), count, warmup=1)
+        report = inspect_file(data)
+        evidence = time_calls(lambda d=data: inspect_file(d), count, warmup=1)
+        stability = check_stability(array, det, first)
+        rules = time_calls(lambda r=report, p=first, s=stability: headline(r, p, s), 50, 1)
+        out[f"{name}_predict_p50_ms"] = predict.p50_ms
+        out[f"{name}_stability_p50_ms"] = check.p50_ms
+        out[f"{name}_stability_over_predict"] = check.p50_ms / predict.p50_ms
+        out[f"{name}_evidence_p50_ms"] = evidence.p50_ms
+        out[f"{name}_headline_rules_ms"] = rules.p50_ms
+    return out
+
+
 def make_scan_folder(folder: Path, n: int) -> list[Path]:
     """``n`` 256 px images, half PNG and half JPEG."""
     folder.mkdir(parents=True, exist_ok=True)
