@@ -70,11 +70,6 @@ class Upload:
         """The decoded RGB image (raises `detector.ImageLoadError`)."""
         return self.loaded.array
 
-    @property
-    def decoded(self) -> bool:
-        """True while the decoded image is held (between the first use and `release`)."""
-        return "loaded" in self.__dict__ or "array" in self.__dict__
-
     def release(self) -> None:
         """Drop the decoded image (the bytes stay): the next use decodes the bytes again."""
         self.__dict__.pop("array", None)
