@@ -344,7 +344,7 @@ def _mark_strength(item: EvidenceItem) -> str:
     found = item.details.get("marks_found") or []
     values = [item.details.get(key, {}).get("p_value") for key in found]
     values = [v for v in values if isinstance(v, (int, float))]
-    chance = f", chance p = {min(values):.1g}" if values else ""
+    chance = f", chance p = {min(values):.2g}" if values else ""
     return f"invisible watermark{chance}; can be added on purpose, lost on any resize"
 
 

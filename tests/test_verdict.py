@@ -136,7 +136,7 @@ def test_watermark_comes_first_among_declarations_with_its_p_value():
     assert (h.label, h.basis) == ("ai_generated", "declaration")
     assert h.title == "AI-generated: invisible watermark"
     assert sources_of(h)[:2] == ["watermark", "generation_settings"]
-    assert "p = 2e-39" in h.reasons[0].strength
+    assert "p = 1.6e-39" in h.reasons[0].strength
     assert h.reasons[1].strength == verdict.METADATA_STRENGTH
 
 
