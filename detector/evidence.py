@@ -2,9 +2,11 @@
 
 `inspect_file` reads what a file says about its own history: camera EXIF, generation settings
 that image generators write into metadata, the IPTC ``DigitalSourceType`` in XMP, C2PA Content
-Credentials, the JPEG quantisation tables, and traces of resizing or re-encoding. Each finding is
-an `EvidenceItem` that says what it proves and what its absence does not prove: metadata is easy
-to strip and easy to forge, so none of this is a verdict, and nothing here runs a model.
+Credentials (`detector.c2pa_reader`), the JPEG quantisation tables, traces of resizing or
+re-encoding, and Stable Diffusion's invisible watermarks in the pixels
+(`detector.evidence_watermark`). Each finding is an `EvidenceItem` that says what it proves and
+what its absence does not prove: metadata is easy to strip and easy to forge, so none of this is
+a verdict, and nothing here runs a model (`detector.verdict` combines it with a model's score).
 
 Every step is bounded, because the metadata comes from whoever made the file: text values are
 capped before they are searched (`MAX_PARSE_CHARS`, `MAX_JSON_CHARS`, `MAX_TOTAL_TEXT_BYTES`),
