@@ -28,6 +28,7 @@ from benchmarks.core import (
     single_image,
     stages,
     untrained_detector,
+    stability_cost,
     whole_image_verdict,
 )
 
@@ -70,6 +71,8 @@ def run(quick: bool, models_dir: str | None, skip_app: bool) -> dict:
     results["stages"] = stages(detectors[0], repeats)
     logging.info("whole-image verdict on a 12 MP JPEG (%s)", detectors[0].name)
     results["whole_image"] = whole_image_verdict(detectors[0], repeats, 3 if quick else 10)
+    logging.info("what the headline's stability check and evidence pass add (%s)", detectors[0].name)
+    results["stability"] = stability_cost(detectors[0], repeats, 2 if quick else 5)
     with tempfile.TemporaryDirectory() as tmp:
         files = make_scan_folder(Path(tmp) / "scan", n_files)
         fastest = min(detectors, key=lambda d: results["models"][d.name]["single"]["ours_p50_ms"])
@@ -192,6 +195,20 @@ def to_markdown(results: dict) -> str:
             "A large image is scored on up to 16 native-resolution patches spread over it, in one "
             "batch, and its verdict is the mean patch logit through the model's temperature "
             "(`detector.patches`); a tile is one patch, as before.",
+        ]
+    if "stability" in results:
+        sb = results["stability"]
+        lines += [
+            "",
+            f"## What the headline adds ({sb['model']}, p50 ms, prediction already made)",
+            "",
+            "| image | predict | stability check (JPEG q90 + 0.75x, scored) | evidence pass |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {sb[f'{name}_predict_p50_ms']:.0f} | "
+                f"{sb[f'{name}_stability_p50_ms']:.0f} | {sb[f'{name}_evidence_p50_ms']:.0f} |"
+                for name in ("tile", "photo")
+            ),
         ]
     sc = results["scan"]
     lines += [

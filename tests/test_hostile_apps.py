@@ -147,7 +147,7 @@ def test_gradio_server_answers_every_case_then_a_good_image(server_url, trained_
             assert result["label"] == pred.label, case.name
             assert result["p_fake"] == pytest.approx(pred.p_fake, abs=1e-6), case.name
             report = client.predict(handle_file(str(path)), api_name="/inspect")
-            assert report["readable"] is True and len(report["items"]) == 8, case.name
+            assert report["readable"] is True and len(report["items"]) == 9, case.name
             continue
         code, message = expected_error(case)
         problem = re.escape(pres.read_error(code, message))
