@@ -26,9 +26,9 @@ from benchmarks.core import (
     make_scan_folder,
     scan_throughput,
     single_image,
+    stability_cost,
     stages,
     untrained_detector,
-    stability_cost,
     whole_image_verdict,
 )
 
@@ -71,7 +71,7 @@ def run(quick: bool, models_dir: str | None, skip_app: bool) -> dict:
     results["stages"] = stages(detectors[0], repeats)
     logging.info("whole-image verdict on a 12 MP JPEG (%s)", detectors[0].name)
     results["whole_image"] = whole_image_verdict(detectors[0], repeats, 3 if quick else 10)
-    logging.info("what the headline's stability check and evidence pass add (%s)", detectors[0].name)
+    logging.info("headline costs: stability check, evidence (%s)", detectors[0].name)
     results["stability"] = stability_cost(detectors[0], repeats, 2 if quick else 5)
     with tempfile.TemporaryDirectory() as tmp:
         files = make_scan_folder(Path(tmp) / "scan", n_files)
