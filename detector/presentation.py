@@ -2,9 +2,10 @@
 
 Everything here returns plain data (strings, numbers, dataclasses, numpy arrays): verdict text,
 probability-bar data, an agreement summary across models, the plain-language note on what a
-heatmap means, per-model runs that survive a failing model, batch-table rows, and in-memory zip
-extraction with limits; the domain warnings of a file, and the evidence board (provenance items as
-rows and Markdown, the forensic views, the stress test as a table). Nothing here imports a UI
+heatmap means, a prediction's per-patch scores as a map with its caption, per-model runs that
+survive a failing model, batch-table rows, and in-memory zip extraction with limits; the domain
+warnings of a file, and the evidence board (provenance items as rows and Markdown, the forensic
+views, the stress test as a table). Nothing here imports a UI
 library or writes a user's file name to disk.
 """
 
@@ -49,7 +50,8 @@ from detector.images import (
     load_image,
 )
 from detector.models import ModelInfo, list_models, load_model, models_dir
-from detector.results import Explanation, Prediction
+from detector.patches import patch_map
+from detector.results import Explanation, PatchScore, Prediction
 from detector.stress import (
     DEFAULT_JPEG_QUALITIES,
     DEFAULT_SCALES,
@@ -389,12 +391,108 @@ def _shrink_heatmap(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class PatchView:
+    """The per-patch scores of a prediction, ready to show beside its explanation.
+
+    A ``native_crop`` model scores a large image on up to 16 native-resolution patches and
+    averages their logits into the verdict (`detector.patches`); this is what the apps show of
+    those patches.
+
+    Attributes:
+        image: RGB uint8 at display size: the picture with each patch's box coloured by its own
+            P(fake) (`detector.patch_map`); None when the image had a single view (no map).
+        caption: One line: how the image was scored and, with several patches, the most
+            suspicious one and which patch the explanation explains.
+        count: Patches scored at full resolution (a resized whole-picture view not counted).
+        single: The image had a single view (one patch, or the whole picture resized).
+        explained: Which patch the explanation explains, for the overlay's caption (e.g.
+            ``"explains the patch at (112, 32), the most suspicious of 16"``); "" when single.
+    """
+
+    image: np.ndarray | None = field(repr=False)
+    caption: str
+    count: int
+    single: bool
+    explained: str = ""
+
+
+def _place(patch: PatchScore) -> str:
+    return "on the whole picture" if patch.whole_image else f"at ({patch.x}, {patch.y})"
+
+
+def _single_caption(patches: Sequence[PatchScore]) -> str:
+    if not patches:
+        return ""
+    (patch,) = patches
+    if patch.whole_image:
+        return "One view: the model scored the whole picture, resized to its input size."
+    return (
+        f"One patch: the model scored the central crop ({patch.size} x {patch.size} px at "
+        f"({patch.x}, {patch.y}))."
+    )
+
+
+def patch_view(
+    image: np.ndarray,
+    prediction: Prediction,
+    *,
+    size: tuple[int, int] | None = None,
+    explained: int | None = None,
+    method: str = "gradcam",
+) -> PatchView:
+    """The patch map and its caption for one prediction.
+
+    Args:
+        image: RGB uint8: the scored image, or its display-size copy (then give ``size``).
+        prediction: The whole-image prediction (`Prediction.patches`).
+        size: (height, width) of the scored image, when ``image`` is a resized copy.
+        explained: Index in ``prediction.patches`` of the view an explanation explains (None:
+            no explanation is shown).
+        method: The explanation's method (named in the caption).
+    """
+    patches = prediction.patches
+    if len(patches) <= 1:
+        return PatchView(None, _single_caption(patches), len(patches), single=True)
+    crops = [p for p in patches if not p.whole_image]
+    sides = {p.size for p in crops}
+    what = f"{len(crops)} patch{'es' if len(crops) != 1 else ''}"
+    what += f" of {sides.pop()} px" if len(sides) == 1 else ""
+    what += " at full resolution"
+    what += " and the whole picture resized" if len(crops) < len(patches) else ""
+    top = prediction.top_patch
+    assert top is not None
+    caption = (
+        f"{what}, scores averaged: highest P(fake) {percent(patches[top].p_fake)} "
+        f"{_place(patches[top])}"
+    )
+    note = ""
+    if explained is not None and 0 <= explained < len(patches):
+        title = METHOD_TITLES.get(method, method)
+        chosen = patches[explained]
+        kind = "view" if chosen.whole_image else "patch"
+        if explained == top:
+            caption += f"; the {title} explains that {kind}"
+            rank = f"the most suspicious of {len(patches)}"
+        else:
+            caption += f"; the {title} explains the {kind} {_place(chosen)}"
+            rank = f"one of {len(patches)}"
+        note = f"explains the {kind} {_place(chosen)}, {rank}"
+    return PatchView(
+        patch_map(image, prediction, size=size), caption + ".", len(crops), False, note
+    )
+
+
+@dataclass(frozen=True, eq=False)
 class HeatmapView:
-    """An explanation ready to show: display-size image, heatmap and their blends."""
+    """An explanation ready to show: display-size image, heatmap and their blends.
+
+    ``patches`` is the prediction's per-patch scores (`PatchView`), made by `heatmap_view`.
+    """
 
     method: str
     image: np.ndarray = field(repr=False)
     heatmap: np.ndarray = field(repr=False)
+    patches: PatchView | None = field(default=None, repr=False)
 
     def overlay(self, opacity: float = 0.45) -> np.ndarray:
         """The image with the heatmap blended over it at ``opacity`` (0 to 1)."""
@@ -408,10 +506,18 @@ class HeatmapView:
 def heatmap_view(
     image: np.ndarray, explanation: Explanation, max_side: int = DISPLAY_MAX_SIDE
 ) -> HeatmapView:
-    """A display-size view of an explanation over its (full-size) input image."""
+    """A display-size view of an explanation over its (full-size) input image, with the
+    prediction's patch map drawn on the same display-size copy."""
     small, small_map = resize_for_display(image, explanation.heatmap, max_side)
     assert small_map is not None
-    return HeatmapView(explanation.method, small, small_map)
+    patches = patch_view(
+        small,
+        explanation.prediction,
+        size=image.shape[:2],
+        explained=explanation.patch,
+        method=explanation.method,
+    )
+    return HeatmapView(explanation.method, small, small_map, patches)
 
 
 def heatmap_views(

@@ -7,11 +7,12 @@ import io
 import os
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import encode, make_image
+from conftest import encode, make_image, tiny_card
 
 import detector
 from detector import presentation as pres
@@ -160,6 +161,9 @@ def test_heatmap_view_blends_like_the_detector(models_env):
     np.testing.assert_array_equal(view.overlay(0.0), image)
     np.testing.assert_array_equal(view.overlay(1.0), detector.colorize(explanation.heatmap))
     np.testing.assert_array_equal(view.raw(), detector.colorize(explanation.heatmap))
+    # a resize model reads the whole picture as one view: no patch map
+    assert view.patches.single and view.patches.image is None and view.patches.explained == ""
+    assert view.patches.caption.startswith("One view: the model scored the whole picture")
 
 
 def test_heatmap_views_shrink_the_image_once(models_env, monkeypatch):
@@ -184,6 +188,88 @@ def test_heatmap_views_shrink_the_image_once(models_env, monkeypatch):
     explanation = detector.explain(small, "tiny_cnn")
     (same,) = pres.heatmap_views(small, [explanation])
     assert same.image is small and same.heatmap is explanation.heatmap
+
+
+# ------------------------------------------------------------------------------- patches
+@pytest.fixture(scope="module")
+def native():
+    """A tiny untrained native-resolution model: 32 px patches at full resolution."""
+    from detector._keras import keras
+    from detector.recipes import get_recipe
+    from detector.runtime import Detector
+
+    keras.utils.set_random_seed(0)
+    card = tiny_card("native", "dct_spectrum", uncertain_band=(0.4, 0.6))
+    assert card.spec.preprocessing.resize == "native_crop" and card.spec.input_size == 32
+    return Detector(get_recipe("dct_spectrum").build(card.spec), card)
+
+
+def test_heatmap_view_maps_the_patches_of_a_large_image(native):
+    image = make_image(150, 200, seed=4)
+    explanation = native.explain(image)
+    pred = explanation.prediction
+    count = len(pred.patches)
+    assert count > 1 and not any(p.whole_image for p in pred.patches)
+    top = pred.patches[pred.top_patch]
+    assert explanation.patch == pred.top_patch
+    assert top.p_fake == max(p.p_fake for p in pred.patches)
+    view = pres.heatmap_view(image, explanation, max_side=100)
+    patches = view.patches
+    assert not patches.single and patches.count == count
+    assert patches.image.shape == view.image.shape == (75, 100, 3)
+    np.testing.assert_array_equal(
+        patches.image, detector.patch_map(view.image, pred, size=(150, 200))
+    )
+    assert patches.caption == (
+        f"{count} patches of 32 px at full resolution, scores averaged: highest P(fake) "
+        f"{pres.percent(top.p_fake)} at ({top.x}, {top.y}); the Grad-CAM explains that patch."
+    )
+    assert patches.explained == (
+        f"explains the patch at ({top.x}, {top.y}), the most suspicious of {count}"
+    )
+    # an explanation of another patch says which one
+    chosen = 0 if pred.top_patch != 0 else 1
+    other = native.explain(image, "gradcam++", patch=chosen)
+    where = f"({pred.patches[chosen].x}, {pred.patches[chosen].y})"
+    text = pres.heatmap_view(image, other).patches
+    assert text.caption.endswith(f"; the Grad-CAM++ explains the patch at {where}.")
+    assert text.explained == f"explains the patch at {where}, one of {count}"
+
+
+def test_a_single_patch_image_has_no_patch_map(native):
+    image = make_image(50, 60, seed=2)
+    explanation = native.explain(image)
+    (patch,) = explanation.prediction.patches
+    patches = pres.heatmap_view(image, explanation).patches
+    assert patches.single and patches.image is None and patches.count == 1
+    assert patches.explained == ""
+    assert patches.caption == (
+        f"One patch: the model scored the central crop (32 x 32 px at ({patch.x}, {patch.y}))."
+    )
+
+
+def test_patch_view_names_a_whole_picture_view_and_is_empty_without_patches():
+    image = make_image(100, 120)
+    crops = (
+        detector.PatchScore(0, 0, 32, 0.2, -1.4),
+        detector.PatchScore(88, 68, 32, 0.4, -0.4),
+    )
+    whole = detector.PatchScore(0, 0, 120, 0.7, 0.8, whole_image=True)
+    pred = replace(prediction(0.45, "uncertain"), patches=(*crops, whole))
+    view = pres.patch_view(image, pred, explained=2, method="attention")
+    assert view.caption == (
+        "2 patches of 32 px at full resolution and the whole picture resized, scores averaged: "
+        "highest P(fake) 70.0% on the whole picture; the Attention map explains that view."
+    )
+    assert view.explained == "explains the view on the whole picture, the most suspicious of 3"
+    assert view.count == 2 and view.image.shape == (100, 120, 3)
+    assert pres.patch_view(image, pred).explained == ""  # no explanation shown
+    one = replace(pred, patches=(whole,))
+    assert pres.patch_view(image, one).caption == (
+        "One view: the model scored the whole picture, resized to its input size."
+    )
+    none = pres.patch_view(image, prediction(0.45, "uncertain"))
+    assert none.single and none.image is None and none.caption == "" and none.count == 0
 
 
 # ------------------------------------------------------------------------------- running
