@@ -261,6 +261,15 @@ def detect(
     )
 
 
+def show_patches(view: pres.HeatmapView | None) -> tuple[dict[str, Any], str]:
+    """The last detection's patch map beside the overlay (hidden for a single view) and its
+    caption, from the heatmap view state (no model call)."""
+    patches = None if view is None else view.patches
+    if patches is None:
+        return gr.update(value=None, visible=False), ""
+    return gr.update(value=patches.image, visible=not patches.single), patches.caption
+
+
 def reblend(view: pres.HeatmapView | None, opacity: float) -> np.ndarray | None:
     """Re-blend the last heatmap over its image at a new opacity (no model call)."""
     return None if view is None else view.overlay(opacity)
@@ -620,7 +629,11 @@ def api_explain(
     if outcome.explanation is None or outcome.prediction is None:
         raise gr.Error(detector.asgi.scrub_paths(f"Model {info.name} failed: {outcome.error}"))
     view = pres.heatmap_view(array, outcome.explanation)
-    result = {**pres.api_result(outcome.prediction), "method": view.method}
+    result = {
+        **pres.api_result(outcome.prediction),
+        "method": view.method,
+        "patch": outcome.explanation.patch,
+    }
     return view.overlay(DEFAULT_OPACITY), view.raw(), result
 
 
@@ -672,8 +685,13 @@ client.predict(api_name="/models")
 ```
 
 `/predict` returns `{"model", "p_fake", "label", "threshold", "seconds", "uncertain_band",
-"warnings", "headline"}`; `label` is `fake`, `real` or `uncertain`. `/compare` returns
-`{"agreement": {...}, "models": [...]}` where a model that failed has an `error` and no score.
+"warnings", "patches", "headline"}`; `label` is `fake`, `real` or `uncertain`. `patches` lists
+the views the score combines, each `{"x", "y", "size", "p_fake", "fake_logit"}` (`"whole_image":
+true` for the whole picture resized): a native-resolution model scores a large image on up to 16
+patches and `p_fake` combines them (mean logit), a small image on its central crop. `/explain`
+adds `method` and `patch`, the index in `patches` its heatmap explains (the most suspicious).
+`/compare` returns `{"agreement": {...}, "models": [...]}` where a model that failed has an
+`error` and no score.
 `/inspect` returns the file's provenance evidence, read from the file's own bytes and kept apart
 from any model score: `{"readable", "format", "width", "height", "headline", "note", "items"}`,
 each item with `kind`, `title`, `found`, `summary`, `indicates`, `details`, `proves` and
@@ -800,6 +818,15 @@ def build_demo() -> gr.Blocks:
                                     height=320,
                                     elem_id="fd-heatmap",
                                 )
+                                patch_map_out = gr.Image(
+                                    label="Patch scores (P(AI-generated) of each patch)",
+                                    format="jpeg",
+                                    interactive=False,
+                                    height=320,
+                                    visible=False,
+                                    elem_id="fd-patch-map",
+                                )
+                            patches_md = gr.Markdown(elem_id="fd-patches")
                             note_out = gr.Markdown(pres.heatmap_note("gradcam"))
                         with gr.Tab("Compare all models", id="compare"):
                             agreement_out = gr.HTML(elem_id="fd-agreement")
@@ -950,17 +977,21 @@ def build_demo() -> gr.Blocks:
         view_state = gr.State(None)
         detect_inputs = [image_in, model_dd, method_in, opacity_in]
         detect_outputs = [verdict_out, overlay_out, heatmap_out, note_out, status_out, view_state]
+        # the patch map and its caption follow each detection, drawn from its view state
+        patch_args = (show_patches, view_state, [patch_map_out, patches_md])
         compare_outputs = [agreement_out, bars_out, compare_table, compare_gallery, compare_status]
         private = {"api_visibility": "private"}
 
         # The image input skips Gradio's own decoding (preprocess=False): a broken file reaches
         # `detect`, which says what is wrong instead of failing with a bare "Error".
         for trigger in (image_in.change, detect_btn.click, method_in.input):
-            trigger(detect, detect_inputs, detect_outputs, **raw, **private)
+            trigger(detect, detect_inputs, detect_outputs, **raw, **private).then(
+                *patch_args, **private
+            )
         image_in.change(clear_compare, None, compare_outputs, **private)
         model_dd.input(model_changed, [model_dd, method_in], [model_md, method_in], **private).then(
             detect, detect_inputs, detect_outputs, **raw, **private
-        )
+        ).then(*patch_args, **private)
         opacity_in.change(
             reblend,
             [view_state, opacity_in],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import encode, make_image
+from conftest import encode, make_image, tiny_card
 
 import detector
 from detector import presentation as pres
@@ -61,6 +61,57 @@ def test_detect_shows_the_verdict_overlay_and_heatmap(app, models, files, model)
     assert "does not mean" in note and status == ""
     np.testing.assert_array_equal(app.reblend(view, 0.0), files["array"])
     np.testing.assert_array_equal(app.reblend(view, 1.0), heatmap)
+
+
+@pytest.fixture(scope="module")
+def native_dir(tmp_path_factory):
+    """A models folder with one tiny native-resolution model (32 px patches)."""
+    from detector._keras import keras
+    from detector.models import export_model
+    from detector.recipes import get_recipe
+
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("native-models")
+    card = tiny_card("tiny_native", "dct_spectrum", threshold=0.5, uncertain_band=(0.4, 0.6))
+    export_model(get_recipe("dct_spectrum").build(card.spec), root / "tiny_native", card)
+    return root
+
+
+def test_detect_is_followed_by_the_patch_map_of_a_large_image(
+    app, native_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(native_dir))
+    large, small = make_image(150, 200, seed=9), make_image(50, 60, seed=9)
+    paths = {}
+    for name, image in (("large", large), ("small", small)):
+        paths[name] = tmp_path / f"{name}.png"
+        paths[name].write_bytes(encode(image))
+    verdict, *_, view = app.detect(str(paths["large"]), "tiny_native")
+    shown, caption = app.show_patches(view)
+    explanation = detector.load_model("tiny_native").explain(large)
+    pred = explanation.prediction
+    top = pred.patches[pred.top_patch]
+    assert f"<b>{pres.percent(pred.p_fake)}</b>" in verdict
+    assert len(pred.patches) > 1 and shown["visible"] is True
+    np.testing.assert_array_equal(shown["value"], detector.patch_map(large, pred))
+    assert caption == pres.heatmap_view(large, explanation).patches.caption
+    assert caption.startswith(f"{len(pred.patches)} patches of 32 px at full resolution")
+    assert f"{pres.percent(top.p_fake)} at ({top.x}, {top.y}); the Grad-CAM explains" in caption
+    # the API gives the same patches, and says which one /explain explains
+    result = app.api_predict(str(paths["large"]), "tiny_native")
+    assert result["patches"] == [patch.to_dict() for patch in pred.patches]
+    *_, explained = app.api_explain(str(paths["large"]), "tiny_native", "gradcam")
+    assert explained["patch"] == pred.top_patch and explained["patches"] == result["patches"]
+    *_, view = app.detect(str(paths["small"]), "tiny_native")
+    shown, caption = app.show_patches(view)
+    assert shown["visible"] is False and shown["value"] is None
+    assert caption.startswith("One patch: the model scored the central crop")
+    assert app.show_patches(None) == ({"__type__": "update", "value": None, "visible": False}, "")
+    # every detection in the UI is followed by the patch map, read from its view state
+    fns = list(app.demo.fns.values())
+    shows = [fn for fn in fns if fn.fn is app.show_patches]
+    assert len(shows) == len([fn for fn in fns if fn.fn is app.detect]) == 4
+    assert all(fn.trigger_after is not None and fn.concurrency_id != app.HEAVY for fn in shows)
 
 
 def test_detect_accepts_gradio_file_payloads_and_best_model_by_default(app, models, files):
@@ -229,6 +280,7 @@ def test_api_predict_returns_json(app, models, files):
     assert result["model"] == "tiny_cnn" and result["threshold"] == 0.5
     assert result["p_fake"] == pytest.approx(pred.p_fake, abs=1e-6)
     assert result["label"] == pred.label and result["seconds"] > 0
+    assert result["patches"] == [patch.to_dict() for patch in pred.patches]
     assert json.loads(json.dumps(result)) == result
     assert app.api_predict(files["image"], "")["model"] == "tiny_attention"
 
@@ -259,6 +311,7 @@ def test_api_explain_and_models(app, models, files):
     overlay, heatmap, result = app.api_explain(files["image"], "tiny_attention", "attention")
     assert overlay.shape == heatmap.shape == (96, 128, 3)
     assert result["method"] == "attention" and result["model"] == "tiny_attention"
+    assert result["patch"] == 0 and len(result["patches"]) == 1
     listed = app.api_models()
     assert [m["name"] for m in listed[:2]] == ["tiny_attention", "tiny_cnn"]
     assert listed[0]["trained"] and not listed[-1]["trained"]
