@@ -304,11 +304,24 @@ def show_model_card(view: cr.ModelView) -> None:
 
 
 def show_model_heatmap(view: cr.ModelView, opacity: float, raw: bool = False) -> None:
-    """One model's heatmap overlay at ``opacity`` (and the heatmap alone if ``raw``)."""
+    """One model's heatmap overlay at ``opacity``, the patch map beside it when the image was
+    scored on several patches, how it was scored (and the heatmap alone if ``raw``)."""
     if view.view is None:
         return
     title = pres.METHOD_TITLES.get(view.view.method, view.view.method)
-    st.image(view.view.overlay(opacity), caption=f"{title} overlay · {view.model}", width="stretch")
+    patches = view.view.patches
+    caption = f"{title} overlay · {view.model}"
+    if patches is None or patches.image is None:
+        st.image(view.view.overlay(opacity), caption=caption, width="stretch")
+    else:
+        left, right = st.columns(2, gap="small")
+        with left:
+            overlay = view.view.overlay(opacity)
+            st.image(overlay, caption=f"{caption} · {patches.explained}", width="stretch")
+        with right:
+            st.image(patches.image, caption=f"Patch scores · {view.model}", width="stretch")
+    if patches is not None and patches.caption:
+        st.caption(patches.caption)
     if raw:
         st.image(view.view.raw(), caption=f"{title} alone · {view.model}", width="stretch")
     if view.method_note:

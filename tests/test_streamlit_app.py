@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import encode, make_image
+from conftest import encode, make_image, tiny_card
 from streamlit.testing.v1 import AppTest
 
 import detector
@@ -230,6 +230,35 @@ def test_detect_one_failing_model_does_not_hide_the_others(trained_dir, tmp_path
         assert "Only one model answered: " in texts(at.success)
     finally:
         clear_cache()
+
+
+def test_detect_shows_the_patch_map_of_a_large_upload(tmp_path, monkeypatch, no_examples):
+    from detector._keras import keras
+    from detector.models import export_model
+    from detector.recipes import get_recipe
+
+    keras.utils.set_random_seed(0)
+    card = tiny_card("tiny_native", "dct_spectrum", threshold=0.5, uncertain_band=(0.4, 0.6))
+    root = tmp_path / "models"
+    export_model(get_recipe("dct_spectrum").build(card.spec), root / "tiny_native", card)
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(root))
+    at = start()
+    large = make_image(150, 200, seed=12)
+    at.file_uploader[0].set_value(("large.png", encode(large), "image/png")).run()
+    assert not at.exception and not at.error
+    explanation = detector.load_model("tiny_native").explain(large)
+    patches = pres.heatmap_view(large, explanation).patches
+    assert not patches.single and patches.count == len(explanation.prediction.patches) > 1
+    assert_card_matches(verdicts(at)["tiny_native"], explanation.prediction)
+    assert patches.caption in texts(at.caption)
+    assert f"Grad-CAM overlay · tiny_native · {patches.explained}" in captions(at)
+    assert "Patch scores · tiny_native" in captions(at)
+    # a small image is scored on its central crop: the caption says so, and there is no map
+    at.file_uploader[0].set_value(("small.png", encode(make_image(50, 60)), "image/png")).run()
+    assert not at.exception and not at.error
+    assert "One patch: the model scored the central crop" in texts(at.caption)
+    assert "Grad-CAM overlay · tiny_native" in captions(at)
+    assert "Patch scores · tiny_native" not in captions(at)
 
 
 def test_detect_example_button(env):
