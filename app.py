@@ -819,7 +819,7 @@ def build_demo() -> gr.Blocks:
                                     elem_id="fd-heatmap",
                                 )
                                 patch_map_out = gr.Image(
-                                    label="Patch scores (P(AI-generated) of each patch)",
+                                    label="Patch scores",
                                     format="jpeg",
                                     interactive=False,
                                     height=320,

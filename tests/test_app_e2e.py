@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from browser import browser_page, screenshot_dir
-from conftest import encode, make_image
+from conftest import encode, make_image, tiny_card
 from servers import free_port, gradio_app
 
 import detector
@@ -38,14 +39,40 @@ def _get(url: str, timeout: float = 5.0) -> bytes:
         return response.read()
 
 
-@pytest.fixture(scope="module")
-def server(trained_dir, tmp_path_factory):
-    """The app on 127.0.0.1 at a free port, set through GRADIO_SERVER_NAME / GRADIO_SERVER_PORT.
+#: A native-resolution model the server also serves (ranked last), scored on 32 px patches.
+NATIVE = "tiny_native"
 
-    E2E_MODELS_DIR serves another models folder (the bundled one for README screenshots:
-    ``E2E_MODELS_DIR=assets/models SCREENSHOT_DIR=docs/screenshots pytest -k browser_drop``).
-    """
-    models = Path(os.environ.get("E2E_MODELS_DIR", trained_dir)).resolve()
+
+@pytest.fixture(scope="module")
+def served_models(trained_dir, tmp_path_factory) -> Path:
+    """The tiny models and `NATIVE`; E2E_MODELS_DIR serves another folder instead (the bundled
+    one for README screenshots:
+    ``E2E_MODELS_DIR=assets/models SCREENSHOT_DIR=docs/screenshots pytest -k browser_drop``)."""
+    if os.environ.get("E2E_MODELS_DIR"):
+        return Path(os.environ["E2E_MODELS_DIR"]).resolve()
+    from detector._keras import keras
+    from detector.models import export_model
+    from detector.recipes import get_recipe
+
+    root = tmp_path_factory.mktemp("served-models")
+    shutil.copytree(trained_dir, root, dirs_exist_ok=True)
+    keras.utils.set_random_seed(0)
+    card = tiny_card(
+        NATIVE,
+        "dct_spectrum",
+        threshold=0.5,
+        uncertain_band=(0.4, 0.6),
+        metrics={"test": {"roc_auc": 0.5}},
+    )
+    export_model(get_recipe("dct_spectrum").build(card.spec), root / NATIVE, card)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(served_models, tmp_path_factory):
+    """The app on 127.0.0.1 at a free port, set through GRADIO_SERVER_NAME / GRADIO_SERVER_PORT,
+    serving `served_models`."""
+    models = served_models
     log = tmp_path_factory.mktemp("server") / "server.log"
     cache = tmp_path_factory.mktemp("gradio-cache")
     env = {
@@ -88,7 +115,7 @@ def test_gradio_client_endpoints_and_bad_file(server, inputs):
     image = str(inputs["image"])
     expected = {
         name: detector.load_model(name, server.models).predict(image)
-        for name in ("tiny_attention", "tiny_cnn")
+        for name in ("tiny_attention", "tiny_cnn", NATIVE)
     }
     result = client.predict(handle_file(image), "tiny_cnn", api_name="/predict")
     assert result["model"] == "tiny_cnn" and result["threshold"] == 0.5
@@ -99,7 +126,7 @@ def test_gradio_client_endpoints_and_bad_file(server, inputs):
     assert best["model"] == "tiny_attention"
 
     compared = client.predict(handle_file(image), api_name="/compare")
-    assert [m["model"] for m in compared["models"]] == ["tiny_attention", "tiny_cnn"]
+    assert [m["model"] for m in compared["models"]] == ["tiny_attention", "tiny_cnn", NATIVE]
     for entry in compared["models"]:
         assert entry["error"] is None
         assert entry["p_fake"] == pytest.approx(expected[entry["model"]].p_fake, abs=1e-6)
@@ -120,7 +147,12 @@ def test_gradio_client_endpoints_and_bad_file(server, inputs):
     assert explained["method"] == "attention"
 
     models = client.predict(api_name="/models")
-    assert [m["name"] for m in models if m["trained"]] == ["tiny_attention", "tiny_cnn"]
+    assert [m["name"] for m in models if m["trained"]] == ["tiny_attention", "tiny_cnn", NATIVE]
+
+    # a native-resolution model scores a large image on several patches, each one listed
+    native = client.predict(handle_file(image), NATIVE, api_name="/predict")
+    assert len(native["patches"]) == len(expected[NATIVE].patches) > 1
+    assert native["patches"] == [patch.to_dict() for patch in expected[NATIVE].patches]
 
     table, csv_file, summary = client.predict(
         [handle_file(image), handle_file(str(inputs["bad"]))], ["tiny_cnn"], api_name="/batch"
@@ -290,6 +322,25 @@ def test_browser_drop_image_shows_verdict_and_overlay(server, inputs, tmp_path):
         folder = screenshot_dir(tmp_path)
         shot = folder / "gradio.png"
         page.screenshot(path=str(shot), full_page=True)
+        if (server.models / NATIVE).is_dir():
+            # the native-resolution model: the patch map beside the overlay, and its caption
+            array = detector.load_image(image)
+            patches = pres.heatmap_view(
+                array, detector.load_model(NATIVE, server.models).explain(array)
+            ).patches
+            assert not patches.single
+            assert not page.is_visible("#fd-patch-map img"), "no map for the best model's view"
+            page.click("#fd-model input")
+            page.get_by_role("option", name=re.compile(NATIVE)).click()
+            page.wait_for_selector("#fd-patch-map img", timeout=60_000)
+            page.wait_for_function(
+                "t => document.querySelector('#fd-patches').innerText.includes(t)",
+                arg=patches.caption,
+                timeout=30_000,
+            )
+            assert NATIVE in page.inner_text("#fd-verdict")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(folder / "gradio_patches.png"), full_page=True)
 
         page.click("#fd-compare-button")
         page.wait_for_selector("#fd-agreement .fd-agreement", timeout=60_000)
