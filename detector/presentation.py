@@ -1,17 +1,19 @@
 """UI-agnostic presentation helpers shared by the Gradio and Streamlit apps.
 
-Everything here returns plain data (strings, numbers, dataclasses, numpy arrays): verdict text,
+Everything here returns plain data (strings, numbers, dataclasses, numpy arrays): the combined
+headline (`detector.headline`) of an upload as escaped HTML or Markdown, verdict text,
 probability-bar data, an agreement summary across models, the plain-language note on what a
 heatmap means, a prediction's per-patch scores as a map with its caption, per-model runs that
 survive a failing model, batch-table rows, and in-memory zip extraction with limits; the domain
 warnings of a file, and the evidence board (provenance items as rows and Markdown, the forensic
-views, the stress test as a table). Nothing here imports a UI
-library or writes a user's file name to disk.
+views, the stress test as a table). Nothing here imports a UI library or writes a user's file
+name to disk.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import logging
@@ -31,10 +33,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from detector.assessment import Assessment
 from detector.domain import ImageChecks, domain_warnings, image_checks
 from detector.errors import DetectorError, ModelNotTrainedError
 from detector.evidence import EVIDENCE_NOTE as EVIDENCE_NOTE
-from detector.evidence import EvidenceItem, EvidenceReport
+from detector.evidence import EvidenceItem, EvidenceReport, inspect_file
 from detector.explain import colorize, overlay_heatmap
 from detector.forensics import (
     ELA_EXPLANATION,
@@ -52,6 +55,7 @@ from detector.images import (
 from detector.models import ModelInfo, list_models, load_model, models_dir
 from detector.patches import patch_map
 from detector.results import Explanation, PatchScore, Prediction
+from detector.stability import check_stability
 from detector.stress import (
     DEFAULT_JPEG_QUALITIES,
     DEFAULT_SCALES,
@@ -59,6 +63,7 @@ from detector.stress import (
     StressResult,
     stress_test,
 )
+from detector.verdict import Headline, headline
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +239,169 @@ def verdict(prediction: Prediction) -> Verdict:
 
 
 def api_result(prediction: Prediction) -> dict[str, Any]:
-    """The JSON an API client gets for one prediction."""
+    """The JSON an API client gets for one prediction: ``headline`` and ``label_title`` are the
+    verdict card's headline (`api_prediction` makes ``headline`` the combined one)."""
     data = prediction.to_dict()
-    data["headline"] = HEADLINES.get(prediction.label, prediction.label)
+    data["headline"] = data["label_title"] = HEADLINES.get(prediction.label, prediction.label)
     return data
+
+
+def api_prediction(assessment: Assessment) -> dict[str, Any]:
+    """The JSON of a scored upload (the Gradio app's ``/predict``): `api_result` with the
+    combined headline (`Headline.to_dict`) as ``headline`` and the score's ``stability``."""
+    if assessment.prediction is None:
+        raise ValueError("an assessment without a prediction has no API result")
+    data = api_result(assessment.prediction)
+    data["headline"] = assessment.headline.to_dict()
+    stability = assessment.stability
+    data["stability"] = None if stability is None else stability.to_dict()
+    return data
+
+
+def inspect_result(report: EvidenceReport) -> dict[str, Any]:
+    """The JSON of a file's evidence (the Gradio app's ``/inspect`` and its evidence board):
+    `EvidenceReport.to_dict` with the evidence-only headline (no model) as ``verdict``."""
+    return {**report.to_dict(), "verdict": headline(report, None, None).to_dict()}
+
+
+# ---------------------------------------------------------------------------------- headline
+#: A colour for each headline label (hex), readable on light and dark backgrounds.
+HEADLINE_COLOURS: dict[str, str] = {
+    "ai_generated": "#b71c1c",
+    "likely_ai": "#d32f2f",
+    "camera_original": "#1b5e20",
+    "likely_real": "#2e7d32",
+    "uncertain": "#ef6c00",
+    "cannot_tell": "#616161",
+}
+#: Streamlit's Markdown colour of each headline label.
+HEADLINE_MARKDOWN_COLOURS: dict[str, str] = {
+    "ai_generated": "red",
+    "likely_ai": "red",
+    "camera_original": "green",
+    "likely_real": "green",
+    "uncertain": "orange",
+    "cannot_tell": "gray",
+}
+#: What decided the headline, one line under its title, for each `Headline.basis`.
+BASIS_TEXTS: dict[str, str] = {
+    "signature": "Decided by a signed declaration in the file (C2PA Content Credentials).",
+    "declaration": "Decided by an unsigned declaration in the file (a watermark or metadata).",
+    "model": "Decided by a model's statistical score.",
+    "none": "Nothing decides it: no declaration in the file that counts, and no model score.",
+}
+#: What the absence of provenance evidence means, under a headline the file did not decide.
+ABSENCE_LINE = (
+    "No signature, watermark or declaration in the file decided this, and their absence is no "
+    "sign either way: most sites strip metadata and most generators add no watermark."
+)
+
+
+@dataclass(frozen=True)
+class HeadlineView:
+    """A `Headline` ready to show, the same in both apps.
+
+    Attributes:
+        label, title, basis: From the headline.
+        colour: Hex colour of the label (`HEADLINE_COLOURS`).
+        basis_text: What decided it (`BASIS_TEXTS`).
+        reasons: One ``(source, text, strength)`` per reason, deciding reason first.
+        note: `ABSENCE_LINE` when the basis is the model or nothing, else "".
+    """
+
+    label: str
+    title: str
+    basis: str
+    colour: str
+    basis_text: str
+    reasons: tuple[tuple[str, str, str], ...]
+    note: str
+
+    @property
+    def lines(self) -> list[str]:
+        """Each reason as ``"text — strength"`` (plain, unescaped text)."""
+        return [f"{text} — {strength}" for _, text, strength in self.reasons]
+
+
+def headline_view(found: Headline) -> HeadlineView:
+    """What the apps show of a headline: its title, colour, basis and reasons."""
+    return HeadlineView(
+        label=found.label,
+        title=found.title,
+        basis=found.basis,
+        colour=HEADLINE_COLOURS.get(found.label, "#616161"),
+        basis_text=BASIS_TEXTS.get(found.basis, ""),
+        reasons=tuple((r.source, r.text, r.strength) for r in found.reasons),
+        note=ABSENCE_LINE if found.basis in ("model", "none") else "",
+    )
+
+
+def headline_html(found: Headline) -> str:
+    """The headline as one HTML card: the title prominent and coloured by its label, what
+    decided it, each reason as "text — strength", and the absence note when no declaration
+    decided it. Every text is escaped: reasons quote the file's own metadata."""
+    v = headline_view(found)
+    esc = html.escape
+    items = "".join(
+        f'<li data-source="{esc(source)}">{esc(text)} '
+        f'<span class="fd-strength" style="opacity:.8">— <i>{esc(strength)}</i></span></li>'
+        for source, text, strength in v.reasons
+    )
+    note = (
+        f'<div class="fd-headline-note" style="font-size:.85em;opacity:.8;margin-top:.3rem">'
+        f"{esc(v.note)}</div>"
+        if v.note
+        else ""
+    )
+    return (
+        f'<div class="fd-card fd-answer" data-label="{esc(v.label)}" data-basis="{esc(v.basis)}" '
+        f'style="--fd-colour:{v.colour};border-left:6px solid {v.colour};border-radius:8px;'
+        f'padding:.8rem 1rem;background:{v.colour}14">'
+        f'<div class="fd-answer-title" style="font-size:1.6em;font-weight:700;color:{v.colour}">'
+        f"{esc(v.title)}</div>"
+        f'<div class="fd-answer-basis" style="font-size:.9em;opacity:.85;margin:.15rem 0 .3rem">'
+        f"{esc(v.basis_text)}</div>"
+        f'<ul class="fd-answer-reasons" style="margin:.2rem 0 0 1.1rem;padding:0;'
+        f'font-size:.92em">{items}</ul>{note}</div>'
+    )
+
+
+def headline_markdown(found: Headline) -> str:
+    """The headline as Markdown (Streamlit's colour syntax for the title): the same parts as
+    `headline_html`, every text escaped with `md_text`."""
+    v = headline_view(found)
+    colour = HEADLINE_MARKDOWN_COLOURS.get(v.label, "gray")
+    lines = [f"#### :{colour}[{md_text(v.title)}]", "", f"*{md_text(v.basis_text)}*", ""]
+    lines += [f"- {md_text(text)} — *{md_text(strength)}*" for _, text, strength in v.reasons]
+    if v.note:
+        lines += ["", f"*{md_text(v.note)}*"]
+    return "\n".join(lines)
+
+
+def assess_upload(
+    image: LoadedImage, prediction: Prediction | None, model: Any | None = None
+) -> Assessment:
+    """The combined headline of a decoded upload and one model's prediction on it.
+
+    `detector.assess`'s steps on an image already decoded: the evidence is read from the
+    upload's bytes (none for a bare array), and the prediction's stability is checked on the
+    decoded pixels (two more passes of ``model``, by default the prediction's model). Never
+    raises: evidence or a stability check that fails is left out, and the headline says so.
+    """
+    evidence = None
+    if image.data is not None:
+        try:
+            evidence = inspect_file(image.data)
+        except Exception:  # the headline must never hide the verdict
+            log.exception("reading the evidence failed")
+    stability = None
+    if prediction is not None:
+        try:
+            scorer = model if model is not None else load_model(prediction.model)
+            stability = check_stability(image.array, scorer, prediction)
+        except Exception:
+            log.exception("the stability check of %s failed", prediction.model)
+    return Assessment(headline(evidence, prediction, stability), evidence, prediction, stability)
 
 
 @dataclass(frozen=True)
@@ -486,13 +650,15 @@ def patch_view(
 class HeatmapView:
     """An explanation ready to show: display-size image, heatmap and their blends.
 
-    ``patches`` is the prediction's per-patch scores (`PatchView`), made by `heatmap_view`.
+    ``patches`` is the prediction's per-patch scores (`PatchView`), made by `heatmap_view`;
+    ``headline`` the combined headline of the detection it belongs to, when the app built one.
     """
 
     method: str
     image: np.ndarray = field(repr=False)
     heatmap: np.ndarray = field(repr=False)
     patches: PatchView | None = field(default=None, repr=False)
+    headline: Headline | None = field(default=None, repr=False)
 
     def overlay(self, opacity: float = 0.45) -> np.ndarray:
         """The image with the heatmap blended over it at ``opacity`` (0 to 1)."""
