@@ -7,7 +7,9 @@ sentence comes from the `detector` package. Handlers are plain functions returni
 API (``gradio_client``): ``/predict`` (image, model) and ``/compare`` (image) return JSON;
 ``/explain`` (image, model, method) returns the overlay, the heatmap and JSON; ``/models`` lists the
 models; ``/batch`` (files, models) returns the table and a CSV file; ``/inspect`` (image) returns
-the file's provenance evidence (`detector.inspect_file`) as JSON.
+the file's provenance evidence (`detector.inspect_file`) as JSON. The Detect tab and ``/predict``
+lead with the combined headline (`detector.headline`): the file's evidence, then the model's
+score and its stability; ``/inspect`` gives the evidence-only headline.
 """
 
 from __future__ import annotations
@@ -220,6 +222,8 @@ def detect(
 
     Returns:
         (verdict HTML, overlay, raw heatmap, heatmap note, status Markdown, heatmap view state).
+        The view state also holds the combined headline (the file's evidence, this model's score
+        and its stability), which `show_view` puts above the verdict.
     """
     method = method or "gradcam"
     note = pres.heatmap_note(method)
@@ -244,7 +248,8 @@ def detect(
         gr.Warning(message)
         return _notice_html(message, "error"), None, None, note, "", None
     assert outcome.prediction is not None
-    view = pres.heatmap_view(array, outcome.explanation)
+    found = pres.assess_upload(loaded, outcome.prediction)  # evidence and stability, same decode
+    view = replace(pres.heatmap_view(array, outcome.explanation), headline=found.headline)
     lines = []
     if view.method != method:
         lines.append(
@@ -259,6 +264,13 @@ def detect(
         _status(lines),
         view,
     )
+
+
+def show_view(view: pres.HeatmapView | None) -> tuple[str, dict[str, Any], str]:
+    """After each detection, from its view state (no model call): the combined headline above
+    the verdict (empty when the detection failed), then `show_patches`."""
+    found = None if view is None else view.headline
+    return ("" if found is None else pres.headline_html(found), *show_patches(view))
 
 
 def show_patches(view: pres.HeatmapView | None) -> tuple[dict[str, Any], str]:
@@ -440,8 +452,9 @@ def evidence_board(
     views and the stress test need decodable pixels, and the stress test a trained model.
 
     Returns:
-        (provenance headline HTML, provenance Markdown, the report as JSON, residual spectrum,
-        ELA map, stress-test Figure, stress-test rows in `STRESS_HEADERS` order, stress Markdown).
+        (provenance headline HTML, provenance Markdown, the report as JSON (as ``/inspect`` gives
+        it), residual spectrum, ELA map, stress-test Figure, stress-test rows in `STRESS_HEADERS`
+        order, stress Markdown).
     """
     path = _path_of(image, request)
     if path is None:
@@ -453,24 +466,24 @@ def evidence_board(
         gr.Warning(message)
         return _no_evidence(_notice_html(message, "error", "fd-evidence-headline"))
     headline, tone = pres.evidence_headline(report)
-    provenance = pres.evidence_markdown(report)
+    provenance, data = pres.evidence_markdown(report), pres.inspect_result(report)
     problem = pres.evidence_error(report)
     if problem is not None:
         gr.Warning(problem)
         text = problem if tone == "unreadable" else f"{problem}. Its metadata says: {headline}"
         card = _notice_html(text, "error", "fd-evidence-headline", tone="unreadable")
-        return card, provenance, report.to_dict(), None, None, None, [], ""
+        return card, provenance, data, None, None, None, [], ""
     card = _notice_html(
         headline, EVIDENCE_KINDS.get(tone, "info"), "fd-evidence-headline", tone=tone
     )
     try:
         array = detector.load_image(path)
     except detector.ImageLoadError as exc:  # readable a moment ago: the file changed
-        return card, provenance, report.to_dict(), None, None, None, [], _read_error(exc)
+        return card, provenance, data, None, None, None, [], _read_error(exc)
     spectrum, ela = (view.image for view in pres.forensic_views(array))
     names, missing = _stress_names(model_name, scope)
     if not names:
-        return card, provenance, report.to_dict(), spectrum, ela, None, [], missing or ""
+        return card, provenance, data, spectrum, ela, None, [], missing or ""
     outcome = pres.run_stress(array, names)
     outcome = replace(
         outcome, errors={k: detector.asgi.scrub_paths(v) for k, v in outcome.errors.items()}
@@ -480,7 +493,7 @@ def evidence_board(
     return (
         card,
         provenance,
-        report.to_dict(),
+        data,
         spectrum,
         ela,
         figure,
@@ -568,16 +581,19 @@ def _api_error(exc: Exception, model: str | None = None) -> gr.Error:
 def api_predict(
     image: Any, model: str | None = "", request: gr.Request | None = None
 ) -> dict[str, Any]:
-    """Score one image with one model (empty name: the best) and return JSON."""
+    """Score one image with one model (empty name: the best) and return JSON, with the combined
+    headline (the file's evidence, the score and its stability)."""
     path = _api_image(image, request)
     info, problem = _find_model(model)
     if info is None:
         raise gr.Error(problem or "no model")
     try:
-        prediction = detector.load_model(info.name).predict(path)
+        loaded = pres.load_file(path)
+        scorer = detector.load_model(info.name)
+        prediction = pres.with_warnings(scorer.predict(loaded.array), loaded)
     except Exception as exc:
         raise _api_error(exc, info.name) from None
-    return pres.api_result(prediction)
+    return pres.api_prediction(pres.assess_upload(loaded, prediction, scorer))
 
 
 def api_compare(image: Any, request: gr.Request | None = None) -> dict[str, Any]:
@@ -638,7 +654,8 @@ def api_explain(
 
 
 def api_inspect(image: Any, request: gr.Request | None = None) -> dict[str, Any]:
-    """The provenance evidence of one image file (`EvidenceReport.to_dict`), read from its bytes.
+    """The provenance evidence of one image file (`EvidenceReport.to_dict`), read from its bytes,
+    with its evidence-only headline as ``verdict``.
 
     A file whose pixels cannot be decoded is an error naming the problem, as in ``/predict``.
     """
@@ -650,7 +667,7 @@ def api_inspect(image: Any, request: gr.Request | None = None) -> dict[str, Any]
     problem = pres.evidence_error(report)
     if problem is not None:
         raise gr.Error(problem)
-    return report.to_dict()
+    return pres.inspect_result(report)
 
 
 def api_models() -> list[dict[str, Any]]:
@@ -684,19 +701,26 @@ client.predict(handle_file("photo.jpg"), api_name="/inspect")         # provenan
 client.predict(api_name="/models")
 ```
 
-`/predict` returns `{"model", "p_fake", "label", "threshold", "seconds", "uncertain_band",
-"warnings", "patches", "headline"}`; `label` is `fake`, `real` or `uncertain`. `patches` lists
+`/predict` returns `{"model", "p_fake", "label", "label_title", "threshold", "seconds",
+"uncertain_band", "warnings", "patches", "stability", "headline"}`; `label` is `fake`, `real` or
+`uncertain`, `label_title` its words. `headline` is the combined headline, the one the Detect
+tab shows first: `{"label", "title", "basis", "reasons", "order"}`, `label` one of
+`ai_generated`, `camera_original`, `likely_ai`, `likely_real`, `uncertain`, `cannot_tell`;
+`basis` what decided it (`signature`, `declaration`, `model`, `none`) by the rules of `order`,
+first match wins; each reason `{"source", "text", "strength"}`. `stability` says whether the
+verdict survives JPEG q90 and a 0.75x resize. `patches` lists
 the views the score combines, each `{"x", "y", "size", "p_fake", "fake_logit"}` (`"whole_image":
 true` for the whole picture resized): a native-resolution model scores a large image on up to 16
 patches and `p_fake` combines them (mean logit), a small image on its central crop. `/explain`
 adds `method` and `patch`, the index in `patches` its heatmap explains (the most suspicious).
 `/compare` returns `{"agreement": {...}, "models": [...]}` where a model that failed has an
-`error` and no score.
+`error` and no score (there and in `/explain`, `headline` is the model's verdict in words).
 `/inspect` returns the file's provenance evidence, read from the file's own bytes and kept apart
-from any model score: `{"readable", "format", "width", "height", "headline", "note", "items"}`,
-each item with `kind`, `title`, `found`, `summary`, `indicates`, `details`, `proves` and
-`does_not_prove`. An unreadable file is an error whose message names the problem (e.g.
-`truncated_file`).
+from any model score: `{"readable", "format", "width", "height", "headline", "note", "items",
+"verdict"}`, each item with `kind`, `title`, `found`, `summary`, `indicates`, `details`, `proves`
+and `does_not_prove`; `headline` is the evidence board's one line, `verdict` the combined
+headline from the evidence alone (no model). An unreadable file is an error whose message names
+the problem (e.g. `truncated_file`).
 
 ### Privacy
 Images are scored in memory and never leave this server. Gradio keeps uploads in its temporary
@@ -799,123 +823,130 @@ def build_demo() -> gr.Blocks:
                                     )
                                     + "\n\nSee `assets/examples/ATTRIBUTION.md`."
                                 )
-                    with gr.Column(scale=7), gr.Tabs() as result_tabs:
-                        with gr.Tab("Verdict & heatmap", id="verdict"):
-                            verdict_out = gr.HTML(elem_id="fd-verdict")
-                            status_out = gr.Markdown(elem_id="fd-status")
-                            with gr.Row():
-                                overlay_out = gr.Image(
-                                    label="Explanation overlay",
-                                    format="jpeg",
-                                    interactive=False,
-                                    height=320,
-                                    elem_id="fd-overlay",
-                                )
-                                heatmap_out = gr.Image(
-                                    label="Raw heatmap",
-                                    format="jpeg",
-                                    interactive=False,
-                                    height=320,
-                                    elem_id="fd-heatmap",
-                                )
-                                patch_map_out = gr.Image(
-                                    label="Patch scores",
-                                    format="jpeg",
-                                    interactive=False,
-                                    height=320,
-                                    visible=False,
-                                    elem_id="fd-patch-map",
-                                )
-                            patches_md = gr.Markdown(elem_id="fd-patches")
-                            note_out = gr.Markdown(pres.heatmap_note("gradcam"))
-                        with gr.Tab("Compare all models", id="compare"):
-                            agreement_out = gr.HTML(elem_id="fd-agreement")
-                            bars_out = gr.HTML(elem_id="fd-bars")
-                            compare_table = gr.Dataframe(
-                                headers=COMPARE_HEADERS,
-                                interactive=False,
-                                wrap=True,
-                                elem_id="fd-compare-table",
-                            )
-                            compare_gallery = gr.Gallery(
-                                label="Grad-CAM of every model",
-                                columns=3,
-                                format="jpeg",
-                                height="auto",
-                                object_fit="contain",
-                                interactive=False,
-                            )
-                            compare_status = gr.Markdown()
-                        with gr.Tab("Evidence", id="evidence"):
-                            gr.Markdown(EVIDENCE_INTRO)
-                            with gr.Row(equal_height=True):
-                                scope_in = gr.Radio(
-                                    choices=STRESS_SCOPES,
-                                    value="selected",
-                                    label="Stress-test",
-                                    scale=3,
-                                    elem_id="fd-stress-scope",
-                                )
-                                gather_btn = gr.Button(
-                                    "Gather evidence",
-                                    variant="primary",
-                                    scale=1,
-                                    elem_id="fd-gather-button",
-                                )
-                            gr.Markdown("### 1 · Provenance evidence (the file, not a model)")
-                            evidence_headline = gr.HTML(elem_id="fd-evidence-headline")
-                            gr.Markdown(pres.EVIDENCE_NOTE)
-                            with gr.Accordion(
-                                "Every item: what it proves, and what not", open=True
-                            ):
-                                evidence_md = gr.Markdown(elem_id="fd-evidence-items")
-                            with gr.Accordion("The full report as JSON", open=False):
-                                evidence_json = gr.JSON(label="report", elem_id="fd-evidence-json")
-                            gr.Markdown("### 2 · Forensic views (pictures to read, not detectors)")
-                            with gr.Row():
-                                with gr.Column():
-                                    spectrum_out = gr.Image(
-                                        label=pres.FORENSIC_TITLES["spectrum"],
+                    with gr.Column(scale=7):
+                        # the combined headline of the last detection, above every result
+                        headline_out = gr.HTML(elem_id="fd-headline")
+                        with gr.Tabs() as result_tabs:
+                            with gr.Tab("Verdict & heatmap", id="verdict"):
+                                verdict_out = gr.HTML(elem_id="fd-verdict")
+                                status_out = gr.Markdown(elem_id="fd-status")
+                                with gr.Row():
+                                    overlay_out = gr.Image(
+                                        label="Explanation overlay",
+                                        format="jpeg",
                                         interactive=False,
-                                        height=300,
-                                        format="png",  # lossless: WebP would blur the traces
-                                        elem_id="fd-spectrum",
+                                        height=320,
+                                        elem_id="fd-overlay",
                                     )
-                                    gr.Markdown(pres.FORENSIC_EXPLANATIONS["spectrum"])
-                                with gr.Column():
-                                    ela_out = gr.Image(
-                                        label=pres.FORENSIC_TITLES["ela"],
+                                    heatmap_out = gr.Image(
+                                        label="Raw heatmap",
+                                        format="jpeg",
                                         interactive=False,
-                                        height=300,
-                                        format="png",  # lossless: WebP would blur the traces
-                                        elem_id="fd-ela",
+                                        height=320,
+                                        elem_id="fd-heatmap",
                                     )
-                                    gr.Markdown(pres.FORENSIC_EXPLANATIONS["ela"])
-                            gr.Markdown(
-                                "### 3 · Stress test (the scores after JPEG re-compression and "
-                                "downscaling)"
-                            )
-                            stress_plot = gr.Plot(
-                                label="P(AI-generated) under changes",
-                                format="png",
-                                elem_id="fd-stress-plot",
-                            )
-                            stress_table = gr.Dataframe(
-                                headers=STRESS_HEADERS,
-                                datatype=[
-                                    "str",
-                                    "number",
-                                    "str",
-                                    "number",
-                                    "number",
-                                    "bool",
-                                    "str",
-                                ],
-                                interactive=False,
-                                wrap=True,
-                                elem_id="fd-stress-table",
-                            )
-                            stress_md = gr.Markdown(elem_id="fd-stress-note")
+                                    patch_map_out = gr.Image(
+                                        label="Patch scores",
+                                        format="jpeg",
+                                        interactive=False,
+                                        height=320,
+                                        visible=False,
+                                        elem_id="fd-patch-map",
+                                    )
+                                patches_md = gr.Markdown(elem_id="fd-patches")
+                                note_out = gr.Markdown(pres.heatmap_note("gradcam"))
+                            with gr.Tab("Compare all models", id="compare"):
+                                agreement_out = gr.HTML(elem_id="fd-agreement")
+                                bars_out = gr.HTML(elem_id="fd-bars")
+                                compare_table = gr.Dataframe(
+                                    headers=COMPARE_HEADERS,
+                                    interactive=False,
+                                    wrap=True,
+                                    elem_id="fd-compare-table",
+                                )
+                                compare_gallery = gr.Gallery(
+                                    label="Grad-CAM of every model",
+                                    columns=3,
+                                    format="jpeg",
+                                    height="auto",
+                                    object_fit="contain",
+                                    interactive=False,
+                                )
+                                compare_status = gr.Markdown()
+                            with gr.Tab("Evidence", id="evidence"):
+                                gr.Markdown(EVIDENCE_INTRO)
+                                with gr.Row(equal_height=True):
+                                    scope_in = gr.Radio(
+                                        choices=STRESS_SCOPES,
+                                        value="selected",
+                                        label="Stress-test",
+                                        scale=3,
+                                        elem_id="fd-stress-scope",
+                                    )
+                                    gather_btn = gr.Button(
+                                        "Gather evidence",
+                                        variant="primary",
+                                        scale=1,
+                                        elem_id="fd-gather-button",
+                                    )
+                                gr.Markdown("### 1 · Provenance evidence (the file, not a model)")
+                                evidence_headline = gr.HTML(elem_id="fd-evidence-headline")
+                                gr.Markdown(pres.EVIDENCE_NOTE)
+                                with gr.Accordion(
+                                    "Every item: what it proves, and what not", open=True
+                                ):
+                                    evidence_md = gr.Markdown(elem_id="fd-evidence-items")
+                                with gr.Accordion("The full report as JSON", open=False):
+                                    evidence_json = gr.JSON(
+                                        label="report", elem_id="fd-evidence-json"
+                                    )
+                                gr.Markdown(
+                                    "### 2 · Forensic views (pictures to read, not detectors)"
+                                )
+                                with gr.Row():
+                                    with gr.Column():
+                                        spectrum_out = gr.Image(
+                                            label=pres.FORENSIC_TITLES["spectrum"],
+                                            interactive=False,
+                                            height=300,
+                                            format="png",  # lossless: WebP would blur the traces
+                                            elem_id="fd-spectrum",
+                                        )
+                                        gr.Markdown(pres.FORENSIC_EXPLANATIONS["spectrum"])
+                                    with gr.Column():
+                                        ela_out = gr.Image(
+                                            label=pres.FORENSIC_TITLES["ela"],
+                                            interactive=False,
+                                            height=300,
+                                            format="png",  # lossless: WebP would blur the traces
+                                            elem_id="fd-ela",
+                                        )
+                                        gr.Markdown(pres.FORENSIC_EXPLANATIONS["ela"])
+                                gr.Markdown(
+                                    "### 3 · Stress test (the scores after JPEG re-compression and "
+                                    "downscaling)"
+                                )
+                                stress_plot = gr.Plot(
+                                    label="P(AI-generated) under changes",
+                                    format="png",
+                                    elem_id="fd-stress-plot",
+                                )
+                                stress_table = gr.Dataframe(
+                                    headers=STRESS_HEADERS,
+                                    datatype=[
+                                        "str",
+                                        "number",
+                                        "str",
+                                        "number",
+                                        "number",
+                                        "bool",
+                                        "str",
+                                    ],
+                                    interactive=False,
+                                    wrap=True,
+                                    elem_id="fd-stress-table",
+                                )
+                                stress_md = gr.Markdown(elem_id="fd-stress-note")
             with gr.Tab("Batch", id="batch"):
                 gr.Markdown(
                     "Score many images at once: upload image files and/or `.zip` archives. "
@@ -977,8 +1008,8 @@ def build_demo() -> gr.Blocks:
         view_state = gr.State(None)
         detect_inputs = [image_in, model_dd, method_in, opacity_in]
         detect_outputs = [verdict_out, overlay_out, heatmap_out, note_out, status_out, view_state]
-        # the patch map and its caption follow each detection, drawn from its view state
-        patch_args = (show_patches, view_state, [patch_map_out, patches_md])
+        # the headline, the patch map and its caption follow each detection, from its view state
+        view_args = (show_view, view_state, [headline_out, patch_map_out, patches_md])
         compare_outputs = [agreement_out, bars_out, compare_table, compare_gallery, compare_status]
         private = {"api_visibility": "private"}
 
@@ -986,12 +1017,12 @@ def build_demo() -> gr.Blocks:
         # `detect`, which says what is wrong instead of failing with a bare "Error".
         for trigger in (image_in.change, detect_btn.click, method_in.input):
             trigger(detect, detect_inputs, detect_outputs, **raw, **private).then(
-                *patch_args, **private
+                *view_args, **private
             )
         image_in.change(clear_compare, None, compare_outputs, **private)
         model_dd.input(model_changed, [model_dd, method_in], [model_md, method_in], **private).then(
             detect, detect_inputs, detect_outputs, **raw, **private
-        ).then(*patch_args, **private)
+        ).then(*view_args, **private)
         opacity_in.change(
             reblend,
             [view_state, opacity_in],

@@ -59,6 +59,9 @@ def test_detect_shows_the_verdict_overlay_and_heatmap(app, models, files, model)
     )
     np.testing.assert_array_equal(heatmap, detector.colorize(explanation.heatmap))
     assert "does not mean" in note and status == ""
+    # the view state carries the combined headline, shown above the verdict after detection
+    assert view.headline == detector.assess(files["image"], model).headline
+    assert app.show_view(view)[0] == pres.headline_html(view.headline)
     np.testing.assert_array_equal(app.reblend(view, 0.0), files["array"])
     np.testing.assert_array_equal(app.reblend(view, 1.0), heatmap)
 
@@ -107,11 +110,16 @@ def test_detect_is_followed_by_the_patch_map_of_a_large_image(
     assert shown["visible"] is False and shown["value"] is None
     assert caption.startswith("One patch: the model scored the central crop")
     assert app.show_patches(None) == ({"__type__": "update", "value": None, "visible": False}, "")
-    # every detection in the UI is followed by the patch map, read from its view state
+    # every detection in the UI is followed by its headline and patch map, from its view state
     fns = list(app.demo.fns.values())
-    shows = [fn for fn in fns if fn.fn is app.show_patches]
+    shows = [fn for fn in fns if fn.fn is app.show_view]
     assert len(shows) == len([fn for fn in fns if fn.fn is app.detect]) == 4
     assert all(fn.trigger_after is not None and fn.concurrency_id != app.HEAVY for fn in shows)
+    assert all(
+        [c.elem_id for c in fn.outputs] == ["fd-headline", "fd-patch-map", "fd-patches"]
+        for fn in shows
+    )
+    assert app.show_view(None) == ("", *app.show_patches(None))
 
 
 def test_detect_accepts_gradio_file_payloads_and_best_model_by_default(app, models, files):
@@ -281,6 +289,13 @@ def test_api_predict_returns_json(app, models, files):
     assert result["p_fake"] == pytest.approx(pred.p_fake, abs=1e-6)
     assert result["label"] == pred.label and result["seconds"] > 0
     assert result["patches"] == [patch.to_dict() for patch in pred.patches]
+    assert result["label_title"] == pres.HEADLINES[pred.label]
+    # the combined headline: a plain PNG declares nothing, so the model's score decides
+    stability = detector.check_stability(files["array"], detector.load_model("tiny_cnn"), pred)
+    found = detector.headline(detector.inspect_file(files["image"]), pred, stability)
+    assert result["headline"] == json.loads(json.dumps(found.to_dict()))
+    assert result["headline"]["basis"] == "model"
+    assert result["stability"]["flipped"] == stability.flipped and result["stability"]["checked"]
     assert json.loads(json.dumps(result)) == result
     assert app.api_predict(files["image"], "")["model"] == "tiny_attention"
 

@@ -84,7 +84,14 @@ def test_evidence_board_reads_generation_settings_from_the_uploaded_png(app, mod
     assert "made with AI (Generation settings in metadata)" in out["headline"]
 
     report = out["report"]
-    assert report == json.loads(json.dumps(detector.inspect_file(files["sd"]).to_dict()))
+    evidence = detector.inspect_file(files["sd"])
+    verdict = detector.headline(evidence, None, None).to_dict()
+    assert report == json.loads(json.dumps({**evidence.to_dict(), "verdict": verdict}))
+    assert report == app.api_inspect(files["sd"]), "the board's JSON is what /inspect gives"
+    assert (report["verdict"]["label"], report["verdict"]["basis"]) == (
+        "ai_generated",
+        "declaration",
+    )
     item = next(i for i in report["items"] if i["kind"] == "generation_settings")
     assert item["found"] is True and item["indicates"] == "ai_generated"
     parsed = item["details"]["parsed"]["parameters"]
@@ -211,7 +218,11 @@ def test_evidence_markdown_escapes_metadata(tmp_path):
 # ----------------------------------------------------------------------------------- API
 def test_api_inspect_returns_the_report(app, models, files):
     result = app.api_inspect(files["sd"])
-    assert result == json.loads(json.dumps(detector.inspect_file(files["sd"]).to_dict()))
+    evidence = detector.inspect_file(files["sd"])
+    assert result == json.loads(
+        json.dumps({**evidence.to_dict(), "verdict": detector.headline(evidence, None).to_dict()})
+    )
+    assert result["verdict"]["title"] == "AI-generated: declared in metadata"
     assert result["headline"].startswith("The metadata says this image was made with AI")
     kinds = {item["kind"]: item for item in result["items"]}
     assert kinds["generation_settings"]["found"] and not kinds["exif"]["found"]
