@@ -454,6 +454,37 @@ def _visitor_errors(errors: dict[str, str]) -> dict[str, str]:
     return {name: visitor_text(error) or "" for name, error in errors.items()}
 
 
+# ------------------------------------------------------------------------------------ headline
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def stability_cached(
+    root: str, digest: str, name: str, _prediction: detector.Prediction, _upload: Upload
+) -> tuple[detector.Stability | None, str | None]:
+    """Whether a model's verdict on an upload survives JPEG q90 and a 0.75x resize (two more
+    passes on the decoded image), keyed by image hash and model (or why it could not run)."""
+    model, error = load_detector(root, name)
+    if model is None:
+        return None, error
+    return safe_call(lambda: detector.check_stability(_upload.array, model, _prediction))
+
+
+def headline_of(upload: Upload, views: list[cr.ModelView]) -> detector.Headline:
+    """The combined headline of an upload: its evidence (`evidence_report`, read before the page
+    decodes the image), then the first chosen model that answered and that score's stability."""
+    report, _ = evidence_report(upload.digest, upload)
+    view = next((v for v in views if v.prediction is not None), None)
+    if view is None or view.prediction is None:
+        return detector.headline(report, None, None)
+    stability, _ = stability_cached(
+        models_root(), upload.digest, view.model, view.prediction, upload
+    )
+    return detector.headline(report, view.prediction, stability)
+
+
+def show_headline(found: detector.Headline) -> None:
+    """The combined headline (`detector.presentation.headline_markdown`), above the verdicts."""
+    st.markdown(pres.headline_markdown(found))
+
+
 def show_provenance(report: detector.EvidenceReport) -> None:
     """The report's headline, what provenance evidence is, and every item."""
     headline, tone = pres.evidence_headline(report)

@@ -1,6 +1,7 @@
-"""Detect page: upload images, get verdicts and heatmaps from every chosen model side by side,
-and, kept apart from the scores, each image's evidence board (provenance, forensic views, stress
-test).
+"""Detect page: upload images, get the combined headline of each (`detector.headline`: the
+file's evidence, then the first chosen model's score and its stability), verdicts and heatmaps
+from every chosen model side by side, and, kept apart from the scores, each image's evidence
+board (provenance, forensic views, stress test).
 
 A batch is scored and shown one image at a time: each decoded image is dropped as soon as its
 box is drawn, and its display copies and heatmaps once the page holds them, so a zip of many
@@ -100,14 +101,17 @@ if not names:
 # ---------------------------------------------------------------------------------- results
 def score(
     item: common.Upload | pres.UploadItem,
-) -> tuple[common.Checked | None, list[cr.ModelView]]:
-    """One input's display-size copy and model views (the upload still holds its decode)."""
+) -> tuple[common.Checked | None, list[cr.ModelView], detector.Headline | None]:
+    """One input's display-size copy, model views and combined headline (the upload still
+    holds its decode)."""
     if isinstance(item, pres.UploadItem):  # refused while reading (too big, bad archive...)
-        return None, []
+        return None, [], None
+    common.evidence_report(item.digest, item)  # read (and cached) before the page decodes
     checked = common.check_upload(item.digest, item)
     if checked.error is not None:
-        return checked, []
-    return checked, [common.analyse(item, name, method) for name in names]
+        return checked, [], None
+    views = [common.analyse(item, name, method) for name in names]
+    return checked, views, common.headline_of(item, views)
 
 
 def show_result(
@@ -115,8 +119,10 @@ def show_result(
     item: common.Upload | pres.UploadItem,
     checked: common.Checked | None,
     views: list[cr.ModelView],
+    headline: detector.Headline | None = None,
 ) -> None:
-    """One input's box: the verdict cards and heatmaps, then its evidence board on demand."""
+    """One input's box: the combined headline, the verdict cards and heatmaps, then its
+    evidence board on demand."""
     title = cr.md_escape(item.name)
     if isinstance(item, pres.UploadItem) or checked is None:
         error = common.visitor_text(item.error)
@@ -126,6 +132,8 @@ def show_result(
         st.error(f"**{title}**: {checked.error}", icon=":material/block:")
         common.show_unreadable_provenance(item)
         return
+    if headline is not None:
+        common.show_headline(headline)
     for start in range(0, len(views), PER_ROW):
         chunk = views[start : start + PER_ROW]
         widths = [1.0] * (PER_ROW + 1 if len(views) > PER_ROW else len(chunk) + 1)
@@ -175,8 +183,8 @@ for index, item in enumerate(inputs):
     )
     with box:
         try:
-            checked, views = score(item)
-            show_result(index, item, checked, views)
+            checked, views, headline = score(item)
+            show_result(index, item, checked, views, headline)
         finally:  # its box and evidence board are drawn: the decoded image goes
             common.release(item)
     if checked is None:
@@ -187,7 +195,7 @@ for index, item in enumerate(inputs):
     else:
         rows.extend(cr.view_rows(item.name, views))
     failed_models.update((view.model, view.error) for view in views if not view.ok)
-    del checked, views  # display copies and heatmaps: the page has them now
+    del checked, views, headline  # display copies and heatmaps: the page has them now
     if progress is not None:
         done = index + 1
         progress.progress(done / len(inputs), text=f"Scored {done} of {len(inputs)} images…")

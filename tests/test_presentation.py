@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
+import re
 import shutil
 import zipfile
 from dataclasses import replace
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import encode, make_image, tiny_card
+from PIL import Image, PngImagePlugin
 
 import detector
 from detector import presentation as pres
@@ -80,7 +83,7 @@ def test_api_result_has_the_documented_fields():
     data = pres.api_result(prediction(0.873, "fake", "cnn"))
     assert data["model"] == "cnn" and data["p_fake"] == 0.873 and data["label"] == "fake"
     assert data["threshold"] == 0.5 and data["seconds"] == 0.012
-    assert data["headline"] == "Likely AI-generated"
+    assert data["headline"] == data["label_title"] == "Likely AI-generated"
 
 
 # ------------------------------------------------------------------------------- agreement
@@ -492,3 +495,107 @@ def test_preload_loads_the_best_model_in_the_background(trained_dir, monkeypatch
     pres.preload_best_model(empty).join(timeout=30)
     assert len(loaded) == 1
     clear_cache()
+
+
+# ------------------------------------------------------------------------------- headline
+HOSTILE = (
+    '<img src=x onerror=alert(1)> "quoted" & ![x](http://example.invalid/t.png) :red[big] '
+    "<script>alert(2)</script> `code` **bold**"
+)
+
+
+def a_headline(label: str, basis: str, text: str = "a reason", strength: str = "strong"):
+    reasons = (
+        detector.Reason("exif", text, strength),
+        detector.Reason("model", "Model m: P(AI-generated) = 49%.", "statistical score, 49%"),
+    )
+    return detector.Headline(label, f"Title of {label}", reasons, basis)
+
+
+@pytest.mark.parametrize(
+    ("label", "basis", "colour", "markdown"),
+    [
+        ("ai_generated", "signature", "#b71c1c", "red"),
+        ("ai_generated", "declaration", "#b71c1c", "red"),
+        ("camera_original", "signature", "#1b5e20", "green"),
+        ("likely_ai", "model", "#d32f2f", "red"),
+        ("likely_real", "model", "#2e7d32", "green"),
+        ("uncertain", "model", "#ef6c00", "orange"),
+        ("cannot_tell", "none", "#616161", "gray"),
+    ],
+)
+def test_headline_renders_each_label(label, basis, colour, markdown):
+    found = a_headline(label, basis)
+    view = pres.headline_view(found)
+    assert (view.label, view.basis, view.colour) == (label, basis, colour)
+    assert view.basis_text == pres.BASIS_TEXTS[basis]
+    assert view.lines == [
+        "a reason — strong",
+        "Model m: P(AI-generated) = 49%. — statistical score, 49%",
+    ]
+    absent = basis in ("model", "none")
+    assert (view.note == pres.ABSENCE_LINE) is absent and (view.note == "") is not absent
+
+    card = pres.headline_html(found)
+    assert f'data-label="{label}" data-basis="{basis}"' in card
+    assert f'color:{colour}">Title of {label}</div>' in card
+    basis_text = html.escape(pres.BASIS_TEXTS[basis])
+    assert card.index("Title of") < card.index(basis_text) < card.index("a reason")
+    assert card.count("<li ") == 2 and '<li data-source="exif">a reason ' in card
+    assert "— <i>strong</i>" in card and "— <i>statistical score, 49%</i>" in card
+    assert (html.escape(pres.ABSENCE_LINE) in card) is absent
+    assert "fd-verdict" not in card, "the verdict cards' selectors must not match the headline"
+
+    text = pres.headline_markdown(found)
+    lines = text.splitlines()
+    assert lines[0] == f"#### :{markdown}[Title of {pres.md_text(label)}]"
+    assert f"*{pres.md_text(pres.BASIS_TEXTS[basis])}*" in lines
+    assert "- a reason — *strong*" in lines
+    assert (f"*{pres.md_text(pres.ABSENCE_LINE)}*" in lines) is absent
+
+
+def test_headline_escapes_the_files_own_text():
+    found = a_headline("ai_generated", "declaration", HOSTILE, strength='"><b>x</b>')
+    card = pres.headline_html(found)
+    for raw in ("<img", "<script", '"quoted"', "<b>x</b>", '"><b>'):
+        assert raw not in card, raw
+    assert "&lt;img src=x onerror=alert(1)&gt; &quot;quoted&quot; &amp; ![x]" in card
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in card
+    assert "&quot;&gt;&lt;b&gt;x&lt;/b&gt;" in card
+
+    text = pres.headline_markdown(found)
+    for markup in (r"\]\(", "<img", r":red\[big", "!\\[", "<script", "`code`", r"\*\*bold"):
+        assert not re.search(r"(?<!\\)" + markup, text), f"unescaped {markup}"
+    assert pres.md_text(HOSTILE) in text
+    assert text.count("\n- ") == 2, "a reason's text cannot start a list item of its own"
+
+
+def test_headline_of_a_real_file_and_its_api_json(models_env):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a prompt\nSteps: 20, Sampler: Euler a, Seed: 1")
+    buf = io.BytesIO()
+    image = make_image(64, 80, seed=3)
+    Image.fromarray(image).save(buf, "PNG", pnginfo=info)
+    loaded = pres.load_file(buf.getvalue())
+    model = detector.load_model("tiny_cnn")
+    pred = pres.with_warnings(model.predict(loaded.array), loaded)
+    found = pres.assess_upload(loaded, pred)
+    assert found.headline == detector.assess(buf.getvalue(), model).headline
+    assert (found.headline.label, found.headline.basis) == ("ai_generated", "declaration")
+    assert found.stability is not None and found.stability.model == "tiny_cnn"
+    data = pres.api_prediction(found)
+    assert (
+        data["headline"] == found.headline.to_dict()
+        and data["label_title"] == pres.HEADLINES[pred.label]
+    )
+    assert data["stability"] == found.stability.to_dict() and data["p_fake"] == pytest.approx(
+        pred.p_fake
+    )
+    inspected = pres.inspect_result(found.evidence)
+    assert inspected["verdict"] == detector.headline(found.evidence, None).to_dict()
+    assert inspected["items"] == found.evidence.to_dict()["items"]
+    # a bare array has no file to read, and a failing stability check is left out
+    bare = pres.assess_upload(pres.load_file(image), pred, model=object())
+    assert bare.evidence is None and bare.stability is None
+    assert bare.headline.basis == "model" and bare.headline.reasons[1].strength == "unknown"
+    assert bare.headline.reasons[-1].text == "The file's provenance was not read."

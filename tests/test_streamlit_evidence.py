@@ -71,6 +71,12 @@ def test_generation_settings_forensics_and_stress_plot(env):
     assert evidence.value is True, "one image: the evidence board is open"
     assert [t.label for t in at.tabs] == ["Provenance evidence", "Forensic views", "Stress test"]
 
+    # the combined headline leads the box: the generation settings decide it
+    found = detector.assess(sd_png(image), "tiny_attention").headline
+    assert (found.label, found.basis) == ("ai_generated", "declaration")
+    blocks = [str(m.value) for m in at.markdown]
+    assert blocks.index(pres.headline_markdown(found)) < blocks.index("**fox\\.png**")
+
     # 1. provenance, read from the uploaded bytes
     assert texts(at.warning).startswith(
         "The metadata says this image was made with AI (Generation settings in metadata)."
