@@ -29,6 +29,7 @@ def test_list_models_marks_trained_and_untrained(trained_dir):
         "efficientnet_b7_finetune",
         "backbone_npr_fusion",
         "dct_spectrum",
+        "linear_probe",
     }
     assert all("python -m training train" in i.note for i in infos if not i.trained)
     assert infos[0].methods == ("gradcam", "gradcam++", "attention")
