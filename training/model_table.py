@@ -80,13 +80,14 @@ def table(directory: str | None = None, reference: Path = REFERENCE_DIR) -> str:
     for path in sorted(Path(reference).glob("*.json")):
         ref = json.loads(path.read_text())
         row = _row(ref["metrics"])
-        lines.append(
-            _line(ref["name"], ref["recipe"], ref["backbone"], row, "reference, not shipped")
-        )
+        note = ref.get("note") or "reference, not shipped"
+        lines.append(_line(ref["name"], ref["recipe"], ref["backbone"], row, note))
     return "\n".join(lines)
 
 
-def save_reference(folder: Path, reference: Path = REFERENCE_DIR) -> Path:
+def save_reference(
+    folder: Path, reference: Path = REFERENCE_DIR, note: str = "reference, not shipped"
+) -> Path:
     """Keep a trained model's card figures as a reference row (its weights are not shipped)."""
     card = ModelCard.load(folder)
     reference.mkdir(parents=True, exist_ok=True)
@@ -96,6 +97,7 @@ def save_reference(folder: Path, reference: Path = REFERENCE_DIR) -> Path:
         "title": card.title,
         "recipe": card.spec.recipe,
         "backbone": card.spec.params.get("backbone", "none"),
+        "note": note,
         "command": card.training.get("command", ""),
         "training_data": card.training_data,
         "metrics": {k: v for k, v in card.metrics.items() if k in ("truth", "lofo", "test")},
@@ -109,9 +111,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m training.model_table")
     parser.add_argument("--models-dir")
     parser.add_argument("--save-reference", type=Path, help="a trained model folder to keep")
+    parser.add_argument("--note", default="reference, not shipped", help="its last column")
     args = parser.parse_args()
     if args.save_reference:
-        print(save_reference(args.save_reference))
+        print(save_reference(args.save_reference, note=args.note))
         return
     print(table(args.models_dir))
 
