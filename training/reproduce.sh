@@ -70,4 +70,13 @@ done
   --title "Reference: logistic regression on frozen MobileNetV2 features" --epochs 2 --seed 0
 "$PY" -m training.model_table --save-reference data/models/baseline_linear_probe
 
+# First retrain on the wild kit (S4 recipe, content-balanced batches, 5 x 100 steps): a reference
+# row, not shipped (its kit-test ROC-AUC falls to 0.88; see the README).
+"$PY" -m training train efficientnet_b7_finetune --data "$KIT" --out data/models/s4_wild \
+  --title "MobileNetV2 fine-tuned on the kit and the wild pool (S4 recipe)" \
+  --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 5 --lr 3e-4 --patience 2 \
+  --steps-per-epoch 100 --jpeg-prob 0.5 --jpeg-quality-min 50 --jpeg-last --seed 0
+"$PY" -m training.model_table --save-reference data/models/s4_wild \
+  --note "first retrain on the wild kit (5 epochs), not shipped"
+
 "$PY" -m training.model_table
