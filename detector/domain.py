@@ -327,6 +327,35 @@ def _native_warnings(
     return [start + f", and anything outside {region} is not looked at."]
 
 
+#: Below this ROC-AUC on the wild test split (real generators and photos from sources it never
+#: trained on), a model's every answer carries a warning that its score is weak evidence.
+WEAK_WILD_AUC = 0.75
+
+
+def measured_warning(card: ModelCard) -> str | None:
+    """A warning when the card's truth table shows the model weak on images from the wild
+    (``python -m training truth``): its ROC-AUC there and the share of enlarged, shrunk or
+    re-encoded real photos it calls AI-generated."""
+    truth = card.metrics.get("truth") if isinstance(card.metrics, dict) else None
+    if not isinstance(truth, dict):
+        return None
+    wild = truth.get("wild_test", {}).get("clean", {})
+    auc = wild.get("roc_auc")
+    if not isinstance(auc, int | float) or auc >= WEAK_WILD_AUC:
+        return None
+    fpr = truth.get("controls_test", {}).get("clean", {}).get("false_positive_rate")
+    controls = (
+        f" and calls {fpr:.0%} of enlarged, shrunk or re-encoded real photos AI-generated"
+        if isinstance(fpr, int | float)
+        else ""
+    )
+    return (
+        f"Measured on real generators and photos from sources it never trained on, this model "
+        f"reaches ROC-AUC {auc:.2f} (0.5 is chance){controls}: treat its score as weak "
+        "evidence (see its model card)."
+    )
+
+
 def model_warnings(
     checks: ImageChecks, card: ModelCard | None, *, max_patches: int = MAX_PATCHES
 ) -> tuple[str, ...]:
@@ -350,6 +379,9 @@ def model_warnings(
                 "for any detector to be reliable."
             )
         return tuple(warnings)
+    measured = measured_warning(card)
+    if measured:
+        warnings.append(measured)
     side, source = training_side(card)
     size = int(card.spec.preprocessing.size)
     tile = f"the {side} px training images" if source == "training data" else f"{side} px"

@@ -244,3 +244,25 @@ def test_warnings_split_into_a_model_part_and_an_image_part():
     assert any("very small" in w for w in model_warnings(checks, None))
     assert any("elongated" in w for w in model_warnings(checks, card_with(128)))
     assert not any("elongated" in w for w in model_warnings(checks, None))
+
+
+def test_a_model_measured_weak_in_the_wild_says_so_on_every_answer():
+    from detector.domain import image_checks, measured_warning, model_warnings
+    from detector.images import decode_image
+
+    card = tiny_card("m", "simple_cnn", threshold=0.5)
+    assert measured_warning(card) is None  # no truth table: nothing to say
+    weak = {
+        "wild_test": {"clean": {"roc_auc": 0.356}},
+        "controls_test": {"clean": {"false_positive_rate": 0.556}},
+    }
+    weak_card = dataclasses.replace(card, metrics={"truth": weak})
+    text = measured_warning(weak_card)
+    assert "ROC-AUC 0.36 (0.5 is chance)" in text and "56% of enlarged" in text
+    data = encode(make_image(64, 64))
+    array, info = decode_image(data)
+    assert text in model_warnings(image_checks(info, array, data=data), weak_card)
+    strong = dataclasses.replace(
+        card, metrics={"truth": {"wild_test": {"clean": {"roc_auc": 0.91}}}}
+    )
+    assert measured_warning(strong) is None
