@@ -36,6 +36,7 @@ CONDITIONS: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {
 #: Content tags reported separately (others are too rare in the pool to give an AUC).
 CONTENTS: tuple[str, ...] = ("photo", "portrait", "art")
 
+
 def _auc(labels: np.ndarray, p: np.ndarray) -> float | None:
     if len(np.unique(labels)) < 2:
         return None
