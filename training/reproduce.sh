@@ -78,5 +78,11 @@ done
   --steps-per-epoch 100 --jpeg-prob 0.5 --jpeg-quality-min 50 --jpeg-last --seed 0
 "$PY" -m training.model_table --save-reference data/models/s4_wild \
   --note "first retrain on the wild kit (5 epochs), not shipped"
+"$PY" -m training train efficientnet_b7_finetune --data "$KIT" --out data/models/lite0_wild \
+  --title "EfficientNet-Lite0 fine-tuned on the kit and the wild pool (S4 recipe)" \
+  --backbone efficientnet_lite0 --input-size 224 --resize native_crop --epochs 3 --lr 3e-4 \
+  --patience 2 --steps-per-epoch 100 --jpeg-prob 0.5 --jpeg-quality-min 50 --jpeg-last --seed 0
+"$PY" -m training.model_table --save-reference data/models/lite0_wild \
+  --note "EfficientNet-Lite0 retrain on the wild kit (3 epochs), not shipped"
 
 "$PY" -m training.model_table
