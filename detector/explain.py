@@ -45,7 +45,15 @@ def to_image_size(heatmap: np.ndarray, height: int, width: int, prep: Preprocess
 
     With centre cropping, pixels outside the crop the model saw get 0.
     """
-    top, left, bottom, right = prep.crop_box(height, width)
+    return place_on_image(heatmap, prep.crop_box(height, width), height, width)
+
+
+def place_on_image(
+    heatmap: np.ndarray, box: tuple[int, int, int, int], height: int, width: int
+) -> np.ndarray:
+    """Resize a heatmap onto ``box`` (top, left, bottom, right, inside the image) of an H x W
+    image; 0 elsewhere, values clipped to [0, 1]."""
+    top, left, bottom, right = box
     resized = cv2.resize(
         heatmap.astype(np.float32), (right - left, bottom - top), interpolation=cv2.INTER_LINEAR
     )

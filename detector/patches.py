@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from scipy.special import expit
 
-from detector.explain import colorize
+from detector.explain import colorize, place_on_image
 from detector.images import ImageSource, load_image
 from detector.results import Box, PatchScore, Prediction
 from detector.spec import Preprocessing
@@ -293,16 +293,7 @@ def place_heatmap(heatmap: np.ndarray, box: Box, height: int, width: int) -> np.
 
     The box is clipped to the image (a whole-image view's box is the whole image).
     """
-    top, left, bottom, right = _clip(box, height, width)
-    resized = cv2.resize(
-        heatmap.astype(np.float32), (right - left, bottom - top), interpolation=cv2.INTER_LINEAR
-    )
-    if (top, left, bottom, right) == (0, 0, height, width):
-        out = resized
-    else:
-        out = np.zeros((height, width), dtype=np.float32)
-        out[top:bottom, left:right] = resized
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return place_on_image(heatmap, _clip(box, height, width), height, width)
 
 
 def patch_map(
