@@ -120,9 +120,9 @@ def truth_table(
     conditions = CONDITIONS if conditions is None else conditions
     threshold = float(det.card.threshold)
     table: dict[str, Any] = {}
-    todo = [(g, c) for g in groups(splits) for c in conditions]
-    bar = _bar(len(todo), progress)
-    for name, data in groups(splits).items():
+    parts = groups(splits)
+    bar = _bar(len(parts) * len(conditions), progress)
+    for name, data in parts.items():
         table[name] = {}
         for cond, change in conditions.items():
             p = whole_image_p(det, _perturbed(data.images, change))

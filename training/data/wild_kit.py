@@ -106,9 +106,10 @@ def add_wild(
     t0 = time.time()
     out, wild_dir = Path(out), Path(wild_dir)
     rows = rows if rows is not None else read_wild_manifest()
-    kit_rows = [_package_defaults(r) for r in read_manifest(out) if r.get("origin") != "wild"]
-    kit_rows = [r for r in kit_rows if r["origin"] == "package"]
-    known = {r["file"]: r["sha256"] for r in read_manifest(out)}
+    existing = read_manifest(out)
+    known = {r["file"]: r["sha256"] for r in existing}
+    # the package rows only: the wild rows and the controls are made anew below
+    kit_rows = [_package_defaults(r) for r in existing if r.get("origin", "") in ("", "package")]
     split_of_repo = wild_splits(rows, seed)
 
     added: list[dict] = []
