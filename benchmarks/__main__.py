@@ -86,7 +86,7 @@ def run(quick: bool, models_dir: str | None, skip_app: bool) -> dict:
         try:  # the optional Beam extra: same rows, measured on the same files
             import apache_beam  # noqa: F401
 
-            from detector.beam import beam_throughput
+            from detector.scale.beam import beam_throughput
 
             results["beam"] = {
                 "model": fastest.name,
@@ -194,7 +194,7 @@ def to_markdown(results: dict) -> str:
             "",
             "A large image is scored on up to 16 native-resolution patches spread over it, in one "
             "batch, and its verdict is the mean patch logit through the model's temperature "
-            "(`detector.patches`); a tile is one patch, as before.",
+            "(`detector.core.patches`); a tile is one patch, as before.",
         ]
     if "stability" in results:
         sb = results["stability"]

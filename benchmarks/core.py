@@ -140,7 +140,7 @@ def explanation_cost(det, repeats: int) -> dict[str, Any]:
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 
-    from detector.runtime import fake_logit
+    from detector.core.runtime import fake_logit
 
     image = test_image(256)
     prep = det.spec.preprocessing
@@ -186,10 +186,10 @@ def stages(det, repeats: int) -> dict[str, Any]:
     coloured heatmap, and encoding both for the browser (WebP is Gradio's default, JPEG the
     alternative). The compiled prediction alone is listed for comparison.
     """
-    from detector.domain import image_checks, image_warnings, model_warnings
-    from detector.explain import normalize_maps, to_image_size
-    from detector.images import decode_file
-    from detector.presentation import HeatmapView
+    from detector.core.heatmaps import normalize_maps, to_image_size
+    from detector.core.images import decode_file
+    from detector.evidence.domain import image_checks, image_warnings, model_warnings
+    from detector.ui.presentation import HeatmapView
 
     image = test_image(256)
     data = png_bytes(image)
@@ -265,11 +265,11 @@ def whole_image_verdict(
     """From JPEG bytes to the whole-image verdict (decode and domain checks included), p50 ms.
 
     A 12 MP photo (``photo_size`` width x height, quality 90, `photo_jpeg`) is scored on every
-    patch `detector.patches` spreads over it, in one batch, ``photo_repeats`` times; a 256 px
+    patch `detector.core.patches` spreads over it, in one batch, ``photo_repeats`` times; a 256 px
     tile is one patch, as before, timed ``repeats`` times. The photo's decode alone is timed
     too, to show where its time goes.
     """
-    from detector.images import decode_file
+    from detector.core.images import decode_file
 
     width, height = photo_size
     photo = photo_jpeg(width, height)
@@ -306,10 +306,10 @@ def stability_cost(
     ``photo_repeats`` times), each from the decoded array with its prediction already made, as
     the apps call it. The check runs at the default margin (`STABILITY_MARGIN`, always).
     """
-    from detector.evidence import inspect_file
-    from detector.images import load_image
-    from detector.stability import STABILITY_MARGIN, check_stability
-    from detector.verdict import headline
+    from detector.core.images import load_image
+    from detector.evidence.metadata import inspect_file
+    from detector.evidence.stability import STABILITY_MARGIN, check_stability
+    from detector.evidence.verdict import headline
 
     width, height = photo_size
     photo = photo_jpeg(width, height)
@@ -511,9 +511,9 @@ def png_bytes(array: np.ndarray) -> bytes:
 def untrained_detector(recipe_name: str):
     """A `Detector` on a freshly built, untrained recipe model: for timing architectures that
     ship no weights (its verdicts mean nothing)."""
-    from detector.card import ModelCard
-    from detector.recipes import get_recipe
-    from detector.runtime import Detector
+    from detector.core.card import ModelCard
+    from detector.core.recipes import get_recipe
+    from detector.core.runtime import Detector
 
     recipe = get_recipe(recipe_name)
     spec = recipe.spec()

@@ -1,6 +1,16 @@
 """Detect AI-generated images with explainable Keras models.
 
-This module is the public API: the apps, the CLI and user code import only from here.
+This module is the public API: the apps, the CLI and user code import only from here. It loads
+no UI, ASGI, Beam or Hub code: the Hub loaders below are imported on first use, and the layers
+behind the API are subpackages, each importing only the ones below it
+(`tests/test_architecture.py` checks this):
+
+- `detector.core`: models, recipes, preprocessing, scoring, heatmaps, result types, errors.
+- `detector.evidence`: what the file says about itself, forensic views, robustness, headline.
+- `detector.ui`: what the Gradio and Streamlit apps share (view models, texts, classroom).
+- `detector.serving`: ASGI middleware and upload policy of the apps.
+- `detector.scale`: the batch scan engine and its Apache Beam pipeline.
+- `detector.hub`: loading published checkpoints from the Hugging Face Hub.
 
 Example:
     >>> import detector
@@ -12,15 +22,13 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from detector import asgi, classroom, presentation
-from detector.assessment import Assessment, assess
-from detector.card import ModelCard
-from detector.domain import domain_warnings
-from detector.errors import (
+from detector.core.card import ModelCard
+from detector.core.errors import (
     ChecksumError,
     DetectorError,
     ImageLoadError,
@@ -30,15 +38,14 @@ from detector.errors import (
     UnsafeModelError,
     UnsupportedMethodError,
 )
-from detector.evidence import (
-    EvidenceItem,
-    EvidenceReport,
-    JpegQualityEstimate,
-    estimate_jpeg_quality,
-    inspect_file,
-)
-from detector.explain import colorize, overlay_heatmap
-from detector.forensics import (
+from detector.core.heatmaps import colorize, overlay_heatmap
+from detector.core.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
+from detector.core.models import ModelInfo, default_model_name, list_models, load_model, models_dir
+from detector.core.patches import patch_grid, patch_map, score_patches
+from detector.core.results import Explanation, PatchScore, Prediction
+from detector.evidence.assessment import Assessment, assess
+from detector.evidence.domain import domain_warnings
+from detector.evidence.forensics import (
     ELA_EXPLANATION,
     RESIDUAL_SPECTRUM_EXPLANATION,
     error_level_analysis,
@@ -46,18 +53,34 @@ from detector.forensics import (
     residual_spectrum,
     residual_spectrum_rgb,
 )
-from detector.hub import fetch_from_hub, load_keras_from_hub, load_published_s1, load_s1_h5
-from detector.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
-from detector.models import ModelInfo, default_model_name, list_models, load_model, models_dir
-from detector.patches import patch_grid, patch_map, score_patches
-from detector.results import Explanation, PatchScore, Prediction
-from detector.scan import SCAN_FIELDS, ScanRow, expand_paths, scan
-from detector.stability import Stability, check_stability
-from detector.stress import FRAGILE_DEFINITION, ModelStress, StressResult, plot_stress, stress_test
-from detector.verdict import HEADLINE_FIELDS, Headline, Reason, headline
+from detector.evidence.metadata import (
+    EvidenceItem,
+    EvidenceReport,
+    JpegQualityEstimate,
+    estimate_jpeg_quality,
+    inspect_file,
+)
+from detector.evidence.stability import Stability, check_stability
+from detector.evidence.stress import (
+    FRAGILE_DEFINITION,
+    ModelStress,
+    StressResult,
+    plot_stress,
+    stress_test,
+)
+from detector.evidence.verdict import HEADLINE_FIELDS, Headline, Reason, headline
+from detector.scale.batch import SCAN_FIELDS, ScanRow, expand_paths, scan
 
 if TYPE_CHECKING:
-    from detector.runtime import Detector
+    from detector.core.runtime import Detector
+
+#: Public names imported on first use: the Hub loaders (they pull in ``huggingface_hub``).
+_LAZY = {
+    "fetch_from_hub": "detector.hub.loader",
+    "load_keras_from_hub": "detector.hub.loader",
+    "load_published_s1": "detector.hub.loader",
+    "load_s1_h5": "detector.hub.loader",
+}
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -90,10 +113,8 @@ __all__ = [
     "StressResult",
     "UnsafeModelError",
     "UnsupportedMethodError",
-    "asgi",
     "assess",
     "check_stability",
-    "classroom",
     "colorize",
     "decode_image",
     "default_model_name",
@@ -119,13 +140,24 @@ __all__ = [
     "plot_stress",
     "predict",
     "predict_batch",
-    "presentation",
     "residual_spectrum",
     "residual_spectrum_rgb",
     "scan",
     "score_patches",
     "stress_test",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def _resolve(model: str | Detector | None) -> Detector:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import detector
-from detector.errors import OutputError
+from detector.core.errors import OutputError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -112,7 +112,7 @@ class _HeadlineRows:
         self.evidence: detector.EvidenceReport | None = None
 
     def __call__(self, rows: Iterable[detector.ScanRow]) -> Iterator[_Row]:
-        from detector.assessment import score_headline
+        from detector.evidence.assessment import score_headline
 
         for row in rows:
             extra: dict[str, Any] = dict.fromkeys(detector.HEADLINE_FIELDS)
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_scan.set_defaults(func=_cmd_scan)
 
-    from detector.beam import add_parser as add_scan_beam_parser  # Beam itself loads lazily
+    from detector.scale.beam import add_parser as add_scan_beam_parser  # Beam itself loads lazily
 
     add_scan_beam_parser(sub)  # scan-beam: the same rows on Apache Beam (optional extra)
 

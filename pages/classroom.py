@@ -15,8 +15,8 @@ import secrets
 import streamlit as st
 
 import detector
-from detector import classroom as cr
-from detector import presentation as pres
+from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 from pages import common
 
 UPLOAD = "Upload my own image"

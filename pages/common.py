@@ -1,12 +1,12 @@
 """Streamlit building blocks shared by the Detect and Classroom pages.
 
 Only layout, formatting and Streamlit caching live here; every score, heatmap and sentence comes
-from `detector` (`detector.presentation`, `detector.classroom`). Uploads stay in memory: a user's
-file name is only ever shown (escaped), never used as a path.
+from `detector` (`detector.ui.presentation`, `detector.ui.classroom`). Uploads stay in memory: a
+user's file name is only ever shown (escaped), never used as a path.
 
 Memory: an upload keeps its (compressed) bytes, and its decoded image only while a page works
 on it (`Upload.release`). What the caches and the pages keep is display-size: thumbnails of at
-most `detector.presentation.DISPLAY_MAX_SIDE` pixels, scores, heatmaps drawn at display size.
+most `detector.ui.presentation.DISPLAY_MAX_SIDE` pixels, scores, heatmaps drawn at display size.
 Error texts shown to visitors never carry a server path (`visitor_text`).
 """
 
@@ -25,8 +25,8 @@ import numpy as np
 import streamlit as st
 
 import detector
-from detector import classroom as cr
-from detector import presentation as pres
+from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 
 #: Initial heatmap opacity (the same as the Gradio app's).
 DEFAULT_OPACITY = 0.45
@@ -128,7 +128,7 @@ def read_error(exc: detector.ImageLoadError) -> str:
 
 
 def safe_call(func: Any) -> tuple[Any, str | None]:
-    """`detector.classroom.safe_call`, its error text made safe to show (`visitor_text`)."""
+    """`detector.ui.classroom.safe_call`, its error text made safe to show (`visitor_text`)."""
     result, error = cr.safe_call(func)
     return result, visitor_text(error)
 
@@ -137,7 +137,7 @@ def safe_call(func: Any) -> tuple[Any, str | None]:
 def check_upload(digest: str, _upload: Upload) -> Checked:
     """Decode an upload once and keep a display-size copy (or the reason it is unreadable).
 
-    Only the copy of at most `detector.presentation.DISPLAY_MAX_SIDE` pixels is cached; the
+    Only the copy of at most `detector.ui.presentation.DISPLAY_MAX_SIDE` pixels is cached; the
     decoded image stays on the upload until the page releases it.
     """
     try:
@@ -481,7 +481,7 @@ def headline_of(upload: Upload, views: list[cr.ModelView]) -> detector.Headline:
 
 
 def show_headline(found: detector.Headline) -> None:
-    """The combined headline (`detector.presentation.headline_markdown`), above the verdicts."""
+    """The combined headline (`detector.ui.presentation.headline_markdown`), above the verdicts."""
     st.markdown(pres.headline_markdown(found))
 
 

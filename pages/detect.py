@@ -13,8 +13,8 @@ from __future__ import annotations
 import streamlit as st
 
 import detector
-from detector import classroom as cr
-from detector import presentation as pres
+from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 from pages import common
 
 #: Models shown next to each other in one row; more wrap onto the next row.

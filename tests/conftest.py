@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.card import ModelCard
-from detector.recipes import recipes
+from detector.core.card import ModelCard
+from detector.core.recipes import recipes
 
 RECIPE_NAMES = sorted(recipes())
 
@@ -44,7 +44,7 @@ def tiny_card(name: str, recipe: str, **fields) -> ModelCard:
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory) -> Path:
     """A models folder with a tiny 'trained' simple_cnn and a tiny attention model."""
-    from detector.models import export_model
+    from detector.core.models import export_model
 
     root = tmp_path_factory.mktemp("models")
     for name, recipe, auc in (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from detector.images import HEIF_SUPPORTED
+from detector.core.images import HEIF_SUPPORTED
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import pytest
 from conftest import encode, make_image, tiny_card
 
 import detector
-from detector import presentation as pres
-from detector.models import clear_cache
+from detector.core.models import clear_cache
+from detector.ui import presentation as pres
 
 
 @pytest.fixture
@@ -69,9 +69,9 @@ def test_detect_shows_the_verdict_overlay_and_heatmap(app, models, files, model)
 @pytest.fixture(scope="module")
 def native_dir(tmp_path_factory):
     """A models folder with one tiny native-resolution model (32 px patches)."""
-    from detector._keras import keras
-    from detector.models import export_model
-    from detector.recipes import get_recipe
+    from detector.core._keras import keras
+    from detector.core.models import export_model
+    from detector.core.recipes import get_recipe
 
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("native-models")
@@ -257,7 +257,7 @@ def test_batch_defaults_to_the_best_model_and_handles_nothing(app, models, files
 
 
 def test_batch_shows_the_visitors_names_of_neutrally_stored_uploads(app, models, files, tmp_path):
-    """On disk uploads are ``upload.<ext>`` (`detector.asgi`); rows show Gradio's ``orig_name``."""
+    """On disk uploads are ``upload.<ext>`` (`detector.serving.asgi`); rows show ``orig_name``."""
     payloads = []
     for i, (key, orig) in enumerate([("image", "../my photo.png"), ("zip", "holiday.zip")]):
         stored = tmp_path / f"hash{i}" / f"upload{Path(files[key]).suffix}"
@@ -388,7 +388,7 @@ def test_demo_wiring_endpoints_queue_and_limits(app):
     assert str(app.EXAMPLES_DIR) in app.LAUNCH_KWARGS["allowed_paths"]
     # uploads are renamed upload.<ext> before Gradio stores them (tests/test_asgi.py)
     [middleware] = app.LAUNCH_KWARGS["app_kwargs"]["middleware"]
-    assert middleware.cls is detector.asgi.NeutralUploadNames
+    assert middleware.cls is detector.serving.asgi.NeutralUploadNames
     # file inputs skip gr.File's preprocessing, which leaves an empty temporary file per call
     assert not any(fns[name].preprocess for name in ("predict", "compare", "explain", "inspect"))
     assert not fns["batch"].preprocess
@@ -398,8 +398,13 @@ def test_app_imports_only_the_public_detector_api():
     source = (Path(__file__).resolve().parent.parent / "app.py").read_text()
     imports = [line.strip() for line in source.splitlines() if line.startswith(("import", "from"))]
     detector_imports = [line for line in imports if "detector" in line]
-    assert detector_imports == ["import detector", "from detector import presentation as pres"]
-    assert "detector.presentation" in detector.__all__ or "presentation" in detector.__all__
+    assert detector_imports == [
+        "import detector",
+        "from detector.serving import asgi",
+        "from detector.ui import classroom",
+        "from detector.ui import presentation as pres",
+    ]
+    assert {"classroom", "presentation"} <= set(detector.ui.__all__)
 
 
 # ----------------------------------------------------------------------------------- bundled
@@ -446,7 +451,7 @@ def test_events_confine_file_paths_to_uploads_and_examples(app, models, files, m
         ):
             with pytest.raises(gr.Error) as refused:
                 call(payload)
-            assert refused.value.message == detector.asgi.PATH_REFUSED
+            assert refused.value.message == detector.serving.asgi.PATH_REFUSED
     for inside in (str(stored), {"path": str(stored)}):
         assert 'data-label="' in app.detect(inside, "tiny_cnn", request=request)[0]
         assert app.api_predict(inside, "tiny_cnn", request=request)["model"] == "tiny_cnn"

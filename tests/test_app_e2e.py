@@ -18,7 +18,7 @@ from conftest import encode, make_image, tiny_card
 from servers import free_port, gradio_app
 
 import detector
-from detector import presentation as pres
+from detector.ui import presentation as pres
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 180.0
@@ -50,9 +50,9 @@ def served_models(trained_dir, tmp_path_factory) -> Path:
     ``E2E_MODELS_DIR=assets/models SCREENSHOT_DIR=docs/screenshots pytest -k browser_drop``)."""
     if os.environ.get("E2E_MODELS_DIR"):
         return Path(os.environ["E2E_MODELS_DIR"]).resolve()
-    from detector._keras import keras
-    from detector.models import export_model
-    from detector.recipes import get_recipe
+    from detector.core._keras import keras
+    from detector.core.models import export_model
+    from detector.core.recipes import get_recipe
 
     root = tmp_path_factory.mktemp("served-models")
     shutil.copytree(trained_dir, root, dirs_exist_ok=True)
@@ -187,8 +187,8 @@ def test_upload_size_limit(server, inputs):
 
 @pytest.mark.slow
 def test_uploaded_file_names_never_reach_the_disk(server, inputs):
-    """Gradio stores every upload as ``<hash>/upload.<ext>`` (`detector.asgi`): no part of the
-    visitor's file name becomes a path, and predictions and batch rows still work."""
+    """Gradio stores every upload as ``<hash>/upload.<ext>`` (`detector.serving.asgi`): no part
+    of the visitor's file name becomes a path, and predictions and batch rows still work."""
     import httpx
     from gradio_client import Client, handle_file
     from gradio_client.utils import strip_invalid_filename_characters
@@ -233,7 +233,7 @@ def test_uploaded_file_names_never_reach_the_disk(server, inputs):
 @pytest.mark.slow
 def test_remote_file_urls_are_refused(server, inputs):
     """A file passed as a URL (gradio_client's ``handle_file(url)``) is refused before Gradio
-    would download it into its cache under the URL's file name (`detector.asgi`)."""
+    would download it into its cache under the URL's file name (`detector.serving.asgi`)."""
     import httpx
     from gradio_client import Client, handle_file
 

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from PIL import ExifTags, Image, PngImagePlugin
 
 import detector
-from detector import presentation as pres
+from detector.ui import presentation as pres
 
 pytestmark = pytest.mark.filterwarnings("ignore:Could not read this file:UserWarning")
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import encode, make_image
 from servers import gradio_app
 
-from detector import asgi
+from detector.serving import asgi
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "assets" / "examples"

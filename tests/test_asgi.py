@@ -1,5 +1,5 @@
-"""`detector.asgi`: uploads reach the app as ``upload.<ext>``, whatever the request called them,
-and request bodies that pass a file as a URL (which Gradio would download) are refused.
+"""`detector.serving.asgi`: uploads reach the app as ``upload.<ext>``, whatever the request called
+them, and request bodies that pass a file as a URL (which Gradio would download) are refused.
 
 The rewritten bodies are parsed with Gradio's own multipart parser (what its upload route stores),
 and the middleware is tested around a fake ASGI app and around a real Gradio app in-process.
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from detector import asgi
-from detector.asgi import MultipartRewriter, NeutralUploadNames, UploadRefused, neutral_name
+from detector.serving import asgi
+from detector.serving.asgi import MultipartRewriter, NeutralUploadNames, UploadRefused, neutral_name
 
 BOUNDARY = b"----fdBoundary7MA4YWxkTrZu0gW"
 CONTENT_TYPE = b"multipart/form-data; boundary=" + BOUNDARY

@@ -1,4 +1,4 @@
-"""`detector.asgi` path guards: which files a request may name, and error texts without paths."""
+"""`detector.serving.asgi` path guards: which files a request may name, texts without paths."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.asgi import PATH_REFUSED, PathRefused, confine, scrub_paths
+from detector.serving.asgi import PATH_REFUSED, PathRefused, confine, scrub_paths
 
 
 @pytest.fixture

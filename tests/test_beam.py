@@ -22,9 +22,9 @@ import pytest
 from conftest import encode, make_image, tiny_card
 
 import detector
-from detector import beam as dbeam
 from detector.cli import main
-from detector.scan import model_inputs
+from detector.scale import beam as dbeam
+from detector.scale.batch import model_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["tiny_attention", "tiny_cnn"]
@@ -225,9 +225,9 @@ def test_beam_throughput(trained_dir, mixed_folder, clean_env):
 @pytest.fixture(scope="module")
 def native_dir(tmp_path_factory) -> Path:
     """A models folder with a tiny native-resolution model (32 px patches on the JPEG grid)."""
-    from detector._keras import keras
-    from detector.models import export_model
-    from detector.recipes import get_recipe
+    from detector.core._keras import keras
+    from detector.core.models import export_model
+    from detector.core.recipes import get_recipe
 
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("native_models")

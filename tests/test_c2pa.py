@@ -15,10 +15,10 @@ import json
 import pytest
 from conftest import encode, make_image
 
-from detector import c2pa_reader
-from detector.c2pa_reader import IPTC_DST_PREFIX, TRUST_ANCHORS_ENV, read_c2pa
-from detector.evidence import inspect_file
-from detector.verdict import headline
+from detector.evidence import c2pa_reader
+from detector.evidence.c2pa_reader import IPTC_DST_PREFIX, TRUST_ANCHORS_ENV, read_c2pa
+from detector.evidence.metadata import inspect_file
+from detector.evidence.verdict import headline
 
 c2pa = pytest.importorskip("c2pa")
 pytest.importorskip("cryptography")

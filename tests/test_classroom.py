@@ -13,9 +13,9 @@ import pytest
 from conftest import encode, make_image, tiny_card
 
 import detector
-from detector import classroom as cr
-from detector.models import clear_cache
-from detector.presentation import BatchRow
+from detector.core.models import clear_cache
+from detector.ui import classroom as cr
+from detector.ui.presentation import BatchRow
 
 IMAGE = make_image(96, 128, seed=11)
 

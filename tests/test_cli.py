@@ -199,9 +199,9 @@ def native_dir(tmp_path_factory):
     """A models folder with a tiny native-resolution model (32 px patches)."""
     from conftest import tiny_card
 
-    from detector._keras import keras
-    from detector.models import export_model
-    from detector.recipes import get_recipe
+    from detector.core._keras import keras
+    from detector.core.models import export_model
+    from detector.core.recipes import get_recipe
 
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("native_models")

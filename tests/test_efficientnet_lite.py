@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector._keras import keras, tf
-from detector.backbones import get_backbone
-from detector.efficientnet_lite import (
+from detector.core._keras import keras, tf
+from detector.core.backbones import get_backbone
+from detector.core.efficientnet_lite import (
     FEATURE_CHANNELS,
     LAST_CONV_LAYER,
     NUM_BLOCKS,
@@ -322,7 +322,7 @@ def test_provenance_record() -> None:
 
 
 def test_backbone_entry_builds_flat_recipe_models() -> None:
-    from detector.recipes import get_recipe
+    from detector.core.recipes import get_recipe
 
     backbone = get_backbone("efficientnet_lite0")
     assert backbone.native_scale == "raw" and backbone.last_conv_layer == "lite0_head_relu"
@@ -352,7 +352,7 @@ def test_backbone_entry_builds_flat_recipe_models() -> None:
 
 
 def test_serving_folds_every_batch_norm(classifier_224: keras.Model) -> None:
-    from detector.runtime import fold_batch_norms
+    from detector.core.runtime import fold_batch_norms
 
     model = _classifier_model(64)
     load_efficientnet_lite0_imagenet(

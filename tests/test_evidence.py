@@ -13,10 +13,10 @@ import pytest
 from conftest import encode, make_image
 from PIL import ExifTags, Image, PngImagePlugin
 
-from detector import evidence
 from detector.cli import main
-from detector.errors import DetectorError, ImageLoadError
-from detector.evidence import (
+from detector.core.errors import DetectorError, ImageLoadError
+from detector.evidence import metadata as evidence
+from detector.evidence.metadata import (
     MAX_VALUE_CHARS,
     EvidenceReport,
     estimate_jpeg_quality,

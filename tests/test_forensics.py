@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import encode, make_image
 
-from detector import forensics
-from detector.forensics import (
+from detector.evidence import forensics
+from detector.evidence.forensics import (
     ELA_EXPLANATION,
     RESIDUAL_SPECTRUM_EXPLANATION,
     colorize_map,
@@ -156,7 +156,7 @@ def test_explanations_and_colormap():
 
 
 def test_bad_image_raises_detector_error():
-    from detector.errors import ImageLoadError
+    from detector.core.errors import ImageLoadError
 
     with pytest.raises(ImageLoadError):
         residual_spectrum(b"not an image at all")

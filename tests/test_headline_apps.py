@@ -25,8 +25,8 @@ from test_app_evidence import camera_jpeg
 from wm_reference import mark_sd_v1, photo
 
 import detector
-from detector import classroom as cr
-from detector import presentation as pres
+from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 180

@@ -16,8 +16,8 @@ from hostile import Case, corpus
 from servers import gradio_app
 
 import detector
-from detector import classroom as cr
-from detector import presentation as pres
+from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = corpus()

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from detector import evidence
-from detector.evidence import (
+from detector.evidence import metadata as evidence
+from detector.evidence.metadata import (
     _A1111_SETTINGS,
     MAX_PARSE_CHARS,
     TIME_BUDGET_REASON,

@@ -17,17 +17,17 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub import errors as hf_errors
 
 import detector
-from detector._keras import keras
-from detector.backbones import get_backbone
-from detector.errors import ModelLoadError, UnsafeModelError
-from detector.hub import (
+from detector.core._keras import keras
+from detector.core.backbones import get_backbone
+from detector.core.errors import ModelLoadError, UnsafeModelError
+from detector.core.models import clear_cache
+from detector.hub.loader import (
     IMAGENET_STDDEV_RGB,
     fetch_from_hub,
     load_keras_from_hub,
     load_published_s1,
     load_s1_h5,
 )
-from detector.models import clear_cache
 
 layers = keras.layers
 

@@ -15,7 +15,7 @@ from conftest import encode, make_image
 from PIL import Image
 
 from detector import ImageLoadError, decode_image, load_image
-from detector.images import MAX_COUNTED_FRAMES, MAX_DECODE_SIDE, load_centre_crop
+from detector.core.images import MAX_COUNTED_FRAMES, MAX_DECODE_SIDE, load_centre_crop
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
@@ -315,7 +315,7 @@ def test_large_flat_rgba_png_decodes_in_bounded_memory(tmp_path):
     path = tmp_path / "big.png"
     Image.new("RGBA", (6300, 6300), (120, 130, 140, 128)).save(path)  # 170 kB on disk
     code = (  # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec
-        "import re; from detector.images import load_image; "
+        "import re; from detector.core.images import load_image; "
         f"a = load_image({str(path)!r}); "
         "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
         "print(a.shape, int(hwm) // 1024)"

@@ -83,7 +83,7 @@ def test_concurrent_good_and_bad_requests(server, tmp_path):
             peak[0] = max(peak[0], _rss_mb(proc.pid))
 
     clients = iter(range(1, 100_000))
-    # each thread is one client, from its own address (`detector.asgi.FairQueue` caps the
+    # each thread is one client, from its own address (`detector.serving.asgi.FairQueue` caps the
     # events of each client, keyed by the first X-Forwarded-For hop)
     headers = threading.local()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector._keras import keras
-from detector.mobilenet_v2 import (
+from detector.core._keras import keras
+from detector.core.mobilenet_v2 import (
     DEFAULT_PREFIX,
     FEATURE_CHANNELS,
     IMAGENET_MEAN,

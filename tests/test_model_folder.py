@@ -17,9 +17,9 @@ import pytest
 from conftest import tiny_card
 
 import detector
-from detector import models
-from detector.card import MAX_CARD_BYTES, ModelCard, sha256_file
-from detector.models import check_keras_archive, clear_cache, load_keras_file
+from detector.core import models
+from detector.core.card import MAX_CARD_BYTES, ModelCard, sha256_file
+from detector.core.models import check_keras_archive, clear_cache, load_keras_file
 
 
 @pytest.fixture()
@@ -51,7 +51,7 @@ def test_a_deeply_nested_card_is_skipped_and_the_good_models_still_work(root, ca
     (root / "broken" / "card.json").write_text("[" * 100_000 + "]" * 100_000)
     (root / "deep_but_short").mkdir()  # deep enough to hurt later, short enough to parse
     (root / "deep_but_short" / "card.json").write_text('{"a": ' + "[" * 500 + "]" * 500 + "}")
-    with caplog.at_level(logging.WARNING, logger="detector.models"):
+    with caplog.at_level(logging.WARNING, logger="detector.core.models"):
         assert trained_names(root) == ["tiny_attention", "tiny_cnn"]
     assert "skipping model folder" in caplog.text and "(bad_card)" in caplog.text
     assert "broken/card.json: nested more than 32 deep" in caplog.text
@@ -67,7 +67,7 @@ def test_an_oversized_card_is_skipped(root, caplog):
     card = json.loads((big / "card.json").read_text())
     card["limitations"] = ["x" * MAX_CARD_BYTES]
     (big / "card.json").write_text(json.dumps(card))
-    with caplog.at_level(logging.WARNING, logger="detector.models"):
+    with caplog.at_level(logging.WARNING, logger="detector.core.models"):
         assert trained_names(root) == ["tiny_attention", "tiny_cnn"]
     assert "big/card.json is too large: over 1024 kB" in caplog.text
     with pytest.raises(detector.ModelNotFoundError):
@@ -90,7 +90,7 @@ def test_a_card_of_the_wrong_shape_is_a_named_error(card_text):
 )
 def test_weights_file_must_be_a_bare_name_inside_its_folder(root, weights_file, caplog):
     variant(root, "escape", name="escape", weights_file=weights_file)
-    with caplog.at_level(logging.WARNING, logger="detector.models"):
+    with caplog.at_level(logging.WARNING, logger="detector.core.models"):
         assert trained_names(root) == ["tiny_attention", "tiny_cnn"]
     assert "weights_file must be a file name inside the model's folder" in caplog.text
     with pytest.raises(detector.ModelNotFoundError):
@@ -146,7 +146,7 @@ def test_a_finite_card_still_loads():
 def test_two_folders_giving_one_name_are_both_refused(root, caplog):
     """A second card with the same name (here with threshold 0) must not shadow the first."""
     variant(root, "zz_shadow", threshold=0.0, uncertain_band=[0.0, 0.0])
-    with caplog.at_level(logging.WARNING, logger="detector.models"):
+    with caplog.at_level(logging.WARNING, logger="detector.core.models"):
         assert trained_names(root) == ["tiny_attention"]
         with pytest.raises(detector.ModelLoadError, match="more than one model folder") as info:
             detector.load_model("tiny_cnn", root)
@@ -233,7 +233,7 @@ def test_model_load_errors_name_the_file_not_the_server_path(root, caplog):
     """Visitors see these messages in the apps; the full path goes to the log only."""
     (root / "tiny_cnn" / "model.keras").unlink()
     with (
-        caplog.at_level(logging.WARNING, logger="detector.models"),
+        caplog.at_level(logging.WARNING, logger="detector.core.models"),
         pytest.raises(detector.ModelLoadError, match="weights file missing") as info,
     ):
         detector.load_model("tiny_cnn", root)
@@ -250,7 +250,7 @@ def test_keras_errors_lose_their_folders(tmp_path, caplog):
     config = {"class_name": "NoSuchLayerAnywhere", "config": {}, "module": "keras.layers"}
     path = _archive(tmp_path / "odd.keras", json.dumps(config).encode())
     with (
-        caplog.at_level(logging.WARNING, logger="detector.models"),
+        caplog.at_level(logging.WARNING, logger="detector.core.models"),
         pytest.raises(detector.ModelLoadError) as info,
     ):
         load_keras_file(path)

@@ -10,8 +10,8 @@ import pytest
 from conftest import make_image, tiny_card
 
 import detector
-from detector._keras import keras
-from detector.models import clear_cache, export_model, load_keras_file
+from detector.core._keras import keras
+from detector.core.models import clear_cache, export_model, load_keras_file
 
 
 def test_list_models_marks_trained_and_untrained(trained_dir):
@@ -53,7 +53,7 @@ def test_concurrent_loads_of_one_model_load_it_once(trained_dir, monkeypatch):
     import threading
     import time
 
-    from detector import models
+    from detector.core import models
 
     clear_cache()
     real = models._load_uncached
@@ -154,7 +154,7 @@ def test_non_keras_files_are_refused(tmp_path):
 
 def test_export_writes_card_with_sha(tmp_path):
     card = tiny_card("exported", "simple_cnn")
-    model = detector.recipes.get_recipe("simple_cnn").build(card.spec)
+    model = detector.core.recipes.get_recipe("simple_cnn").build(card.spec)
     written = export_model(model, tmp_path / "exported", card)
     data = json.loads((tmp_path / "exported" / "card.json").read_text())
     assert data["sha256"] == written.sha256 and len(written.sha256) == 64
@@ -178,20 +178,20 @@ def test_predictions_carry_domain_warnings(trained_dir):
 
 
 def test_export_drops_optimizer_state(tmp_path):
-    from detector._keras import keras
+    from detector.core._keras import keras
 
     card = tiny_card("compiled", "simple_cnn")
-    model = detector.recipes.get_recipe("simple_cnn").build(card.spec)
+    model = detector.core.recipes.get_recipe("simple_cnn").build(card.spec)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
     x = np.stack([card.spec.preprocessing.apply(make_image(32, 32, s)) for s in range(4)])
     model.fit(x, np.ones((4, 1)), epochs=1, verbose=0)  # creates the Adam slots
     plain = tmp_path / "plain"
     written = export_model(model, tmp_path / "compiled", card)
     plain_card = tiny_card("plain", "simple_cnn")
-    export_model(detector.recipes.get_recipe("simple_cnn").build(card.spec), plain, plain_card)
+    export_model(detector.core.recipes.get_recipe("simple_cnn").build(card.spec), plain, plain_card)
     size = (tmp_path / "compiled" / "model.keras").stat().st_size
     assert size <= (plain / "model.keras").stat().st_size * 1.05
     det = detector.load_model("compiled", tmp_path)
     expected = 1.0 - np.asarray(model(x[:1]))[0, 0]
     assert det.p_fake_batch(x[:1])[0] == pytest.approx(expected, abs=1e-5)
-    assert written.sha256 == detector.card.sha256_file(tmp_path / "compiled" / "model.keras")
+    assert written.sha256 == detector.core.card.sha256_file(tmp_path / "compiled" / "model.keras")

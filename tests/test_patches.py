@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import make_image, tiny_card
 
-from detector._keras import keras
-from detector.card import ModelCard
-from detector.explain import colorize, to_image_size
-from detector.patches import (
+from detector.core._keras import keras
+from detector.core.card import ModelCard
+from detector.core.heatmaps import colorize, to_image_size
+from detector.core.patches import (
     MAX_PATCHES,
     calibrate,
     combine,
@@ -27,9 +27,9 @@ from detector.patches import (
     score_patches,
     score_patches_batch,
 )
-from detector.recipes import get_recipe
-from detector.runtime import Detector
-from detector.spec import ModelSpec, Preprocessing
+from detector.core.recipes import get_recipe
+from detector.core.runtime import Detector
+from detector.core.spec import ModelSpec, Preprocessing
 
 layers = keras.layers
 
@@ -215,7 +215,7 @@ def test_the_training_entry_point_gives_the_same_whole_image_score(bright):
 
 
 def test_predict_batch_scores_each_image_as_predict_does(bright, monkeypatch):
-    import detector.runtime as runtime
+    import detector.core.runtime as runtime
 
     images = [
         dark_image_with_a_bright_patch(),

@@ -18,8 +18,8 @@ from conftest import encode, make_image, tiny_card
 from PIL import Image, PngImagePlugin
 
 import detector
-from detector import presentation as pres
-from detector.models import clear_cache
+from detector.core.models import clear_cache
+from detector.ui import presentation as pres
 
 
 def prediction(p_fake: float, label: str, model: str = "m", seconds: float = 0.012):
@@ -197,9 +197,9 @@ def test_heatmap_views_shrink_the_image_once(models_env, monkeypatch):
 @pytest.fixture(scope="module")
 def native():
     """A tiny untrained native-resolution model: 32 px patches at full resolution."""
-    from detector._keras import keras
-    from detector.recipes import get_recipe
-    from detector.runtime import Detector
+    from detector.core._keras import keras
+    from detector.core.recipes import get_recipe
+    from detector.core.runtime import Detector
 
     keras.utils.set_random_seed(0)
     card = tiny_card("native", "dct_spectrum", uncertain_band=(0.4, 0.6))
@@ -299,7 +299,7 @@ def test_run_models_matches_predict_and_survives_a_broken_model(trained_dir, tmp
 
 
 def test_run_model_scores_and_explains_in_one_pass(models_env, monkeypatch):
-    from detector.runtime import Detector
+    from detector.core.runtime import Detector
 
     image = make_image(64, 64, seed=4)
     expected = detector.load_model("tiny_attention").predict(image)
@@ -477,7 +477,7 @@ def test_with_warnings_measures_the_image_once_for_every_model(models_env, monke
 
 
 def test_preload_loads_the_best_model_in_the_background(trained_dir, monkeypatch, tmp_path):
-    from detector import models
+    from detector.core import models
 
     clear_cache()
     loaded: list[str] = []

@@ -10,10 +10,10 @@ from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 
 from detector import UnsupportedMethodError
-from detector._keras import keras
-from detector.models import load_keras_file
-from detector.recipes import get_recipe, is_head_layer
-from detector.runtime import Detector, fake_logit
+from detector.core._keras import keras
+from detector.core.models import load_keras_file
+from detector.core.recipes import get_recipe, is_head_layer
+from detector.core.runtime import Detector, fake_logit
 
 
 @pytest.fixture(scope="module", params=RECIPE_NAMES)
@@ -150,7 +150,7 @@ def test_real_efficientnet_b7_recipes_build(name):
 
 
 def test_native_crop_keeps_pixels_and_maps_heatmaps_back():
-    from detector.spec import Preprocessing
+    from detector.core.spec import Preprocessing
 
     prep = Preprocessing(size=32, resize="native_crop")
     image = make_image(50, 80, seed=9)
@@ -190,7 +190,7 @@ def test_compiled_path_matches_model_predict(tiny):
 
 
 def test_npr_filter_removes_block_anchors_and_round_trips(tmp_path):
-    from detector.layers import NPRFilter
+    from detector.core.layers import NPRFilter
 
     x = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
     out = np.asarray(NPRFilter()(x))
@@ -267,8 +267,8 @@ def test_fusion_residual_crop_must_fit_the_input(crop):
 
 def _trained_member(folder, recipe: str, temperature: float, seed: int, **params):
     """A tiny model exported like a trained one (native-resolution patches, a temperature)."""
-    from detector.card import ModelCard
-    from detector.models import export_model
+    from detector.core.card import ModelCard
+    from detector.core.models import export_model
 
     keras.utils.set_random_seed(seed)
     spec = get_recipe(recipe).spec(**{**get_recipe(recipe).tiny, "resize": "native_crop", **params})
@@ -286,8 +286,8 @@ def members(tmp_path):
 
 
 def test_ensemble_averages_its_members_calibrated_log_odds(members):
-    from detector.recipes.ensemble import copy_member_weights, member_folders
-    from detector.runtime import Detector
+    from detector.core.recipes.ensemble import copy_member_weights, member_folders
+    from detector.core.runtime import Detector
 
     root, big, small = members
     recipe = get_recipe("ensemble")
@@ -321,8 +321,8 @@ def test_ensemble_averages_its_members_calibrated_log_odds(members):
 
 
 def test_ensemble_refuses_a_member_that_changed(members):
-    from detector.models import export_model
-    from detector.recipes.ensemble import copy_member_weights, member_folders
+    from detector.core.models import export_model
+    from detector.core.recipes.ensemble import copy_member_weights, member_folders
 
     root, big, _ = members
     recipe = get_recipe("ensemble")
@@ -356,7 +356,7 @@ def test_ensemble_members_must_be_two_native_patch_models(members, tmp_path):
 
 
 def test_crop_grid_keeps_the_encoders_blocks():
-    from detector.spec import ModelSpec, Preprocessing
+    from detector.core.spec import ModelSpec, Preprocessing
 
     free = Preprocessing(size=32, resize="native_crop")
     on_grid = Preprocessing(size=32, resize="native_crop", grid=8)
@@ -382,7 +382,7 @@ def test_crop_grid_keeps_the_encoders_blocks():
 def test_block_dct_is_jpegs_transform_of_the_luma():
     from scipy.fft import dctn
 
-    from detector.layers import BlockDCT, dct_basis
+    from detector.core.layers import BlockDCT, dct_basis
 
     basis = dct_basis(8).reshape(64, 64)
     np.testing.assert_allclose(basis.T @ basis, np.eye(64), atol=1e-5)  # orthonormal
@@ -401,7 +401,7 @@ def test_block_dct_is_jpegs_transform_of_the_luma():
 
 
 def test_coefficient_features_are_log_magnitudes_and_soft_counts():
-    from detector.layers import CoefficientFeatures
+    from detector.core.layers import CoefficientFeatures
 
     layer = CoefficientFeatures(thresholds=(2.0, 8.0), sharpness=4.0)
     c = np.array([[[[0.0, -3.0, 20.0]]]], "float32")
@@ -416,7 +416,7 @@ def test_coefficient_features_are_log_magnitudes_and_soft_counts():
 
 
 def test_dct_spectrum_reads_whole_blocks_on_the_grid_and_explains_blocks():
-    from detector.card import ModelCard
+    from detector.core.card import ModelCard
 
     recipe = get_recipe("dct_spectrum")
     with pytest.raises(ValueError, match="multiple of 8"):

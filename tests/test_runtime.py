@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import make_image, tiny_card
 
-from detector._keras import keras
-from detector.card import ModelCard
-from detector.explain import normalize_maps, overlay_heatmap, upsample_maps
-from detector.models import DEFAULT_MODELS_DIR, load_keras_file, trained_cards
-from detector.recipes import get_recipe
-from detector.runtime import Detector, _tensor_sources, _zoom_weights, fold_batch_norms
+from detector.core._keras import keras
+from detector.core.card import ModelCard
+from detector.core.heatmaps import normalize_maps, overlay_heatmap, upsample_maps
+from detector.core.models import DEFAULT_MODELS_DIR, load_keras_file, trained_cards
+from detector.core.recipes import get_recipe
+from detector.core.runtime import Detector, _tensor_sources, _zoom_weights, fold_batch_norms
 
 layers = keras.layers
 
@@ -161,7 +161,7 @@ def test_explanations_are_the_unfolded_models(mobilenet):
 
 
 def test_a_fold_that_changes_the_logits_is_dropped(mobilenet, monkeypatch, caplog):
-    import detector.runtime as runtime
+    import detector.core.runtime as runtime
 
     card, model, _, plain = mobilenet
     right = runtime._folded_weights
@@ -271,7 +271,7 @@ def test_overlay_is_blended_on_first_use():
 
 
 def test_long_batches_run_in_chunks_with_the_same_results(monkeypatch):
-    import detector.runtime as runtime
+    import detector.core.runtime as runtime
 
     keras.utils.set_random_seed(0)
     card = tiny_card("t", "efficientnet_b7_finetune")

@@ -11,11 +11,11 @@ import pytest
 from conftest import encode, make_image, tiny_card
 
 import detector
-from detector.patches import patch_grid
-from detector.recipes import get_recipe
-from detector.runtime import Detector
-from detector.scan import model_inputs, whole_image_p_fake
-from detector.spec import Preprocessing
+from detector.core.patches import patch_grid
+from detector.core.recipes import get_recipe
+from detector.core.runtime import Detector
+from detector.core.spec import Preprocessing
+from detector.scale.batch import model_inputs, whole_image_p_fake
 
 
 class BrokenDetector:
@@ -85,7 +85,7 @@ class StubDetector:
 def test_an_unreadable_file_is_a_row_and_the_scan_goes_on(files, monkeypatch):
     import importlib
 
-    scan_module = importlib.import_module("detector.scan")  # `detector.scan` is also a function
+    scan_module = importlib.import_module("detector.scale.batch")
     real = scan_module.load_image
 
     def refuse_f1(path):
@@ -136,8 +136,8 @@ def test_permission_denied_for_real_gives_read_failed_rows():
         (folder / "locked").chmod(0o000)
         code = (
             "import json, sys\n"
-            "from detector.scan import expand_paths, scan\n"
-            "from detector.spec import Preprocessing\n"
+            "from detector.scale.batch import expand_paths, scan\n"
+            "from detector.core.spec import Preprocessing\n"
             "class S:\n"
             "    preprocessing = Preprocessing(size=32)\n"
             "class C:\n"
@@ -196,7 +196,7 @@ def test_links_fifos_and_devices_in_a_folder_are_named_rows(tmp_path):
 @pytest.fixture(scope="module")
 def native():
     """A tiny untrained native-resolution model (32 px patches on the JPEG grid), T = 1.7."""
-    from detector._keras import keras
+    from detector.core._keras import keras
 
     keras.utils.set_random_seed(0)
     card = tiny_card("native", "dct_spectrum", temperature=1.7, uncertain_band=(0.4, 0.6))
@@ -234,7 +234,7 @@ def test_a_large_image_scans_as_predict_scores_it_on_all_its_patches(native, tmp
 
 
 def test_whole_image_scores_match_predict_across_model_calls(native, monkeypatch):
-    import detector.runtime as runtime
+    import detector.core.runtime as runtime
 
     images = [large_picture(), make_image(40, 50, seed=1), large_picture(100, 70)]
     inputs = [model_inputs(im, native.spec.preprocessing) for im in images]
@@ -248,7 +248,7 @@ def test_whole_image_scores_match_predict_across_model_calls(native, monkeypatch
 
 
 def test_model_inputs_are_the_views_predict_reads():
-    from detector.patches import image_views
+    from detector.core.patches import image_views
 
     image = large_picture(200, 300)
     for prep in (
@@ -266,7 +266,7 @@ def test_model_inputs_are_the_views_predict_reads():
 def test_an_image_whose_views_fail_is_a_model_failed_row(files, monkeypatch):
     import importlib
 
-    scan_module = importlib.import_module("detector.scan")
+    scan_module = importlib.import_module("detector.scale.batch")
     real = scan_module.image_views
 
     def refuse_seed_2(image, prep, **kwargs):

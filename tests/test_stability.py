@@ -9,8 +9,8 @@ import pytest
 from conftest import make_image
 
 import detector
-from detector.results import Prediction
-from detector.stability import (
+from detector.core.results import Prediction
+from detector.evidence.stability import (
     JPEG_CHANGE,
     RESIZE_CHANGE,
     STABILITY_MARGIN,
@@ -18,7 +18,7 @@ from detector.stability import (
     needs_check,
     stability_from_scores,
 )
-from detector.stress import jpeg_variant, scale_variant
+from detector.evidence.stress import jpeg_variant, scale_variant
 
 
 class Scripted:

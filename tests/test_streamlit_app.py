@@ -19,9 +19,9 @@ from conftest import encode, make_image, tiny_card
 from streamlit.testing.v1 import AppTest
 
 import detector
-from detector import classroom as cr
-from detector import presentation as pres
-from detector.models import clear_cache
+from detector.core.models import clear_cache
+from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -233,9 +233,9 @@ def test_detect_one_failing_model_does_not_hide_the_others(trained_dir, tmp_path
 
 
 def test_detect_shows_the_patch_map_of_a_large_upload(tmp_path, monkeypatch, no_examples):
-    from detector._keras import keras
-    from detector.models import export_model
-    from detector.recipes import get_recipe
+    from detector.core._keras import keras
+    from detector.core.models import export_model
+    from detector.core.recipes import get_recipe
 
     keras.utils.set_random_seed(0)
     card = tiny_card("tiny_native", "dct_spectrum", threshold=0.5, uncertain_band=(0.4, 0.6))
@@ -416,7 +416,7 @@ def test_config_limits_and_privacy():
 
 
 def test_ui_imports_only_the_public_detector_api():
-    allowed = {"detector", "detector.classroom", "detector.presentation"}
+    allowed = {"detector", "detector.ui.classroom", "detector.ui.presentation"}
     for path in [ROOT / "streamlit_app.py", *sorted((ROOT / "pages").glob("*.py"))]:
         tree = ast.parse(path.read_text())
         modules = set()

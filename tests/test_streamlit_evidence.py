@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 from test_app_evidence import PROMPT, camera_jpeg, sd_png
 
 import detector
-from detector import classroom as cr
-from detector import presentation as pres
+from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")

@@ -25,7 +25,7 @@ decoding reduced to 4096 px, page releasing     +0.7 GB      +0.6 GB
 The page's part is the second column: a batch costs what one image costs, whatever its length.
 The one-image cost itself is spent inside `detector` (decoding and compositing, the display
 copy, the models' input, the checks and, for one image alone, the evidence board); it follows
-the number of pixels decoded, so `BATCH_BOUND` relies on `detector.images` reducing big images
+the number of pixels decoded, so `BATCH_BOUND` relies on `detector.core.images` reducing big images
 while decoding (without that, one 40 MP image costs about 1.5 GB and so would the batch).
 """
 
@@ -145,11 +145,11 @@ def measure(models: Path, payload: Path, timeout: float = 1800) -> dict:
 
 
 class LiveDecodes:
-    """Wraps `detector.presentation.load_file` (what `pages.common.Upload` decodes with) and
+    """Wraps `detector.ui.presentation.load_file` (what `pages.common.Upload` decodes with) and
     counts the decoded images still alive each time another one is decoded."""
 
     def __init__(self, monkeypatch) -> None:
-        from detector import presentation as pres
+        from detector.ui import presentation as pres
 
         self.live: weakref.WeakSet = weakref.WeakSet()
         self.counts: list[int] = []

@@ -18,8 +18,8 @@ import pytest
 from conftest import encode, make_image
 from streamlit.testing.v1 import AppTest
 
-from detector import classroom as cr
-from detector.models import clear_cache
+from detector.core.models import clear_cache
+from detector.ui import classroom as cr
 from pages import common
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +118,7 @@ def test_any_error_carrying_a_server_path_reaches_visitors_cut(clean_caches, tmp
     """Whatever a helper raises (model loading, metadata, forensic views), the page shows
     no server path: the page cuts them itself, whatever the `detector` messages say."""
     import detector
-    from detector import presentation as pres
+    from detector.ui import presentation as pres
 
     secret = tmp_path / "server" / "secret"
     load_model = detector.load_model

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import encode, make_image
 
-from detector.models import load_model
-from detector.results import Prediction
-from detector.stress import (
+from detector.core.models import load_model
+from detector.core.results import Prediction
+from detector.evidence.stress import (
     DEFAULT_JPEG_QUALITIES,
     DEFAULT_SCALES,
     FRAGILE_DEFINITION,

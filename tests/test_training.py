@@ -12,7 +12,7 @@ from conftest import RECIPE_NAMES
 from PIL import Image
 
 import detector
-from detector.recipes import get_recipe
+from detector.core.recipes import get_recipe
 from training.augment import GeometricColourAugment, RandomJpeg, RobustAugment, jpeg
 from training.calibration import fit_temperature, pr_threshold, sigmoid, uncertain_band
 from training.config import TrainConfig
@@ -308,7 +308,7 @@ def test_every_config_field_has_a_command_line_flag():
 
 
 def test_fusion_procedure_freezes_the_backbone_only_in_its_first_phase(monkeypatch, tmp_path):
-    from detector.recipes import is_head_layer
+    from detector.core.recipes import is_head_layer
     from training import procedures
 
     recipe = get_recipe("backbone_npr_fusion")

@@ -8,11 +8,17 @@ import pytest
 from conftest import encode, make_image
 from PIL import PngImagePlugin
 
-from detector import verdict
-from detector.evidence import EvidenceItem, EvidenceReport, inspect_file
-from detector.results import Prediction
-from detector.stability import stability_from_scores
-from detector.verdict import ABSENCE_NOTE, HEADLINE_FIELDS, HEADLINE_ORDER, Headline, headline
+from detector.core.results import Prediction
+from detector.evidence import verdict
+from detector.evidence.metadata import EvidenceItem, EvidenceReport, inspect_file
+from detector.evidence.stability import stability_from_scores
+from detector.evidence.verdict import (
+    ABSENCE_NOTE,
+    HEADLINE_FIELDS,
+    HEADLINE_ORDER,
+    Headline,
+    headline,
+)
 
 BINARY = "in binary metadata outside XMP (e.g. a C2PA manifest)"
 
@@ -267,7 +273,7 @@ def test_headline_on_a_real_report_with_generation_settings():
 # ------------------------------------------------------------------------- assess a file
 def test_assess_builds_the_headline_from_the_file(trained_dir):
     import detector
-    from detector.assessment import assess, score_headline
+    from detector.evidence.assessment import assess, score_headline
 
     det = detector.load_model("tiny_cnn", trained_dir)
     data = encode(make_image(64, 64, 4), "PNG")

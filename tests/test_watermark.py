@@ -23,8 +23,8 @@ from wm_reference import (
     photo,
 )
 
-from detector import watermark as wm
-from detector.watermark import (
+from detector.evidence import watermark as wm
+from detector.evidence.watermark import (
     MATCH_ALPHA,
     SD_V1,
     SDXL,

@@ -1,4 +1,4 @@
-"""Test helpers for detector.watermark: photo-like images, and the dwtDct mark put into them.
+"""Test helpers for detector.evidence.watermark: photo-like images, the dwtDct mark put into them.
 
 The marks are embedded by the ``invisible-watermark`` package (0.2.0) when its files are
 installed for development (``bash run.sh setup`` puts them, without their dependencies, in
@@ -22,7 +22,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 
-from detector.watermark import BLOCK, SD_V1, SDXL, STEP
+from detector.evidence.watermark import BLOCK, SD_V1, SDXL, STEP
 
 #: Where ``run.sh`` installs the package for the dev tests (outside site-packages, so that
 #: ``pip check`` does not see a package whose declared dependencies are left out on purpose).

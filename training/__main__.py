@@ -91,7 +91,7 @@ def _train(args: argparse.Namespace) -> int:
 def _lofo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from detector.card import ModelCard
+    from detector.core.card import ModelCard
     from training.lofo import LOFO_FAMILIES, run_lofo
 
     config = config_from_args(args)
@@ -107,7 +107,7 @@ def _lofo(args: argparse.Namespace) -> int:
 def _truth(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from detector.models import load_model, models_dir
+    from detector.core.models import load_model, models_dir
     from training.config import TrainConfig
     from training.train import EVAL_SPLITS, load_splits
     from training.truth import headline, truth_table
@@ -126,7 +126,7 @@ def _truth(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from detector.models import load_model, models_dir
+    from detector.core.models import load_model, models_dir
     from training.config import TrainConfig
     from training.evaluate import evaluate, update_card_metrics
     from training.train import EVAL_SPLITS, load_splits

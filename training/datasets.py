@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 
 from detector import DetectorError, load_image
-from detector._keras import keras
-from detector.spec import ModelSpec
+from detector.core._keras import keras
+from detector.core.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 

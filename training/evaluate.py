@@ -310,7 +310,7 @@ def evaluate(
 
 def update_card_metrics(folder: Path, metrics: dict[str, Any]) -> None:
     """Write metrics into a model folder's card (the weights and their checksum are unchanged)."""
-    from detector.card import ModelCard
+    from detector.core.card import ModelCard
 
     card = ModelCard.load(folder)
     replace(card, metrics=metrics).save(folder)

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from detector.card import ModelCard
-from detector.models import models_dir, trained_cards
+from detector.core.card import ModelCard
+from detector.core.models import models_dir, trained_cards
 from training.truth import headline
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"

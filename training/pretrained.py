@@ -8,7 +8,7 @@ digits of its SHA-256, as torchvision names its checkpoints). This module
   (:func:`fetch_mobilenet_v2_weights`),
 * reads the torch checkpoint WITHOUT torch, through an unpickler that only accepts the few torch
   globals a plain state dict uses (:func:`read_torch_state_dict`),
-* copies the weights into a backbone built by :func:`detector.mobilenet_v2.build_mobilenet_v2`
+* copies the weights into a backbone built by :func:`detector.core.mobilenet_v2.build_mobilenet_v2`
   (:func:`load_mobilenet_v2_imagenet`).
 
 torch is never needed nor imported.
@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Final
 import keras
 import numpy as np
 
-from detector.mobilenet_v2 import DEFAULT_PREFIX, LayerSpec, backbone_layer_table
+from detector.core.mobilenet_v2 import DEFAULT_PREFIX, LayerSpec, backbone_layer_table
 
 __all__ = [
     "MOBILENET_V2_PROVENANCE",
@@ -594,7 +594,7 @@ def load_mobilenet_v2_imagenet(
 ) -> int:
     """Sets ImageNet weights in a MobileNetV2 backbone inside ``model``.
 
-    ``model`` may be any Keras model in which :func:`detector.mobilenet_v2.build_mobilenet_v2`
+    ``model`` may be any Keras model in which :func:`detector.core.mobilenet_v2.build_mobilenet_v2`
     was called with ``prefix``; other layers are left untouched.
 
     Args:

@@ -12,7 +12,7 @@ PyTorch state dict in the lukemelas EfficientNet-PyTorch layout (``_conv_stem``,
 * reads the checkpoint WITHOUT torch, with :func:`training.pretrained.read_torch_state_dict`'s
   restricted unpickler,
 * copies the weights into a backbone built by
-  :func:`detector.efficientnet_lite.build_efficientnet_lite0`
+  :func:`detector.core.efficientnet_lite.build_efficientnet_lite0`
   (:func:`load_efficientnet_lite0_imagenet`).
 
 torch is never needed nor imported.
@@ -29,7 +29,7 @@ from typing import Final
 import keras
 import numpy as np
 
-from detector.efficientnet_lite import (
+from detector.core.efficientnet_lite import (
     DEFAULT_PREFIX,
     backbone_layer_table,
     build_efficientnet_lite0,
@@ -194,7 +194,7 @@ def load_efficientnet_lite0_imagenet(
     """Sets ImageNet weights in an EfficientNet-Lite0 backbone inside ``model``.
 
     ``model`` may be any Keras model in which
-    :func:`detector.efficientnet_lite.build_efficientnet_lite0` was called with ``prefix``;
+    :func:`detector.core.efficientnet_lite.build_efficientnet_lite0` was called with ``prefix``;
     other layers are left untouched. All shapes are checked before any weight is set.
 
     Args:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from detector._keras import keras, tf
-from detector.recipes import is_head_layer
-from detector.spec import ModelSpec
+from detector.core._keras import keras, tf
+from detector.core.recipes import is_head_layer
+from detector.core.spec import ModelSpec
 from training.augment import Compose, GeometricColourAugment, RandomJpeg, RobustAugment
 from training.balance import sample_weights
 from training.config import TrainConfig
@@ -339,8 +339,8 @@ def train_fusion(model, ctx: TrainingContext) -> list[dict[str, Any]]:
 
 def train_ensemble(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     """An ensemble: copy the trained members' weights in; nothing is fitted."""
-    from detector.models import models_dir
-    from detector.recipes.ensemble import copy_member_weights, member_folders
+    from detector.core.models import models_dir
+    from detector.core.recipes.ensemble import copy_member_weights, member_folders
 
     requested = ctx.config.recipe_params.get("members", ctx.spec.params["members"])
     cards = copy_member_weights(model, ctx.spec, member_folders(requested, models_dir()))

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from detector._keras import keras, tf
-from detector.backbones import MOBILENET_V2_BACKBONES
-from detector.card import ModelCard
-from detector.models import export_model, load_model
-from detector.recipes import get_recipe
-from detector.runtime import Detector
+from detector.core._keras import keras, tf
+from detector.core.backbones import MOBILENET_V2_BACKBONES
+from detector.core.card import ModelCard
+from detector.core.models import export_model, load_model
+from detector.core.recipes import get_recipe
+from detector.core.runtime import Detector
 from training.balance import weight_table
 from training.calibration import fit_temperature, logit, pr_threshold, uncertain_band
 from training.config import TrainConfig
@@ -106,7 +106,7 @@ def describe(splits: dict[str, ImageSet], config: TrainConfig) -> dict[str, Any]
 
 
 def _sha(path: Path) -> str:
-    from detector.card import sha256_file
+    from detector.core.card import sha256_file
 
     return sha256_file(path)
 
@@ -161,7 +161,7 @@ def init_from_trained(model, spec, folder: Path) -> dict[str, Any]:
 
     Raises:
         ValueError: if the folder holds another architecture.
-        detector.errors.ChecksumError: if its weights changed since it was trained.
+        detector.core.errors.ChecksumError: if its weights changed since it was trained.
     """
     card = ModelCard.load(folder)
     plain = json.loads(json.dumps(spec.params))  # tuples -> lists, as the card (JSON) has them

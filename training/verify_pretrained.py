@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector._keras import keras, tf
-from detector.mobilenet_v2 import (
+from detector.core._keras import keras, tf
+from detector.core.mobilenet_v2 import (
     INVERTED_RESIDUAL_SETTING,
     build_mobilenet_v2,
     imagenet_normalize,

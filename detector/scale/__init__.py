@@ -1,0 +1,7 @@
+"""Scanning many images: the batch scan engine and its Apache Beam pipeline.
+
+It owns `batch` (path expansion, decoding once per file, every model's rows with the
+`SCAN_FIELDS` schema: the engine behind `detector.scan`, the CLI and both apps) and `beam` (the
+same rows on any Beam runner; Apache Beam is imported only when a pipeline is built). It may
+import `detector.core`, never the evidence, UI or serving layers, nor the CLI.
+"""

@@ -1,0 +1,784 @@
+"""Scale-out scanning on Apache Beam: the rows of `detector.scan`, computed on any Beam runner.
+
+The pipeline lists a local folder as `detector.expand_paths` does (other patterns are matched
+with Beam's file IO), decodes each file as `detector.scan` does (a bad file becomes one error
+row per model, never a failed pipeline), makes each model's inputs once (every patch of a large
+image for a ``native_crop`` model: `detector.scale.batch.model_inputs`), scores batches with
+``RunInference`` and a `DetectorModelHandler` (which loads models with `detector.load_model`:
+card, checksum and Keras safe mode, once per worker) through the same
+`detector.scale.batch.whole_image_p_fake` as ``scan``, and writes sharded CSV or JSON Lines with
+exactly the `detector.SCAN_FIELDS` schema.
+
+Apache Beam is an optional extra (``pip install .[beam]`` or ``-r requirements-beam.txt``): this
+module imports it only when a pipeline is built, so ``import detector`` never needs it.
+
+Example:
+    >>> from detector.scale.beam import run_scan_beam                              # doctest: +SKIP
+    >>> run_scan_beam("photos/**", "out/scan", ["tiny_cnn"], fmt="jsonl")    # doctest: +SKIP
+    ['out/scan-00000-of-00001.jsonl']
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.core.errors import (
+    DetectorError,
+    ImageLoadError,
+    ModelNotFoundError,
+    ModelNotTrainedError,
+)
+from detector.core.images import MAX_FILE_BYTES, load_image
+from detector.core.models import MODELS_DIR_ENV, load_model, trained_cards
+from detector.core.patches import MAX_PATCHES
+from detector.scale.batch import (
+    SCAN_FIELDS,
+    ScanRow,
+    expand_paths,
+    model_inputs,
+    read_image,
+    whole_image_p_fake,
+)
+
+log = logging.getLogger(__name__)
+
+#: What to tell a user whose environment lacks Apache Beam.
+INSTALL_HINT = "install the beam extra: pip install .[beam] (or -r requirements-beam.txt)"
+#: Output formats of `run_scan_beam` and their shard suffixes.
+FORMATS: dict[str, str] = {"csv": ".csv", "jsonl": ".jsonl"}
+#: With ``share_models="auto"``, weights files at least this large are loaded once per machine
+#: and shared by its worker processes (Beam's ``share_model_across_processes``).
+SHARE_MODEL_BYTES = 150 * 1024 * 1024
+#: Metrics namespace of the pipeline's counters.
+METRICS_NAMESPACE = "fakedetect"
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+class BeamNotInstalledError(DetectorError):
+    """Apache Beam is not installed (it is the optional ``beam`` extra)."""
+
+    code = "beam_not_installed"
+
+
+def require_beam() -> Any:
+    """Import and return the ``apache_beam`` module.
+
+    Raises:
+        BeamNotInstalledError: naming how to install the extra.
+    """
+    try:
+        import apache_beam
+    except ImportError as exc:
+        raise BeamNotInstalledError(f"{INSTALL_HINT} ({exc})") from None
+    return apache_beam
+
+
+# --------------------------------------------------------------------------- plain helpers
+def worker_models_dir(models_dir: str | Path | None = None) -> str | None:
+    """The models folder to hand to workers explicitly.
+
+    Args:
+        models_dir: The ``--models-dir`` value, if any.
+
+    Returns:
+        ``models_dir`` or ``$FAKEDETECT_MODELS_DIR`` as an absolute path, or None when neither is
+        set (each worker then uses its own ``$FAKEDETECT_MODELS_DIR`` or package default).
+
+    Raises:
+        DetectorError: for a URL: models load from a local or mounted folder, never a bucket.
+    """
+    chosen = models_dir if models_dir is not None else os.environ.get(MODELS_DIR_ENV) or None
+    if chosen is None:
+        return None
+    text = str(chosen)
+    if "://" in text:
+        raise DetectorError(
+            f"models folder {text!r} is a URL; models load from a local or mounted folder "
+            "(bake it into the worker image or mount it, see README 'Scaling out')",
+            code="usage",
+        )
+    return os.path.abspath(text)
+
+
+def resolve_pattern(pattern: str) -> str:
+    """The Beam file pattern for a user's input: a local folder becomes ``folder/**``.
+
+    Beam's ``*`` stays inside one folder and ``**`` crosses folders, so ``photos/**`` scans a
+    tree as ``scan photos/`` does.
+
+    Raises:
+        FileNotFoundError: for a local path without wildcards that does not exist.
+    """
+    if _GLOB_CHARS.search(pattern) or "://" in pattern:
+        return pattern
+    if os.path.isdir(pattern):
+        return pattern.rstrip("/\\") + "/**"
+    if not os.path.exists(pattern):
+        raise FileNotFoundError(f"no such file or folder: {pattern}")
+    return pattern
+
+
+def is_visible(path: str, pattern: str) -> bool:
+    """False for files under a hidden file or folder below the pattern's fixed folder.
+
+    Mirrors `detector.expand_paths`, which skips hidden entries under the folders it walks; a
+    pattern that itself spells a hidden name (``photos/.cache/*``) keeps what it names.
+    """
+    fixed = _GLOB_CHARS.split(pattern, 1)[0]
+    base = re.split(r"[/\\]", fixed)
+    base_dir = fixed[: len(fixed) - len(base[-1])]
+    spelled = pattern[len(base_dir) :]
+    if any(part.startswith(".") for part in re.split(r"[/\\]", spelled) if part):
+        return True
+    rest = path[len(base_dir) :] if path.startswith(base_dir) else os.path.basename(path)
+    return not any(part.startswith(".") for part in re.split(r"[/\\]", rest) if part)
+
+
+def local_folder(pattern: str) -> str | None:
+    """The local folder a pattern means in full (``folder/**``, no other wildcard), else None.
+
+    Such a folder is listed by `list_folder`, as ``scan`` lists it, rather than matched.
+    """
+    if "://" in pattern:
+        return None
+    for ending in ("/**", "\\**"):
+        if pattern.endswith(ending):
+            folder = pattern[: -len(ending)] or ending[0]
+            if not _GLOB_CHARS.search(folder) and os.path.isdir(folder):
+                return folder
+    return None
+
+
+def list_folder(folder: str) -> list[str]:
+    """The paths `detector.expand_paths` gives for a local folder: one ``scan`` row each.
+
+    Beam's own listing of ``folder/**`` drops some entries without a word: links that lead
+    nowhere or loop, links to folders and sub-folders it cannot list. ``scan`` gives each of
+    them an error row that names the problem, and so does the pipeline with this listing.
+    """
+    return [str(path) for path in expand_paths([folder])]
+
+
+def _decode(element: Any) -> tuple[str, np.ndarray | DetectorError]:
+    """(path, RGB array or the `ImageLoadError`) for a path string or a Beam ``ReadableFile``."""
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+    metadata = getattr(element, "metadata", None)
+    path = metadata.path if metadata is not None else str(element)
+    try:
+        if FileSystems.get_scheme(path) is None:  # local: exactly what `scan` does
+            return path, read_image(Path(path))
+        size = metadata.size_in_bytes if metadata is not None else None
+        if size is not None and size > MAX_FILE_BYTES:
+            raise ImageLoadError(
+                f"file too large: {size / 1e6:.1f} MB (limit {MAX_FILE_BYTES / 1e6:.0f} MB)",
+                code="file_too_large",
+            )
+        raw = CompressionTypes.UNCOMPRESSED  # bytes as stored, whatever the file name says
+        opened = (
+            element.open(compression_type=raw)
+            if metadata is not None
+            else FileSystems.open(path, compression_type=raw)
+        )
+        with opened as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        return path, load_image(data)
+    except DetectorError as exc:
+        return path, exc
+    except OSError as exc:  # unreadable remote object: a row, not a failed pipeline
+        return path, ImageLoadError(f"cannot read: {exc}", code="read_failed")
+
+
+def _error_rows(path: str, names: Sequence[str], error: str) -> Iterator[dict[str, Any]]:
+    for name in names:
+        yield ScanRow(path, name, None, None, error).to_dict()
+
+
+def _result_row(path: str, result: Any) -> dict[str, Any]:
+    p_fake, label, error = result.inference
+    return ScanRow(path, result.model_id, p_fake, label, error).to_dict()
+
+
+def csv_line(row: dict[str, Any]) -> str:
+    """One CSV record (no line end) of a row, written as `detector.cli`'s ``scan`` writes it."""
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=list(SCAN_FIELDS), lineterminator="").writerow(row)
+    return buffer.getvalue()
+
+
+def jsonl_line(row: dict[str, Any]) -> str:
+    """One JSON Lines record (no line end) of a row, as ``scan --format jsonl`` writes it."""
+    return json.dumps(row)
+
+
+def check_models(names: Sequence[str], models_dir: str | Path | None) -> None:
+    """Fail early, on the launching machine, for names that are not trained models.
+
+    Raises:
+        ModelNotTrainedError: a recipe without weights.
+        ModelNotFoundError: an unknown name.
+    """
+    from detector.core.recipes import recipes
+
+    cards = trained_cards(models_dir)
+    for name in names:
+        if name in cards:
+            continue
+        if name in recipes():
+            raise ModelNotTrainedError(f"no trained weights for {name!r} in the models folder")
+        known = ", ".join(sorted(set(cards) | set(recipes())))
+        raise ModelNotFoundError(f"unknown model {name!r}; known: {known}")
+
+
+def share_decision(
+    names: Sequence[str], models_dir: str | Path | None, mode: str
+) -> dict[str, bool]:
+    """Whether each model is shared across a worker machine's processes.
+
+    One copy per process is fastest on CPU; one copy per machine (served to its processes by
+    Beam's multi-process sharing) keeps very large models within memory.
+
+    Args:
+        names: Model names.
+        models_dir: Models folder as seen from the launching machine.
+        mode: ``always``, ``never`` or ``auto`` (weights of at least `SHARE_MODEL_BYTES`).
+
+    Returns:
+        Model name to True when it is shared.
+    """
+    if mode in ("always", "never"):
+        return dict.fromkeys(names, mode == "always")
+    from detector.core.models import _scan
+
+    found = _scan(models_dir)
+    decision = {}
+    for name in names:
+        card, folder = found[name]
+        weights = folder / card.weights_file
+        decision[name] = weights.is_file() and weights.stat().st_size >= SHARE_MODEL_BYTES
+    return decision
+
+
+# --------------------------------------------------------------------------- Beam types
+# Classes that subclass Beam types are built on first use (module ``__getattr__`` below), so that
+# this module imports without Beam, while pickles still name them ``detector.scale.beam.X`` and
+# workers rebuild them by import.
+_BEAM_TYPES = ("DetectorModelHandler", "DecodeImages", "ScanFiles")
+
+
+def _define_beam_types() -> dict[str, type]:
+    beam = require_beam()
+    from apache_beam.ml.inference.base import (
+        KeyedModelHandler,
+        ModelHandler,
+        PredictionResult,
+        RunInference,
+    )
+
+    class DetectorModelHandler(ModelHandler):
+        """A RunInference model handler for this package's models, loaded by name.
+
+        Each example is one image's model inputs (`detector.scale.batch.model_inputs`: an
+        (n, size, size, 3) array, n > 1 for the patches of a large image read by a
+        ``native_crop`` model). A batch's inputs go through the model together and each image's
+        P(fake) is `detector.scale.batch.whole_image_p_fake`'s, the one ``scan`` and
+        `detector.Detector.predict` give. Each result is a ``PredictionResult`` whose
+        ``inference`` is ``(p_fake, label, error)`` and whose ``model_id`` is the model name;
+        the example is not carried along (it is only pixels).
+
+        Args:
+            model_name: Name of a trained model.
+            models_dir: Models folder as the workers see it; None for their package's default.
+            min_batch_size: Smallest batch ``BatchElements`` forms.
+            max_batch_size: Largest batch (the images per model call; each adds its patches).
+            share_across_processes: Load the model once per machine and share it between the
+                worker processes (for models too large to hold one copy per process).
+        """
+
+        def __init__(
+            self,
+            model_name: str,
+            models_dir: str | None = None,
+            *,
+            min_batch_size: int = 1,
+            max_batch_size: int = 32,
+            share_across_processes: bool = False,
+        ) -> None:
+            super().__init__(
+                min_batch_size=min_batch_size,
+                max_batch_size=max_batch_size,
+                large_model=share_across_processes,
+            )
+            self.model_name = model_name
+            self.models_dir = models_dir
+            self._card: Any = None
+
+        def load_model(self) -> Any:
+            """Load the model with its card, checksum and safe mode (once per worker)."""
+            return load_model(self.model_name, self.models_dir)
+
+        def run_inference(
+            self,
+            batch: Sequence[np.ndarray],
+            model: Any,
+            inference_args: dict[str, Any] | None = None,
+        ) -> Iterable[Any]:
+            """Score one batch; a failing model gives error results, as `detector.scan` does."""
+            if self._card is None:  # the card, not the model: a shared model is a proxy
+                self._card = trained_cards(self.models_dir)[self.model_name]
+            try:
+                probs = whole_image_p_fake(model, batch, self._card.temperature)
+            except Exception as exc:  # one failing batch must not fail the pipeline
+                log.exception("model %s failed on a batch", self.model_name)
+                failed = (None, None, f"model_failed: {type(exc).__name__}: {exc}")
+                return [PredictionResult(None, failed, self.model_name) for _ in batch]
+            results = []
+            for p in probs:
+                p_fake = float(p)
+                inference = (p_fake, self._card.label_for(p_fake), None)
+                results.append(PredictionResult(None, inference, self.model_name))
+            return results
+
+        def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+            """Bytes of a batch, for Beam's metrics (without pickling it)."""
+            return int(sum(np.asarray(x).nbytes for x in batch))
+
+        def get_metrics_namespace(self) -> str:
+            """Namespace of RunInference's metrics."""
+            return METRICS_NAMESPACE
+
+        def __repr__(self) -> str:
+            return f"DetectorModelHandler({self.model_name!r}, models_dir={self.models_dir!r})"
+
+    class DecodeImages(beam.DoFn):
+        """Decode files and make their model inputs, once per distinct preprocessing.
+
+        The main output holds error rows (one per model for a file that is not a readable
+        image); output ``m{i}`` holds ``(path, inputs)`` for the i-th model, its
+        `detector.scale.batch.model_inputs` (the patches `detector.Detector.predict` scores, at most
+        `detector.core.patches.MAX_PATCHES`, as many as the workers' loaded models read). Full-size
+        pixels never leave this step: only the model inputs, as uint8, do.
+
+        Args:
+            model_names: Model names, in output order.
+            models_dir: Models folder as the workers see it (cards give the preprocessing).
+        """
+
+        def __init__(self, model_names: Sequence[str], models_dir: str | None) -> None:
+            self.model_names = list(model_names)
+            self.models_dir = models_dir
+            self._preprocessing: list[Any] = []
+            self._decoded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_decoded")
+            self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_failed")
+
+        def setup(self) -> None:
+            """Read the models' cards on the worker."""
+            check_models(self.model_names, self.models_dir)
+            cards = trained_cards(self.models_dir)
+            self._preprocessing = [cards[name].spec.preprocessing for name in self.model_names]
+
+        def process(self, element: Any) -> Iterator[Any]:
+            """Yield error rows, or one tagged model input per model."""
+            path, item = _decode(element)
+            if isinstance(item, DetectorError):
+                self._failed.inc()
+                yield from _error_rows(path, self.model_names, f"{item.code}: {item}")
+                return
+            self._decoded.inc()
+            done: dict[Any, np.ndarray] = {}
+            for index, (name, prep) in enumerate(
+                zip(self.model_names, self._preprocessing, strict=True)
+            ):
+                try:
+                    if prep not in done:
+                        done[prep] = model_inputs(item, prep, MAX_PATCHES)
+                except Exception as exc:  # as `scan`: the model's rows for this image fail
+                    log.exception("preprocessing for %s failed on %s", name, path)
+                    error = f"model_failed: {type(exc).__name__}: {exc}"
+                    yield from _error_rows(path, [name], error)
+                    continue
+                yield beam.pvalue.TaggedOutput(f"m{index}", (path, done[prep]))
+
+    class ScanFiles(beam.PTransform):
+        """Files (Beam ``ReadableFile`` objects or path strings) to `detector.scan` row dicts.
+
+        Args:
+            model_names: Trained model names.
+            models_dir: Models folder as the workers see it; None for their package's default.
+            min_batch_size: Smallest RunInference batch.
+            max_batch_size: Largest RunInference batch.
+            share: Model name to whether it is shared across a machine's processes.
+        """
+
+        def __init__(
+            self,
+            model_names: Sequence[str],
+            models_dir: str | None = None,
+            *,
+            min_batch_size: int = 1,
+            max_batch_size: int = 32,
+            share: dict[str, bool] | None = None,
+        ) -> None:
+            super().__init__()
+            self.model_names = list(model_names)
+            self.models_dir = models_dir
+            self.min_batch_size = min_batch_size
+            self.max_batch_size = max_batch_size
+            self.share = share or {}
+
+        def expand(self, files: Any) -> Any:
+            tags = [f"m{i}" for i in range(len(self.model_names))]
+            decoded = files | "Decode" >> beam.ParDo(
+                DecodeImages(self.model_names, self.models_dir)
+            ).with_outputs(*tags, main="errors")
+            parts = [decoded.errors]
+            for tag, name in zip(tags, self.model_names, strict=True):
+                handler = DetectorModelHandler(
+                    name,
+                    self.models_dir,
+                    min_batch_size=self.min_batch_size,
+                    max_batch_size=self.max_batch_size,
+                    share_across_processes=self.share.get(name, False),
+                )
+                parts.append(
+                    decoded[tag]
+                    | f"RunInference {name}" >> RunInference(KeyedModelHandler(handler))
+                    | f"Rows {name}" >> beam.MapTuple(_result_row)
+                )
+            return parts | "AllRows" >> beam.Flatten()
+
+    built = {
+        "DetectorModelHandler": DetectorModelHandler,
+        "DecodeImages": DecodeImages,
+        "ScanFiles": ScanFiles,
+    }
+    for name, cls in built.items():
+        cls.__module__ = __name__
+        cls.__qualname__ = name
+    return built
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BEAM_TYPES:
+        globals().update(_define_beam_types())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _beam_type(name: str) -> Any:
+    return getattr(sys.modules[__name__], name)
+
+
+def _visible_file(metadata: Any, pattern: str) -> bool:
+    return is_visible(metadata.path, pattern)
+
+
+# --------------------------------------------------------------------------- pipelines
+def build_scan_pipeline(
+    pipeline: Any,
+    pattern: str,
+    output: str,
+    model_names: Sequence[str],
+    models_dir: str | None = None,
+    *,
+    fmt: str = "csv",
+    num_shards: int = 0,
+    min_batch_size: int = 1,
+    max_batch_size: int = 32,
+    share: dict[str, bool] | None = None,
+) -> Any:
+    """Add the scan to a Beam pipeline: match, read, decode, RunInference, write shards.
+
+    A local ``folder/**`` (what `resolve_pattern` makes of a folder) is listed by `list_folder`
+    as ``scan`` lists it, so every entry under it gets its rows; other patterns are matched by
+    Beam (whose local listing leaves out broken links, links to folders and unlistable
+    sub-folders).
+
+    Args:
+        pipeline: A ``beam.Pipeline``.
+        pattern: Beam file pattern (local, ``gs://``, ``s3://``...; ``**`` crosses folders).
+        output: Shard prefix; shards are ``PREFIX-SSSSS-of-NNNNN.csv`` (or ``.jsonl``).
+        model_names: Trained model names.
+        models_dir: Models folder as the workers see it; None for their package's default.
+        fmt: ``csv`` (each shard starts with the header) or ``jsonl``.
+        num_shards: Number of shards; 0 lets the runner decide.
+        min_batch_size: Smallest RunInference batch.
+        max_batch_size: Largest RunInference batch.
+        share: Model name to whether it is shared across a machine's processes.
+
+    Returns:
+        The PCollection of written shard names.
+    """
+    beam = require_beam()
+    from apache_beam.io import fileio
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    folder = local_folder(pattern)
+    if folder is not None:  # listed as `scan` lists it: no entry dropped silently
+        files = (
+            pipeline
+            | "Folder" >> beam.Create([folder])
+            | "List" >> beam.FlatMap(list_folder)
+            | "Spread" >> beam.Reshuffle()
+        )
+    else:
+        files = (
+            pipeline
+            | "Match" >> fileio.MatchFiles(pattern)
+            | "SkipHidden" >> beam.Filter(_visible_file, pattern)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> fileio.ReadMatches()
+        )
+    rows = files | "Scan" >> _beam_type("ScanFiles")(
+        model_names,
+        models_dir,
+        min_batch_size=min_batch_size,
+        max_batch_size=max_batch_size,
+        share=share,
+    )
+    header = ",".join(SCAN_FIELDS) if fmt == "csv" else None
+    return (
+        rows
+        | "Format" >> beam.Map(csv_line if fmt == "csv" else jsonl_line)
+        | "Write"
+        >> beam.io.WriteToText(
+            output, file_name_suffix=FORMATS[fmt], num_shards=num_shards, header=header
+        )
+    )
+
+
+def pipeline_options(pipeline_args: Sequence[str] = (), runner: str | None = None) -> Any:
+    """Beam ``PipelineOptions`` from command-line style arguments (DirectRunner by default)."""
+    require_beam()
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    args = list(pipeline_args)
+    if runner:
+        args.append(f"--runner={runner}")
+    elif not any(a == "--runner" or a.startswith("--runner=") for a in args):
+        args.append("--runner=DirectRunner")
+    return PipelineOptions(args)
+
+
+def run_scan_beam(
+    pattern: str,
+    output: str,
+    model_names: Sequence[str],
+    models_dir: str | Path | None = None,
+    *,
+    fmt: str = "csv",
+    pipeline_args: Sequence[str] = (),
+    runner: str | None = None,
+    num_shards: int = 0,
+    min_batch_size: int = 1,
+    max_batch_size: int = 32,
+    share_models: str = "auto",
+    workers_models_dir: str | None = None,
+) -> list[str]:
+    """Scan files matching a pattern on a Beam runner and wait for the shards.
+
+    Args:
+        pattern: Beam file pattern; a local folder means everything under it.
+        output: Shard prefix (local path or ``gs://...``).
+        model_names: Trained model names.
+        models_dir: Models folder on this machine (default ``$FAKEDETECT_MODELS_DIR`` or the
+            package's); also handed to the workers, unless ``workers_models_dir`` is given.
+        fmt: ``csv`` or ``jsonl``.
+        pipeline_args: Any other Beam options, e.g. ``["--direct_num_workers=2"]``.
+        runner: Beam runner; default DirectRunner unless ``pipeline_args`` name one.
+        num_shards: Number of output shards; 0 lets the runner decide.
+        min_batch_size: Smallest RunInference batch.
+        max_batch_size: Largest RunInference batch.
+        share_models: ``auto``, ``always`` or ``never`` (see `share_decision`).
+        workers_models_dir: The models folder as the workers see it, when its path there differs
+            (e.g. inside a custom container); default: see `worker_models_dir`.
+
+    Returns:
+        The written shard names, sorted.
+
+    Raises:
+        BeamNotInstalledError: Beam is missing.
+        FileNotFoundError: a local path without wildcards that does not exist.
+        ModelNotFoundError, ModelNotTrainedError: a name is not a trained model.
+        DetectorError: a models folder given as a URL.
+    """
+    beam = require_beam()
+    from apache_beam.io.filesystems import FileSystems
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    workers_dir = worker_models_dir(workers_models_dir or models_dir)
+    pattern = resolve_pattern(pattern)
+    check_models(model_names, models_dir)
+    share = share_decision(model_names, models_dir, share_models)
+    options = pipeline_options(pipeline_args, runner)
+    with beam.Pipeline(options=options) as pipeline:
+        build_scan_pipeline(
+            pipeline,
+            pattern,
+            output,
+            model_names,
+            workers_dir,
+            fmt=fmt,
+            num_shards=num_shards,
+            min_batch_size=min_batch_size,
+            max_batch_size=max_batch_size,
+            share=share,
+        )
+    matched = FileSystems.match([f"{output}-*-of-*{FORMATS[fmt]}"])[0].metadata_list
+    return sorted(meta.path for meta in matched)
+
+
+def beam_throughput(
+    files: Sequence[str | Path],
+    model_names: Sequence[str],
+    models_dir: str | Path | None = None,
+    *,
+    pipeline_args: Sequence[str] = (),
+    min_batch_size: int = 1,
+    max_batch_size: int = 32,
+) -> dict[str, Any]:
+    """Time the scan pipeline (decode, preprocess, RunInference, rows) over a list of files.
+
+    Runs on the DirectRunner (in-process unless ``pipeline_args`` say otherwise); pipeline
+    start-up and model loading are included, as in a real run. Rows are counted, not written.
+
+    Args:
+        files: Files to scan.
+        model_names: Trained model names.
+        models_dir: Models folder (default ``$FAKEDETECT_MODELS_DIR`` or the package's).
+        pipeline_args: Extra Beam options, e.g. ``["--direct_running_mode=multi_processing"]``.
+        min_batch_size: Smallest RunInference batch.
+        max_batch_size: Largest RunInference batch.
+
+    Returns:
+        ``{"images", "models", "images_per_s", "seconds", "rows"}``.
+    """
+    beam = require_beam()
+    from apache_beam.metrics.metric import MetricsFilter
+
+    check_models(model_names, models_dir)
+    paths = [str(f) for f in files]
+    options = pipeline_options(pipeline_args)
+    start = time.perf_counter()
+    pipeline = beam.Pipeline(options=options)
+    counter = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows")
+    _ = (
+        pipeline
+        | "Files" >> beam.Create(paths)
+        | "Spread" >> beam.Reshuffle()
+        | "Scan"
+        >> _beam_type("ScanFiles")(
+            model_names,
+            worker_models_dir(models_dir),
+            min_batch_size=min_batch_size,
+            max_batch_size=max_batch_size,
+        )
+        | "Count" >> beam.Map(lambda _row: counter.inc())
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    seconds = time.perf_counter() - start
+    query = result.metrics().query(
+        MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name("rows")
+    )
+    rows = sum(c.committed or 0 for c in query["counters"])
+    return {
+        "images": len(paths),
+        "models": len(model_names),
+        "images_per_s": len(paths) / seconds if seconds > 0 else float("inf"),
+        "seconds": seconds,
+        "rows": rows,
+    }
+
+
+# --------------------------------------------------------------------------- command line
+class _PassThroughParser(argparse.ArgumentParser):
+    """A sub-command parser that keeps unknown options (Beam's) instead of rejecting them."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, unknown = super().parse_known_args(args, namespace)
+        parsed.beam_args = [*getattr(parsed, "beam_args", []), *unknown]
+        return parsed, []
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``scan-beam`` sub-command to the CLI's sub-parsers."""
+    p = subparsers.add_parser(
+        "scan-beam",
+        help="scan files matching a pattern on Apache Beam (optional extra); sharded output",
+        description=(
+            "Score every file matching INPUT (a Beam file pattern; ** crosses folders; a local "
+            "folder means everything under it) with RunInference, and write sharded CSV or JSON "
+            "Lines with the schema of `scan`. Other options (--runner, --project, "
+            "--direct_num_workers=2, ...) go to Beam; give them as --name=value."
+        ),
+        allow_abbrev=False,
+    )
+    p.__class__ = _PassThroughParser  # Beam's own options pass through to PipelineOptions
+    p.add_argument("input", help="file pattern, e.g. 'photos/**' or 'gs://bucket/img/*.jpg'")
+    p.add_argument("--output", "-o", required=True, help="shard prefix (local or gs://...)")
+    p.add_argument(
+        "--model", action="append", help="model name, repeatable, or 'all' (default: the best)"
+    )
+    p.add_argument("--format", choices=tuple(FORMATS), default="csv")
+    p.add_argument("--runner", default=None, help="Beam runner (default: DirectRunner)")
+    p.add_argument("--batch-size", type=int, default=32, help="largest RunInference batch")
+    p.add_argument("--min-batch-size", type=int, default=1, help="smallest RunInference batch")
+    p.add_argument("--num-shards", type=int, default=0, help="output shards (0: runner decides)")
+    p.add_argument(
+        "--share-models",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="load a model once per machine for all its worker processes (auto: weights >= "
+        f"{SHARE_MODEL_BYTES // 2**20} MB)",
+    )
+    p.add_argument(
+        "--workers-models-dir",
+        help="models folder as the workers see it, if its path differs there (default: "
+        "--models-dir / FAKEDETECT_MODELS_DIR made absolute; neither: the workers' own)",
+    )
+    p.set_defaults(func=cmd_scan_beam, beam_args=[])
+    return p
+
+
+def cmd_scan_beam(args: argparse.Namespace) -> int:
+    """Run ``scan-beam``; prints the written shards, one per line."""
+    from detector.cli import _select_models
+
+    require_beam()
+    if args.min_batch_size < 1 or args.min_batch_size > args.batch_size:
+        raise DetectorError("--min-batch-size must be between 1 and --batch-size", code="usage")
+    names = _select_models(args.model, args.models_dir)
+    shards = run_scan_beam(
+        args.input,
+        args.output,
+        names,
+        args.models_dir,
+        fmt=args.format,
+        pipeline_args=args.beam_args,
+        runner=args.runner,
+        num_shards=args.num_shards,
+        min_batch_size=args.min_batch_size,
+        max_batch_size=args.batch_size,
+        share_models=args.share_models,
+        workers_models_dir=args.workers_models_dir,
+    )
+    for shard in shards:
+        sys.stdout.write(shard + "\n")
+    return 0
