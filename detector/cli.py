@@ -238,6 +238,88 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- scan-beam
+class _PassThroughParser(argparse.ArgumentParser):
+    """A sub-command parser that keeps unknown options (Beam's) instead of rejecting them."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, unknown = super().parse_known_args(args, namespace)
+        parsed.beam_args = [*getattr(parsed, "beam_args", []), *unknown]
+        return parsed, []
+
+
+def _add_scan_beam_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``scan-beam`` sub-command (Apache Beam itself loads only when it runs)."""
+    from detector.scale.beam import FORMATS
+    from detector.scale.beam_steps import SHARE_MODEL_BYTES
+
+    p = subparsers.add_parser(
+        "scan-beam",
+        help="scan files matching a pattern on Apache Beam (optional extra); sharded output",
+        description=(
+            "Score every file matching INPUT (a Beam file pattern; ** crosses folders; a local "
+            "folder means everything under it) with RunInference, and write sharded CSV or JSON "
+            "Lines with the schema of `scan`. Other options (--runner, --project, "
+            "--direct_num_workers=2, ...) go to Beam; give them as --name=value."
+        ),
+        allow_abbrev=False,
+    )
+    p.__class__ = _PassThroughParser  # Beam's own options pass through to PipelineOptions
+    p.add_argument("input", help="file pattern, e.g. 'photos/**' or 'gs://bucket/img/*.jpg'")
+    p.add_argument("--output", "-o", required=True, help="shard prefix (local or gs://...)")
+    p.add_argument(
+        "--model", action="append", help="model name, repeatable, or 'all' (default: the best)"
+    )
+    p.add_argument("--format", choices=tuple(FORMATS), default="csv")
+    p.add_argument("--runner", default=None, help="Beam runner (default: DirectRunner)")
+    p.add_argument("--batch-size", type=int, default=32, help="largest RunInference batch")
+    p.add_argument("--min-batch-size", type=int, default=1, help="smallest RunInference batch")
+    p.add_argument("--num-shards", type=int, default=0, help="output shards (0: runner decides)")
+    p.add_argument(
+        "--share-models",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="load a model once per machine for all its worker processes (auto: weights >= "
+        f"{SHARE_MODEL_BYTES // 2**20} MB)",
+    )
+    p.add_argument(
+        "--workers-models-dir",
+        help="models folder as the workers see it, if its path differs there (default: "
+        "--models-dir / FAKEDETECT_MODELS_DIR made absolute; neither: the workers' own)",
+    )
+    p.set_defaults(func=_cmd_scan_beam, beam_args=[])
+    return p
+
+
+def _cmd_scan_beam(args: argparse.Namespace) -> int:
+    """Run ``scan-beam``; prints the written shards, one per line."""
+    from detector.scale.beam import require_beam, run_scan_beam
+
+    require_beam()
+    if args.min_batch_size < 1 or args.min_batch_size > args.batch_size:
+        raise detector.DetectorError(
+            "--min-batch-size must be between 1 and --batch-size", code="usage"
+        )
+    names = _select_models(args.model, args.models_dir)
+    shards = run_scan_beam(
+        args.input,
+        args.output,
+        names,
+        args.models_dir,
+        fmt=args.format,
+        pipeline_args=args.beam_args,
+        runner=args.runner,
+        num_shards=args.num_shards,
+        min_batch_size=args.min_batch_size,
+        max_batch_size=args.batch_size,
+        share_models=args.share_models,
+        workers_models_dir=args.workers_models_dir,
+    )
+    for shard in shards:
+        sys.stdout.write(shard + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     parser = argparse.ArgumentParser(
@@ -266,9 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_scan.set_defaults(func=_cmd_scan)
 
-    from detector.scale.beam import add_parser as add_scan_beam_parser  # Beam itself loads lazily
-
-    add_scan_beam_parser(sub)  # scan-beam: the same rows on Apache Beam (optional extra)
+    _add_scan_beam_parser(sub)  # scan-beam: the same rows on Apache Beam (optional extra)
 
     p_exp = sub.add_parser("explain", help="save a heatmap overlay for one image")
     p_exp.add_argument("image")

@@ -24,6 +24,7 @@ from conftest import encode, make_image, tiny_card
 import detector
 from detector.cli import main
 from detector.scale import beam as dbeam
+from detector.scale import beam_steps as steps
 from detector.scale.batch import model_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,36 +318,36 @@ def test_remote_files_decode_like_local_ones(tmp_path):
     png = encode(make_image(40, 50, 3))
     (tmp_path / "a.png").write_bytes(png)
     (tmp_path / "empty.png").write_bytes(b"")
-    path, array = dbeam._decode(remote("a.png", png))
+    path, array = steps._decode(remote("a.png", png))
     assert path == "mem://bucket/a.png"
     assert np.array_equal(array, detector.load_image(tmp_path / "a.png"))
-    _, error = dbeam._decode(remote("empty.png", b""))
+    _, error = steps._decode(remote("empty.png", b""))
     with pytest.raises(detector.ImageLoadError) as local:
         detector.load_image(tmp_path / "empty.png")
     assert (error.code, str(error)) == (local.value.code, str(local.value))
-    _, error = dbeam._decode(remote("big.png", png, size=60_000_000))
+    _, error = steps._decode(remote("big.png", png, size=60_000_000))
     assert error.code == "file_too_large" and "60.0 MB" in str(error)
 
 
 def test_share_models_auto_by_weight_size(trained_dir, monkeypatch):
     names = ["tiny_cnn", "tiny_attention"]
-    assert dbeam.share_decision(names, trained_dir, "auto") == dict.fromkeys(names, False)
-    assert dbeam.share_decision(names, trained_dir, "always") == dict.fromkeys(names, True)
-    monkeypatch.setattr(dbeam, "SHARE_MODEL_BYTES", 1)
-    assert dbeam.share_decision(names, trained_dir, "auto") == dict.fromkeys(names, True)
+    assert steps.share_decision(names, trained_dir, "auto") == dict.fromkeys(names, False)
+    assert steps.share_decision(names, trained_dir, "always") == dict.fromkeys(names, True)
+    monkeypatch.setattr(steps, "SHARE_MODEL_BYTES", 1)
+    assert steps.share_decision(names, trained_dir, "auto") == dict.fromkeys(names, True)
 
 
 def test_a_local_folder_is_listed_as_scan_lists_it(tmp_path):
     folder = odd_folder(tmp_path)
     (folder / ".hidden.png").symlink_to("nowhere.png")
-    assert dbeam.local_folder(dbeam.resolve_pattern(str(folder))) == str(folder)
-    assert dbeam.local_folder(f"{folder}/**") == str(folder)
-    assert dbeam.local_folder(f"{folder}/*.png") is None
-    assert dbeam.local_folder(f"{folder}/s*/**") is None
-    assert dbeam.local_folder(str(folder / "large.png")) is None
-    assert dbeam.local_folder(f"{tmp_path}/missing/**") is None
-    assert dbeam.local_folder("gs://bucket/img/**") is None
-    listed = dbeam.list_folder(str(folder))
+    assert steps.local_folder(steps.resolve_pattern(str(folder))) == str(folder)
+    assert steps.local_folder(f"{folder}/**") == str(folder)
+    assert steps.local_folder(f"{folder}/*.png") is None
+    assert steps.local_folder(f"{folder}/s*/**") is None
+    assert steps.local_folder(str(folder / "large.png")) is None
+    assert steps.local_folder(f"{tmp_path}/missing/**") is None
+    assert steps.local_folder("gs://bucket/img/**") is None
+    listed = steps.list_folder(str(folder))
     assert listed == [str(p) for p in detector.expand_paths([folder])]
     assert [Path(p).relative_to(folder).as_posix() for p in listed] == [
         "dangling.png",
@@ -361,29 +362,29 @@ def test_a_local_folder_is_listed_as_scan_lists_it(tmp_path):
 def test_patterns_and_hidden_files(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
-    assert dbeam.resolve_pattern(str(folder)) == f"{folder}/**"
-    assert dbeam.resolve_pattern(str(folder) + "/") == f"{folder}/**"
-    assert dbeam.resolve_pattern("gs://bucket/x/*.jpg") == "gs://bucket/x/*.jpg"
+    assert steps.resolve_pattern(str(folder)) == f"{folder}/**"
+    assert steps.resolve_pattern(str(folder) + "/") == f"{folder}/**"
+    assert steps.resolve_pattern("gs://bucket/x/*.jpg") == "gs://bucket/x/*.jpg"
     with pytest.raises(FileNotFoundError):
-        dbeam.resolve_pattern(str(tmp_path / "missing"))
-    assert dbeam.is_visible("p/a.png", "p/**")
-    assert dbeam.is_visible("p/sub/a.png", "p/**")
-    assert not dbeam.is_visible("p/.a.png", "p/**")
-    assert not dbeam.is_visible("p/.git/a.png", "p/**")
-    assert dbeam.is_visible("p/.git/a.png", "p/.git/*")  # a pattern that spells it keeps it
-    assert dbeam.is_visible("p/.a.png", "p/.a.png")
-    assert dbeam.is_visible("gs://b/img/x.jpg", "gs://b/img/*.jpg")
+        steps.resolve_pattern(str(tmp_path / "missing"))
+    assert steps.is_visible("p/a.png", "p/**")
+    assert steps.is_visible("p/sub/a.png", "p/**")
+    assert not steps.is_visible("p/.a.png", "p/**")
+    assert not steps.is_visible("p/.git/a.png", "p/**")
+    assert steps.is_visible("p/.git/a.png", "p/.git/*")  # a pattern that spells it keeps it
+    assert steps.is_visible("p/.a.png", "p/.a.png")
+    assert steps.is_visible("gs://b/img/x.jpg", "gs://b/img/*.jpg")
 
 
 def test_worker_models_dir_is_explicit(tmp_path, monkeypatch):
     monkeypatch.delenv("FAKEDETECT_MODELS_DIR", raising=False)
-    assert dbeam.worker_models_dir(None) is None
+    assert steps.worker_models_dir(None) is None
     monkeypatch.chdir(tmp_path)
-    assert dbeam.worker_models_dir("models") == str(tmp_path / "models")
+    assert steps.worker_models_dir("models") == str(tmp_path / "models")
     monkeypatch.setenv("FAKEDETECT_MODELS_DIR", "/mnt/models")
-    assert dbeam.worker_models_dir(None) == "/mnt/models"
+    assert steps.worker_models_dir(None) == "/mnt/models"
     with pytest.raises(detector.DetectorError, match="local or mounted folder"):
-        dbeam.worker_models_dir("gs://b/models")
+        steps.worker_models_dir("gs://b/models")
 
 
 def test_cli_passes_beam_options_through():

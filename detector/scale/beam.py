@@ -20,13 +20,7 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-import json
 import logging
-import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,22 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from detector.core.errors import (
-    DetectorError,
-    ImageLoadError,
-    ModelNotFoundError,
-    ModelNotTrainedError,
-)
-from detector.core.images import MAX_FILE_BYTES, load_image
-from detector.core.models import MODELS_DIR_ENV, load_model, trained_cards
+from detector.core.errors import DetectorError
+from detector.core.models import load_model, trained_cards
 from detector.core.patches import MAX_PATCHES
-from detector.scale.batch import (
-    SCAN_FIELDS,
-    ScanRow,
-    expand_paths,
-    model_inputs,
-    read_image,
-    whole_image_p_fake,
+from detector.scale.batch import SCAN_FIELDS, model_inputs, whole_image_p_fake
+from detector.scale.beam_steps import (
+    _decode,
+    _error_rows,
+    _result_row,
+    check_models,
+    csv_line,
+    is_visible,
+    jsonl_line,
+    list_folder,
+    local_folder,
+    resolve_pattern,
+    share_decision,
+    worker_models_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -59,13 +54,8 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "install the beam extra: pip install .[beam] (or -r requirements-beam.txt)"
 #: Output formats of `run_scan_beam` and their shard suffixes.
 FORMATS: dict[str, str] = {"csv": ".csv", "jsonl": ".jsonl"}
-#: With ``share_models="auto"``, weights files at least this large are loaded once per machine
-#: and shared by its worker processes (Beam's ``share_model_across_processes``).
-SHARE_MODEL_BYTES = 150 * 1024 * 1024
 #: Metrics namespace of the pipeline's counters.
 METRICS_NAMESPACE = "fakedetect"
-
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 class BeamNotInstalledError(DetectorError):
@@ -85,192 +75,6 @@ def require_beam() -> Any:
     except ImportError as exc:
         raise BeamNotInstalledError(f"{INSTALL_HINT} ({exc})") from None
     return apache_beam
-
-
-# --------------------------------------------------------------------------- plain helpers
-def worker_models_dir(models_dir: str | Path | None = None) -> str | None:
-    """The models folder to hand to workers explicitly.
-
-    Args:
-        models_dir: The ``--models-dir`` value, if any.
-
-    Returns:
-        ``models_dir`` or ``$FAKEDETECT_MODELS_DIR`` as an absolute path, or None when neither is
-        set (each worker then uses its own ``$FAKEDETECT_MODELS_DIR`` or package default).
-
-    Raises:
-        DetectorError: for a URL: models load from a local or mounted folder, never a bucket.
-    """
-    chosen = models_dir if models_dir is not None else os.environ.get(MODELS_DIR_ENV) or None
-    if chosen is None:
-        return None
-    text = str(chosen)
-    if "://" in text:
-        raise DetectorError(
-            f"models folder {text!r} is a URL; models load from a local or mounted folder "
-            "(bake it into the worker image or mount it, see README 'Scaling out')",
-            code="usage",
-        )
-    return os.path.abspath(text)
-
-
-def resolve_pattern(pattern: str) -> str:
-    """The Beam file pattern for a user's input: a local folder becomes ``folder/**``.
-
-    Beam's ``*`` stays inside one folder and ``**`` crosses folders, so ``photos/**`` scans a
-    tree as ``scan photos/`` does.
-
-    Raises:
-        FileNotFoundError: for a local path without wildcards that does not exist.
-    """
-    if _GLOB_CHARS.search(pattern) or "://" in pattern:
-        return pattern
-    if os.path.isdir(pattern):
-        return pattern.rstrip("/\\") + "/**"
-    if not os.path.exists(pattern):
-        raise FileNotFoundError(f"no such file or folder: {pattern}")
-    return pattern
-
-
-def is_visible(path: str, pattern: str) -> bool:
-    """False for files under a hidden file or folder below the pattern's fixed folder.
-
-    Mirrors `detector.expand_paths`, which skips hidden entries under the folders it walks; a
-    pattern that itself spells a hidden name (``photos/.cache/*``) keeps what it names.
-    """
-    fixed = _GLOB_CHARS.split(pattern, 1)[0]
-    base = re.split(r"[/\\]", fixed)
-    base_dir = fixed[: len(fixed) - len(base[-1])]
-    spelled = pattern[len(base_dir) :]
-    if any(part.startswith(".") for part in re.split(r"[/\\]", spelled) if part):
-        return True
-    rest = path[len(base_dir) :] if path.startswith(base_dir) else os.path.basename(path)
-    return not any(part.startswith(".") for part in re.split(r"[/\\]", rest) if part)
-
-
-def local_folder(pattern: str) -> str | None:
-    """The local folder a pattern means in full (``folder/**``, no other wildcard), else None.
-
-    Such a folder is listed by `list_folder`, as ``scan`` lists it, rather than matched.
-    """
-    if "://" in pattern:
-        return None
-    for ending in ("/**", "\\**"):
-        if pattern.endswith(ending):
-            folder = pattern[: -len(ending)] or ending[0]
-            if not _GLOB_CHARS.search(folder) and os.path.isdir(folder):
-                return folder
-    return None
-
-
-def list_folder(folder: str) -> list[str]:
-    """The paths `detector.expand_paths` gives for a local folder: one ``scan`` row each.
-
-    Beam's own listing of ``folder/**`` drops some entries without a word: links that lead
-    nowhere or loop, links to folders and sub-folders it cannot list. ``scan`` gives each of
-    them an error row that names the problem, and so does the pipeline with this listing.
-    """
-    return [str(path) for path in expand_paths([folder])]
-
-
-def _decode(element: Any) -> tuple[str, np.ndarray | DetectorError]:
-    """(path, RGB array or the `ImageLoadError`) for a path string or a Beam ``ReadableFile``."""
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
-    metadata = getattr(element, "metadata", None)
-    path = metadata.path if metadata is not None else str(element)
-    try:
-        if FileSystems.get_scheme(path) is None:  # local: exactly what `scan` does
-            return path, read_image(Path(path))
-        size = metadata.size_in_bytes if metadata is not None else None
-        if size is not None and size > MAX_FILE_BYTES:
-            raise ImageLoadError(
-                f"file too large: {size / 1e6:.1f} MB (limit {MAX_FILE_BYTES / 1e6:.0f} MB)",
-                code="file_too_large",
-            )
-        raw = CompressionTypes.UNCOMPRESSED  # bytes as stored, whatever the file name says
-        opened = (
-            element.open(compression_type=raw)
-            if metadata is not None
-            else FileSystems.open(path, compression_type=raw)
-        )
-        with opened as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-        return path, load_image(data)
-    except DetectorError as exc:
-        return path, exc
-    except OSError as exc:  # unreadable remote object: a row, not a failed pipeline
-        return path, ImageLoadError(f"cannot read: {exc}", code="read_failed")
-
-
-def _error_rows(path: str, names: Sequence[str], error: str) -> Iterator[dict[str, Any]]:
-    for name in names:
-        yield ScanRow(path, name, None, None, error).to_dict()
-
-
-def _result_row(path: str, result: Any) -> dict[str, Any]:
-    p_fake, label, error = result.inference
-    return ScanRow(path, result.model_id, p_fake, label, error).to_dict()
-
-
-def csv_line(row: dict[str, Any]) -> str:
-    """One CSV record (no line end) of a row, written as `detector.cli`'s ``scan`` writes it."""
-    buffer = io.StringIO()
-    csv.DictWriter(buffer, fieldnames=list(SCAN_FIELDS), lineterminator="").writerow(row)
-    return buffer.getvalue()
-
-
-def jsonl_line(row: dict[str, Any]) -> str:
-    """One JSON Lines record (no line end) of a row, as ``scan --format jsonl`` writes it."""
-    return json.dumps(row)
-
-
-def check_models(names: Sequence[str], models_dir: str | Path | None) -> None:
-    """Fail early, on the launching machine, for names that are not trained models.
-
-    Raises:
-        ModelNotTrainedError: a recipe without weights.
-        ModelNotFoundError: an unknown name.
-    """
-    from detector.core.recipes import recipes
-
-    cards = trained_cards(models_dir)
-    for name in names:
-        if name in cards:
-            continue
-        if name in recipes():
-            raise ModelNotTrainedError(f"no trained weights for {name!r} in the models folder")
-        known = ", ".join(sorted(set(cards) | set(recipes())))
-        raise ModelNotFoundError(f"unknown model {name!r}; known: {known}")
-
-
-def share_decision(
-    names: Sequence[str], models_dir: str | Path | None, mode: str
-) -> dict[str, bool]:
-    """Whether each model is shared across a worker machine's processes.
-
-    One copy per process is fastest on CPU; one copy per machine (served to its processes by
-    Beam's multi-process sharing) keeps very large models within memory.
-
-    Args:
-        names: Model names.
-        models_dir: Models folder as seen from the launching machine.
-        mode: ``always``, ``never`` or ``auto`` (weights of at least `SHARE_MODEL_BYTES`).
-
-    Returns:
-        Model name to True when it is shared.
-    """
-    if mode in ("always", "never"):
-        return dict.fromkeys(names, mode == "always")
-    from detector.core.models import _scan
-
-    found = _scan(models_dir)
-    decision = {}
-    for name in names:
-        card, folder = found[name]
-        weights = folder / card.weights_file
-        decision[name] = weights.is_file() and weights.stat().st_size >= SHARE_MODEL_BYTES
-    return decision
 
 
 # --------------------------------------------------------------------------- Beam types
@@ -705,80 +509,3 @@ def beam_throughput(
         "seconds": seconds,
         "rows": rows,
     }
-
-
-# --------------------------------------------------------------------------- command line
-class _PassThroughParser(argparse.ArgumentParser):
-    """A sub-command parser that keeps unknown options (Beam's) instead of rejecting them."""
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        parsed, unknown = super().parse_known_args(args, namespace)
-        parsed.beam_args = [*getattr(parsed, "beam_args", []), *unknown]
-        return parsed, []
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``scan-beam`` sub-command to the CLI's sub-parsers."""
-    p = subparsers.add_parser(
-        "scan-beam",
-        help="scan files matching a pattern on Apache Beam (optional extra); sharded output",
-        description=(
-            "Score every file matching INPUT (a Beam file pattern; ** crosses folders; a local "
-            "folder means everything under it) with RunInference, and write sharded CSV or JSON "
-            "Lines with the schema of `scan`. Other options (--runner, --project, "
-            "--direct_num_workers=2, ...) go to Beam; give them as --name=value."
-        ),
-        allow_abbrev=False,
-    )
-    p.__class__ = _PassThroughParser  # Beam's own options pass through to PipelineOptions
-    p.add_argument("input", help="file pattern, e.g. 'photos/**' or 'gs://bucket/img/*.jpg'")
-    p.add_argument("--output", "-o", required=True, help="shard prefix (local or gs://...)")
-    p.add_argument(
-        "--model", action="append", help="model name, repeatable, or 'all' (default: the best)"
-    )
-    p.add_argument("--format", choices=tuple(FORMATS), default="csv")
-    p.add_argument("--runner", default=None, help="Beam runner (default: DirectRunner)")
-    p.add_argument("--batch-size", type=int, default=32, help="largest RunInference batch")
-    p.add_argument("--min-batch-size", type=int, default=1, help="smallest RunInference batch")
-    p.add_argument("--num-shards", type=int, default=0, help="output shards (0: runner decides)")
-    p.add_argument(
-        "--share-models",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="load a model once per machine for all its worker processes (auto: weights >= "
-        f"{SHARE_MODEL_BYTES // 2**20} MB)",
-    )
-    p.add_argument(
-        "--workers-models-dir",
-        help="models folder as the workers see it, if its path differs there (default: "
-        "--models-dir / FAKEDETECT_MODELS_DIR made absolute; neither: the workers' own)",
-    )
-    p.set_defaults(func=cmd_scan_beam, beam_args=[])
-    return p
-
-
-def cmd_scan_beam(args: argparse.Namespace) -> int:
-    """Run ``scan-beam``; prints the written shards, one per line."""
-    from detector.cli import _select_models
-
-    require_beam()
-    if args.min_batch_size < 1 or args.min_batch_size > args.batch_size:
-        raise DetectorError("--min-batch-size must be between 1 and --batch-size", code="usage")
-    names = _select_models(args.model, args.models_dir)
-    shards = run_scan_beam(
-        args.input,
-        args.output,
-        names,
-        args.models_dir,
-        fmt=args.format,
-        pipeline_args=args.beam_args,
-        runner=args.runner,
-        num_shards=args.num_shards,
-        min_batch_size=args.min_batch_size,
-        max_batch_size=args.batch_size,
-        share_models=args.share_models,
-        workers_models_dir=args.workers_models_dir,
-    )
-    for shard in shards:
-        sys.stdout.write(shard + "\n")
-    return 0
