@@ -186,9 +186,9 @@ def stages(det, repeats: int) -> dict[str, Any]:
     coloured heatmap, and encoding both for the browser (WebP is Gradio's default, JPEG the
     alternative). The compiled prediction alone is listed for comparison.
     """
+    from detector.core.domain import image_checks, image_warnings, model_warnings
     from detector.core.heatmaps import normalize_maps, to_image_size
     from detector.core.images import decode_file
-    from detector.evidence.domain import image_checks, image_warnings, model_warnings
     from detector.ui.presentation import HeatmapView
 
     image = test_image(256)

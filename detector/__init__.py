@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector.core.card import ModelCard
+from detector.core.domain import domain_warnings
 from detector.core.errors import (
     ChecksumError,
     DetectorError,
@@ -40,11 +41,11 @@ from detector.core.errors import (
 )
 from detector.core.heatmaps import colorize, overlay_heatmap
 from detector.core.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
+from detector.core.jpeg import JpegQualityEstimate, estimate_jpeg_quality
 from detector.core.models import ModelInfo, default_model_name, list_models, load_model, models_dir
 from detector.core.patches import patch_grid, patch_map, score_patches
 from detector.core.results import Explanation, PatchScore, Prediction
 from detector.evidence.assessment import Assessment, assess
-from detector.evidence.domain import domain_warnings
 from detector.evidence.forensics import (
     ELA_EXPLANATION,
     RESIDUAL_SPECTRUM_EXPLANATION,
@@ -53,13 +54,7 @@ from detector.evidence.forensics import (
     residual_spectrum,
     residual_spectrum_rgb,
 )
-from detector.evidence.metadata import (
-    EvidenceItem,
-    EvidenceReport,
-    JpegQualityEstimate,
-    estimate_jpeg_quality,
-    inspect_file,
-)
+from detector.evidence.metadata import EvidenceItem, EvidenceReport, inspect_file
 from detector.evidence.stability import Stability, check_stability
 from detector.evidence.stress import (
     FRAGILE_DEFINITION,
@@ -76,10 +71,10 @@ if TYPE_CHECKING:
 
 #: Public names imported on first use: the Hub loaders (they pull in ``huggingface_hub``).
 _LAZY = {
-    "fetch_from_hub": "detector.hub.loader",
-    "load_keras_from_hub": "detector.hub.loader",
-    "load_published_s1": "detector.hub.loader",
-    "load_s1_h5": "detector.hub.loader",
+    "fetch_from_hub": "detector.hub",
+    "load_keras_from_hub": "detector.hub",
+    "load_published_s1": "detector.hub",
+    "load_s1_h5": "detector.hub",
 }
 
 __all__ = [

@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 from conftest import encode, make_image, tiny_card
 
-from detector.core.images import ImageInfo, decode_image
-from detector.core.patches import patch_grid
-from detector.core.spec import Preprocessing
-from detector.evidence.domain import (
+from detector.core.domain import (
     colour_count,
     domain_warnings,
     flat_fraction,
@@ -23,6 +20,9 @@ from detector.evidence.domain import (
     patch_coverage,
     training_side,
 )
+from detector.core.images import ImageInfo, decode_image
+from detector.core.patches import patch_grid
+from detector.core.spec import Preprocessing
 
 INFO = ImageInfo("PNG", 0, 0, "RGB", 1, None)
 
@@ -247,8 +247,8 @@ def test_warnings_split_into_a_model_part_and_an_image_part():
 
 
 def test_a_model_measured_weak_in_the_wild_says_so_on_every_answer():
+    from detector.core.domain import image_checks, measured_warning, model_warnings
     from detector.core.images import decode_image
-    from detector.evidence.domain import image_checks, measured_warning, model_warnings
 
     card = tiny_card("m", "simple_cnn", threshold=0.5)
     assert measured_warning(card) is None  # no truth table: nothing to say

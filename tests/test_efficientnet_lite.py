@@ -352,7 +352,7 @@ def test_backbone_entry_builds_flat_recipe_models() -> None:
 
 
 def test_serving_folds_every_batch_norm(classifier_224: keras.Model) -> None:
-    from detector.core.runtime import fold_batch_norms
+    from detector.core.folding import fold_batch_norms
 
     model = _classifier_model(64)
     load_efficientnet_lite0_imagenet(

@@ -14,18 +14,12 @@ from conftest import encode, make_image
 from PIL import ExifTags, Image, PngImagePlugin
 
 from detector.cli import main
+from detector.core import jpeg
 from detector.core.errors import DetectorError, ImageLoadError
+from detector.core.exif import MAX_VALUE_CHARS, exif_summary, has_camera_exif
+from detector.core.jpeg import estimate_jpeg_quality, ijg_table
 from detector.evidence import metadata as evidence
-from detector.evidence.metadata import (
-    MAX_VALUE_CHARS,
-    EvidenceReport,
-    estimate_jpeg_quality,
-    exif_summary,
-    has_camera_exif,
-    ijg_table,
-    inspect_file,
-    jpeg_grid,
-)
+from detector.evidence.metadata import EvidenceReport, inspect_file, jpeg_grid
 
 KINDS = (
     "file",
@@ -297,8 +291,8 @@ def test_jpeg_quality_estimate_within_5(quality, encoder):
 
 
 def test_jpeg_quality_of_custom_tables_is_approximate():
-    luma = (ijg_table(evidence.IJG_LUMA, 80) + 1).astype(int).tolist()
-    chroma = ijg_table(evidence.IJG_CHROMA, 80).astype(int).tolist()
+    luma = (ijg_table(jpeg.IJG_LUMA, 80) + 1).astype(int).tolist()
+    chroma = ijg_table(jpeg.IJG_CHROMA, 80).astype(int).tolist()
     data = jpeg_bytes(qtables=[luma, chroma])
     estimate = estimate_jpeg_quality(data)
     assert estimate is not None and not estimate.exact and abs(estimate.quality - 80) <= 5

@@ -21,20 +21,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from detector.core.exif import _Exif
 from detector.evidence import metadata as evidence
-from detector.evidence.metadata import (
+from detector.evidence.embedded import _dst_item
+from detector.evidence.generation import (
     _A1111_SETTINGS,
     MAX_PARSE_CHARS,
-    TIME_BUDGET_REASON,
-    _Deadline,
-    _dst_item,
-    _Exif,
     _generation_item,
     _parse_a1111,
     _parse_comfy,
     _parse_settings,
-    inspect_file,
 )
+from detector.evidence.metadata import inspect_file
+from detector.evidence.report import TIME_BUDGET_REASON, _Deadline
 
 #: Seconds one inspection may take: a linear parse of these files needs a few milliseconds, a
 #: quadratic one needs minutes.

@@ -15,7 +15,8 @@ from conftest import encode, make_image
 from PIL import Image
 
 from detector import ImageLoadError, decode_image, load_image
-from detector.core.images import MAX_COUNTED_FRAMES, MAX_DECODE_SIDE, load_centre_crop
+from detector.core.containers import MAX_COUNTED_FRAMES
+from detector.core.images import MAX_DECODE_SIDE, load_centre_crop
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])

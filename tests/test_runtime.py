@@ -13,10 +13,11 @@ from conftest import make_image, tiny_card
 
 from detector.core._keras import keras
 from detector.core.card import ModelCard
+from detector.core.folding import _tensor_sources, fold_batch_norms
 from detector.core.heatmaps import normalize_maps, overlay_heatmap, upsample_maps
 from detector.core.models import DEFAULT_MODELS_DIR, load_keras_file, trained_cards
 from detector.core.recipes import get_recipe
-from detector.core.runtime import Detector, _tensor_sources, _zoom_weights, fold_batch_norms
+from detector.core.runtime import Detector, _zoom_weights
 
 layers = keras.layers
 
@@ -161,16 +162,16 @@ def test_explanations_are_the_unfolded_models(mobilenet):
 
 
 def test_a_fold_that_changes_the_logits_is_dropped(mobilenet, monkeypatch, caplog):
-    import detector.core.runtime as runtime
+    import detector.core.folding as folding
 
     card, model, _, plain = mobilenet
-    right = runtime._folded_weights
+    right = folding._folded_weights
 
     def wrong(conv, bn):
         kernel, bias = right(conv, bn)
         return [kernel * 1.5, bias]
 
-    monkeypatch.setattr(runtime, "_folded_weights", wrong)
+    monkeypatch.setattr(folding, "_folded_weights", wrong)
     det = Detector(model, card, warmup=False)
     assert det.folded_layers == ()
     assert "not folding" in caplog.text

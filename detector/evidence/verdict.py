@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from detector.evidence.c2pa_reader import VALID_STATES, signer_name
-from detector.evidence.metadata import AI_SOURCE_TYPES, DIGITAL_SOURCE_TYPES
+from detector.evidence.report import AI_SOURCE_TYPES, DIGITAL_SOURCE_TYPES
 
 if TYPE_CHECKING:
     from detector.core.results import Prediction

@@ -46,14 +46,14 @@ from detector.core.models import ModelInfo, list_models, load_model, models_dir
 from detector.core.patches import patch_map
 from detector.core.results import Explanation, PatchScore, Prediction
 from detector.evidence.assessment import Assessment
-from detector.evidence.domain import ImageChecks, domain_warnings, image_checks
+from detector.core.domain import ImageChecks, domain_warnings, image_checks
 from detector.evidence.forensics import (
     ELA_EXPLANATION,
     RESIDUAL_SPECTRUM_EXPLANATION,
     error_level_analysis_rgb,
     residual_spectrum_rgb,
 )
-from detector.evidence.metadata import EVIDENCE_NOTE as EVIDENCE_NOTE
+from detector.evidence.report import EVIDENCE_NOTE as EVIDENCE_NOTE
 from detector.evidence.metadata import EvidenceItem, EvidenceReport, inspect_file
 from detector.evidence.stability import check_stability
 from detector.evidence.stress import (

@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 
 from detector.core.card import ModelCard
+from detector.core.exif import exif_summary, has_camera_exif
 from detector.core.images import ImageInfo
+from detector.core.jpeg import estimate_jpeg_quality
 from detector.core.patches import MAX_PATCHES, patch_grid
 from detector.core.spec import Preprocessing
-from detector.evidence.metadata import estimate_jpeg_quality, exif_summary, has_camera_exif
 
 #: An image whose longer side exceeds this many training tiles is "far larger".
 LARGE_FACTOR = 8
