@@ -21,7 +21,7 @@ from detector.core._keras import keras
 from detector.core.backbones import get_backbone
 from detector.core.errors import ModelLoadError, UnsafeModelError
 from detector.core.models import clear_cache
-from detector.hub.loader import (
+from detector.hub import (
     IMAGENET_STDDEV_RGB,
     fetch_from_hub,
     load_keras_from_hub,

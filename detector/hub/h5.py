@@ -1,280 +1,36 @@
-"""Models from the Hugging Face Hub: cached, offline-friendly downloads and safe loading.
+"""The weights of a legacy Keras H5 checkpoint, copied into a recipe's model without its config.
 
-- `fetch_from_hub` downloads one file through ``huggingface_hub`` (cache first, so a cached file
-  works offline) and turns every failure into a `ModelLoadError` that says what to do.
-- `load_keras_from_hub` loads ``.keras`` archives in Keras safe mode (see
-  `detector.core.models.load_keras_file`). Pickle-based formats are never loaded.
-- `load_s1_h5` / `load_published_s1` load the published S1 checkpoint (a legacy Keras H5 whose
-  config holds a ``Lambda`` with marshalled Python bytecode). Its config is never handed to Keras:
-  the weights are read with h5py and copied into this package's ``efficientnet_b7_attention``
-  recipe, whose `AttentionPooling` layer computes what the published ``RescaleGAP`` Lambda did.
-
-Example:
-    >>> from detector.hub.loader import load_published_s1
-    >>> det = load_published_s1(export="assets/models/s1_published")  # doctest: +SKIP
-    >>> det.predict("photo.jpg").p_fake                                # doctest: +SKIP
+The published S1 checkpoint's config holds a ``Lambda`` with marshalled Python bytecode, so it
+is never handed to Keras: `_build_from_h5` reads the weights with h5py, matches the backbone's
+and the head's layers to the recipe's by kind and order, copies them, and folds the ImageNet
+rescaling the file's Normalization layer stores into the recipe's own (``imagenet_stddev_fix``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from detector.core.errors import ModelLoadError, UnsafeModelError
-
-if TYPE_CHECKING:
-    from detector.core.runtime import Detector
+from detector.core.errors import ModelLoadError
+from detector.hub.download import _refuse_pickle
 
 log = logging.getLogger(__name__)
 
-#: The published S1 checkpoint (see docs: seed systems, S1).
-S1_REPO_ID = "CemRoot/deepfake-detection-model"
-S1_FILENAME = "best_model_effatt.h5"
-S1_MODEL_NAME = "s1_published"
+#: The recipe the published S1 checkpoint's weights are copied into.
 S1_RECIPE = "efficientnet_b7_attention"
-
-#: File suffixes of pickle-based formats: loading them can run arbitrary code, so they never load.
-PICKLE_SUFFIXES: tuple[str, ...] = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib")
-
 #: The ImageNet standard deviations keras.applications EfficientNet stores as its Normalization
 #: layer's *variance* (see `load_s1_h5`, ``imagenet_stddev_fix``).
 IMAGENET_STDDEV_RGB: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-_TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
 _BN_VARIABLES = {"gamma", "beta", "moving_mean", "moving_variance"}
 _OPTIONAL_VARIABLES = {"count"}  # Normalization's adapt() counter: unused at inference
 
 
-# --------------------------------------------------------------------------- downloading
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().upper() in _TRUE_VALUES
-
-
-def hub_offline() -> bool:
-    """True when Hugging Face Hub offline mode is on (``HF_HUB_OFFLINE``, read at call time)."""
-    from huggingface_hub import constants
-
-    return (
-        _env_true("HF_HUB_OFFLINE")
-        or _env_true("TRANSFORMERS_OFFLINE")
-        or bool(constants.is_offline_mode())
-    )
-
-
-def _cache_root(cache_dir: str | Path | None) -> str:
-    from huggingface_hub import constants
-
-    return str(cache_dir) if cache_dir is not None else str(constants.HF_HUB_CACHE)
-
-
-def _repo_folder(repo_id: str) -> str:
-    return "models--" + repo_id.replace("/", "--")
-
-
-def _hub_error(
-    repo_id: str,
-    filename: str,
-    revision: str | None,
-    cache_dir: str | Path | None,
-    reason: str,
-    tried: list[str],
-    *,
-    code: str,
-) -> ModelLoadError:
-    cache = _cache_root(cache_dir)
-    rev = revision or "main"
-    lines = [
-        f"could not get {filename!r} from the Hugging Face Hub repository {repo_id!r} "
-        f"(revision {rev!r}): {reason}.",
-        "Tried: " + "; then ".join(tried) + ".",
-        "To use it without a connection: download it once where the Hub is reachable "
-        f"(`hf download {repo_id} {filename}`) and copy the cache folder "
-        f"{Path(cache) / _repo_folder(repo_id)} into {cache} here (or point HF_HUB_CACHE / "
-        "cache_dir at a copied cache), or pass the downloaded file's local path instead "
-        "(e.g. detector.hub.loader.load_s1_h5(path) or load_published_s1(path=...)).",
-        "Set HF_HUB_OFFLINE=1 to use only the local cache and skip network attempts.",
-    ]
-    return ModelLoadError(" ".join(lines), code=code)
-
-
-def fetch_from_hub(
-    repo_id: str,
-    filename: str,
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-) -> Path:
-    """The local path of one file of a Hugging Face Hub model repository.
-
-    The local Hugging Face cache is checked first (``try_to_load_from_cache``), so a cached file
-    is used without any network access; otherwise ``hf_hub_download`` downloads it into the cache
-    (skipped when ``HF_HUB_OFFLINE`` is set).
-
-    Args:
-        repo_id: ``"owner/name"`` of a model repository.
-        filename: Path of the file inside the repository.
-        revision: Branch, tag or commit; default ``main``.
-        cache_dir: Hugging Face cache folder; default the library's (``HF_HUB_CACHE``).
-
-    Returns:
-        The cached file's path (inside ``<cache>/models--owner--name/snapshots/<commit>/``).
-
-    Raises:
-        ModelLoadError: offline or unreachable without a cached copy (``code`` ``hub_offline``),
-            unknown repository, revision or file (``hub_not_found``), other download failures
-            (``hub_download_failed``); the message says what was tried and how to work offline.
-    """
-    import huggingface_hub
-    from huggingface_hub import errors as hf_errors
-
-    cache = _cache_root(cache_dir)
-    try:
-        cached = huggingface_hub.try_to_load_from_cache(
-            repo_id, filename, cache_dir=cache_dir, revision=revision
-        )
-    except ValueError as exc:  # invalid repo id or file name
-        raise ModelLoadError(
-            f"invalid Hub reference {repo_id!r} / {filename!r}: {exc}", code="hub_not_found"
-        ) from None
-    if isinstance(cached, str):
-        log.debug("using cached %s/%s: %s", repo_id, filename, cached)
-        return Path(cached)
-    tried = [f"the local Hugging Face cache {cache} (not there)"]
-    known_missing = cached is huggingface_hub._CACHED_NO_EXIST
-    if known_missing:
-        tried[0] = f"the local Hugging Face cache {cache} (it records that the file does not exist)"
-    if hub_offline():
-        tried.append("no download: HF_HUB_OFFLINE is set")
-        reason = (
-            "the file is not in that repository (cached answer)"
-            if known_missing
-            else "offline mode is on and the file is not in the local cache"
-        )
-        raise _hub_error(repo_id, filename, revision, cache_dir, reason, tried, code="hub_offline")
-    tried.append(f"a download from the Hub into {cache}")
-    try:
-        path = huggingface_hub.hf_hub_download(
-            repo_id, filename, revision=revision, cache_dir=cache_dir
-        )
-    except hf_errors.LocalEntryNotFoundError:
-        raise _hub_error(
-            repo_id,
-            filename,
-            revision,
-            cache_dir,
-            "the Hub is unreachable (no connection?) and the file is not in the local cache",
-            tried,
-            code="hub_offline",
-        ) from None
-    except hf_errors.RepositoryNotFoundError:  # includes gated / private repositories
-        raise _hub_error(
-            repo_id,
-            filename,
-            revision,
-            cache_dir,
-            "the repository does not exist or needs authorisation (`hf auth login`)",
-            tried,
-            code="hub_not_found",
-        ) from None
-    except hf_errors.RevisionNotFoundError:
-        raise _hub_error(
-            repo_id, filename, revision, cache_dir, "no such revision", tried, code="hub_not_found"
-        ) from None
-    except hf_errors.EntryNotFoundError:
-        raise _hub_error(
-            repo_id,
-            filename,
-            revision,
-            cache_dir,
-            "the repository has no such file",
-            tried,
-            code="hub_not_found",
-        ) from None
-    except Exception as exc:  # httpx / OS / Hub errors: never a raw traceback
-        raise _hub_error(
-            repo_id,
-            filename,
-            revision,
-            cache_dir,
-            f"{type(exc).__name__}: {exc}",
-            tried,
-            code="hub_download_failed",
-        ) from None
-    return Path(path)
-
-
-def _refuse_pickle(filename: str | Path) -> None:
-    suffix = Path(filename).suffix.lower()
-    if suffix in PICKLE_SUFFIXES:
-        raise UnsafeModelError(
-            f"refusing {Path(filename).name}: {suffix} files are pickle-based and loading one can "
-            "run arbitrary code, so they are never loaded. Use a .keras archive (or, for the "
-            "published S1 checkpoint, its .h5 file with detector.hub.loader.load_s1_h5).",
-            code="pickle_format",
-        )
-
-
-def load_keras_from_hub(
-    repo_id: str,
-    filename: str,
-    *,
-    allow_unsafe: bool = False,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-):
-    """Download (or take from the cache) a ``.keras`` model and load it in Keras safe mode.
-
-    Args:
-        repo_id: ``"owner/name"`` of a model repository.
-        filename: The ``.keras`` file inside it.
-        allow_unsafe: Allow Lambda layers and custom code to load (logs a warning: that code runs
-            with your privileges). Only for repositories you trust; never for user input.
-        revision: Branch, tag or commit; default ``main``.
-        cache_dir: Hugging Face cache folder.
-
-    Returns:
-        The Keras model (not compiled).
-
-    Raises:
-        UnsafeModelError: pickle-based files (``.pkl``, ``.pt``, ``.pth``, ``.bin``...), or a
-            model that needs code while ``allow_unsafe`` is False.
-        ModelLoadError: other formats, download or loading failures.
-    """
-    from detector.core.models import load_keras_file
-
-    _refuse_pickle(filename)
-    suffix = Path(filename).suffix.lower()
-    if suffix != ".keras":
-        hint = (
-            " For the published S1 checkpoint use detector.hub.load_published_s1 / load_s1_h5, "
-            "which read an H5 file's weights only."
-            if suffix in (".h5", ".hdf5")
-            else ""
-        )
-        raise ModelLoadError(
-            f"refusing {Path(filename).name}: only .keras archives load from the Hub (legacy H5 "
-            f"and SavedModel configs can carry code).{hint}",
-            code="unsupported_model_format",
-        )
-    path = fetch_from_hub(repo_id, filename, revision=revision, cache_dir=cache_dir)
-    if allow_unsafe:
-        log.warning(
-            "allow_unsafe=True for %s/%s: Lambda layers and custom code stored in this Hub "
-            "file will run with your privileges; do this only for repositories you trust",
-            repo_id,
-            filename,
-        )
-    return load_keras_file(path, allow_unsafe=allow_unsafe)
-
-
-# --------------------------------------------------------------------------- reading H5 weights
 @dataclass
 class _H5Layer:
     """The weights of one layer of a legacy Keras H5 file."""
@@ -368,7 +124,6 @@ def _attr_text(group, name: str) -> str | None:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-# --------------------------------------------------------------------------- EfficientNet input
 def _per_channel_rescalings_in_config(config_text: str | None) -> list[np.ndarray] | None:
     """Per-channel ``Rescaling`` scales in a model config, read as plain JSON data.
 
@@ -456,7 +211,6 @@ def _model_post_norm_scale(model) -> np.ndarray | None:
     return scales[0] if scales else None
 
 
-# --------------------------------------------------------------------------- copying weights
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -694,197 +448,3 @@ def _build_from_h5(
         ) from None
     log.info("loaded %s into %s: %s", source, S1_RECIPE, report)
     return model, report
-
-
-def load_s1_h5(
-    path: str | Path,
-    *,
-    backbone: str = "efficientnet_b7",
-    input_size: int = 128,
-    imagenet_stddev_fix: bool | None = None,
-):
-    """Load an S1-architecture Keras H5 (weights only) into the S1 attention recipe.
-
-    The file's config is never deserialized by Keras (the published one holds a ``Lambda`` with
-    marshalled bytecode). The weights are read with h5py from the ``model_weights`` group (or the
-    root of a weights-only file), in the order of its ``layer_names`` / ``weight_names``
-    attributes; tf.keras 2.x (``<layer>/<layer>/<var>:0``), Keras 3 legacy H5
-    (``<layer>/<layer>/<var>``) and nested-backbone (``<backbone>/<layer>/<var>``) layouts all
-    load. Backbone layers are copied by name (auto-named ones such as ``normalization_1`` by name
-    stem); the head by type and order: BatchNormalization -> ``attn_bn``; the four attention 1x1
-    convs -> ``attn_conv1..3``, ``attention_map``; the bias-free 1x1 conv broadcasting the
-    attention to the feature depth is checked to be all ones and skipped (``attention_pool``
-    does that broadcast); Dense 64 -> ``head_dense``; the softmax Dense 2 -> ``logits`` (the
-    recipe's ``probs`` applies the softmax).
-
-    keras.applications EfficientNet built with ImageNet weights by Keras >= 2.10 has an extra
-    ``Rescaling(1/sqrt(stddev))`` after its Normalization layer, which this package's backbone
-    (built with ``weights=None``) lacks; when the file has it, it is folded exactly into the
-    Normalization variance.
-
-    Args:
-        path: The ``.h5`` file.
-        backbone: The recipe's backbone parameter (``efficientnet_b7`` for the published model).
-        input_size: Model input side (128 as published).
-        imagenet_stddev_fix: Whether the file's backbone applied that rescaling; None detects it
-            from the file's config (read as JSON data), or, without a config, from its Keras
-            version and Normalization statistics.
-
-    Returns:
-        A ``keras.Model`` of the ``efficientnet_b7_attention`` recipe (0-255 RGB input, layers
-        ``logits`` and ``probs`` = softmax [P(fake), P(real)], attention layer ``attention_map``).
-
-    Raises:
-        ModelLoadError: unreadable file, or any layer, weight or shape that does not match
-            (the message names the layer).
-        UnsafeModelError: for pickle-based files.
-    """
-    model, _ = _build_from_h5(
-        path, backbone=backbone, input_size=input_size, imagenet_stddev_fix=imagenet_stddev_fix
-    )
-    return model
-
-
-def _snapshot_commit(path: Path) -> str | None:
-    parts = path.parts
-    if "snapshots" in parts:
-        index = len(parts) - 1 - parts[::-1].index("snapshots")
-        if index + 1 < len(parts) and re.fullmatch(r"[0-9a-f]{40}", parts[index + 1]):
-            return parts[index + 1]
-    return None
-
-
-def s1_card(
-    *,
-    name: str = S1_MODEL_NAME,
-    backbone: str = "efficientnet_b7",
-    input_size: int = 128,
-    threshold: float = 0.5,
-    uncertain_band: tuple[float, float] = (0.5, 0.5),
-    source: dict[str, Any] | None = None,
-):
-    """The model card of the published S1 model loaded into this package (not evaluated here)."""
-    from detector.core.card import ModelCard
-    from detector.core.recipes import get_recipe
-
-    spec = get_recipe(S1_RECIPE).spec(backbone=backbone, input_size=input_size)
-    return ModelCard(
-        name=name,
-        spec=spec,
-        sha256="",
-        threshold=threshold,
-        uncertain_band=uncertain_band,
-        temperature=1.0,
-        title="S1 published: EfficientNetB7 + spatial attention",
-        summary=(
-            "The published S1 checkpoint (frozen ImageNet EfficientNetB7 + attention head, "
-            "128 px), weights copied into this package's attention recipe; not evaluated here."
-        ),
-        training_data={
-            "publisher_says": (
-                "128x128 RGB resized with OpenCV and scaled to [0, 1]; 2-way softmax "
-                "[P(fake), P(real)]; Adam, categorical cross-entropy; claims robustness to JPEG, "
-                "resizing, format conversion and cropping (no numbers given). The publisher's "
-                "description names no training data set or test metrics."
-            ),
-            "evaluated_here": False,
-            "note": "Not evaluated by this project: no metrics, threshold not tuned.",
-        },
-        training={"source": source or {}},
-        backbone={
-            "name": backbone,
-            "pretrained": (
-                "ImageNet weights of keras.applications EfficientNetB7 as used (frozen) by the "
-                "publisher; every weight, backbone included, is read from the published H5"
-            ),
-        },
-        metrics={},
-        limitations=(
-            "Not evaluated by this project; the publisher reports no test metrics.",
-            "Threshold 0.5 reproduces the publisher's argmax; no calibration was fitted.",
-            "Training data unknown: expect weak generalisation to other generators and sources.",
-        ),
-    )
-
-
-def load_published_s1(
-    repo_id: str = S1_REPO_ID,
-    filename: str = S1_FILENAME,
-    *,
-    path: str | Path | None = None,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    backbone: str = "efficientnet_b7",
-    input_size: int = 128,
-    imagenet_stddev_fix: bool | None = None,
-    name: str = S1_MODEL_NAME,
-    threshold: float = 0.5,
-    uncertain_band: tuple[float, float] = (0.5, 0.5),
-    export: str | Path | None = None,
-    warmup: bool = True,
-) -> Detector:
-    """The published S1 model as a `Detector` (fetched from the Hub or its cache, loaded safely).
-
-    Args:
-        repo_id: Hub repository (default the published one).
-        filename: The H5 file in it.
-        path: A local copy of the H5 file: skips the Hub entirely.
-        revision: Branch, tag or commit on the Hub.
-        cache_dir: Hugging Face cache folder.
-        backbone: Recipe backbone parameter (``efficientnet_b7`` as published).
-        input_size: Model input side (128 as published).
-        imagenet_stddev_fix: See `load_s1_h5`.
-        name: The model's name in its card.
-        threshold: Decision threshold on P(fake) (0.5 = the publisher's argmax).
-        uncertain_band: P(fake) range reported "uncertain"; (0.5, 0.5) = none.
-        export: A folder to save the model into (``model.keras`` + ``card.json``) so that it
-            then loads safely like any trained model, e.g. ``assets/models/s1_published``.
-        warmup: Trace the compiled predict function at load time.
-
-    Raises:
-        ModelLoadError: the file cannot be fetched (offline-friendly message) or does not match
-            the S1 architecture.
-    """
-    from detector.core.card import sha256_file
-    from detector.core.models import export_model
-    from detector.core.runtime import Detector
-
-    if path is None:
-        file = fetch_from_hub(repo_id, filename, revision=revision, cache_dir=cache_dir)
-        source = {"repo_id": repo_id, "filename": filename, "revision": revision or "main"}
-        commit = _snapshot_commit(file)
-        if commit:
-            source["commit"] = commit
-    else:
-        file = Path(path)
-        source = {"file": file.name}
-    model, report = _build_from_h5(
-        file, backbone=backbone, input_size=input_size, imagenet_stddev_fix=imagenet_stddev_fix
-    )
-    source["sha256"] = sha256_file(file)
-    source["conversion"] = report
-    card = s1_card(
-        name=name,
-        backbone=backbone,
-        input_size=input_size,
-        threshold=threshold,
-        uncertain_band=uncertain_band,
-        source=source,
-    )
-    if export is not None:
-        card = export_model(model, export, card)
-    return Detector(model, card, warmup=warmup)
-
-
-__all__ = [
-    "IMAGENET_STDDEV_RGB",
-    "PICKLE_SUFFIXES",
-    "S1_FILENAME",
-    "S1_REPO_ID",
-    "fetch_from_hub",
-    "hub_offline",
-    "load_keras_from_hub",
-    "load_published_s1",
-    "load_s1_h5",
-    "s1_card",
-]
