@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 import detector
-from detector.serving import asgi
+from detector import serving
 from detector.ui import classroom
 from detector.ui import presentation as pres
 
@@ -93,14 +93,14 @@ def _path_of(value: Any, request: gr.Request | None = None) -> str | None:
     if path is None or request is None:
         return path
     try:
-        return asgi.confine(path, [gr.utils.get_upload_folder(), EXAMPLES_DIR])
-    except asgi.PathRefused as exc:
+        return serving.confine(path, [gr.utils.get_upload_folder(), EXAMPLES_DIR])
+    except serving.PathRefused as exc:
         raise gr.Error(exc.message) from None
 
 
 def _scrubbed(outcome: pres.ModelOutcome) -> pres.ModelOutcome:
     """A model outcome whose error names no server path."""
-    return replace(outcome, error=asgi.scrub_paths(outcome.error)) if outcome.error else outcome
+    return replace(outcome, error=serving.scrub_paths(outcome.error)) if outcome.error else outcome
 
 
 def _name_of(value: Any) -> str:
@@ -314,7 +314,7 @@ def compare(
         outcomes = pres.run_models(array, method="gradcam")
     except detector.ModelNotTrainedError as exc:
         return (
-            _notice_html(asgi.scrub_paths(exc.message), "warning"),
+            _notice_html(serving.scrub_paths(exc.message), "warning"),
             "",
             [],
             [],
@@ -416,7 +416,7 @@ def batch(
     items = pres.read_uploads(_Uploads(uploads))
     # One image decoded at a time: a batch of large images never sits in memory at once.
     rows = [
-        replace(row, error=asgi.scrub_paths(row.error)) if row.error else row
+        replace(row, error=serving.scrub_paths(row.error)) if row.error else row
         for row in pres.batch_rows(items, names, chunk=1)
     ]
     folder = _csv_dir()
@@ -489,7 +489,9 @@ def evidence_board(
     if not names:
         return card, provenance, data, spectrum, ela, None, [], missing or ""
     outcome = pres.run_stress(array, names)
-    outcome = replace(outcome, errors={k: asgi.scrub_paths(v) for k, v in outcome.errors.items()})
+    outcome = replace(
+        outcome, errors={k: serving.scrub_paths(v) for k, v in outcome.errors.items()}
+    )
     figure = detector.plot_stress(outcome.result) if outcome.result is not None else None
     rows = [list(row.values()) for row in pres.stress_rows(outcome)]
     return (
@@ -577,7 +579,7 @@ def _api_error(exc: Exception, model: str | None = None) -> gr.Error:
     if isinstance(exc, detector.ImageLoadError):
         return gr.Error(_read_error(exc))
     prefix = f"Model {model} failed" if model else "Failed"
-    return gr.Error(asgi.scrub_paths(f"{prefix}: {pres.error_text(exc)}"))
+    return gr.Error(serving.scrub_paths(f"{prefix}: {pres.error_text(exc)}"))
 
 
 def api_predict(
@@ -645,7 +647,7 @@ def api_explain(
         raise _api_error(exc) from None
     outcome = pres.run_model(array, info.name, method)
     if outcome.explanation is None or outcome.prediction is None:
-        raise gr.Error(asgi.scrub_paths(f"Model {info.name} failed: {outcome.error}"))
+        raise gr.Error(serving.scrub_paths(f"Model {info.name} failed: {outcome.error}"))
     view = pres.heatmap_view(array, outcome.explanation)
     result = {
         **pres.api_result(outcome.prediction),
@@ -954,8 +956,8 @@ def build_demo() -> gr.Blocks:
                     "Score many images at once: upload image files and/or `.zip` archives. "
                     "Each (file, model) pair becomes one row; files that are not readable images "
                     "get a row with the error. Archives are opened in memory. One upload holds "
-                    f"at most {asgi.MAX_UPLOAD_FILES} files and "
-                    f"{asgi.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+                    f"at most {serving.MAX_UPLOAD_FILES} files and "
+                    f"{serving.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
                 )
                 with gr.Row():
                     files_in = gr.File(
@@ -1077,11 +1079,11 @@ def _queued(event_id: str) -> bool:
 
 
 #: Arguments for `demo.launch` (Gradio 6 takes the theme and CSS here, not in `Blocks`).
-#: ``app_kwargs`` go to the FastAPI app Gradio builds: `asgi.NeutralUploadNames` renames
+#: ``app_kwargs`` go to the FastAPI app Gradio builds: `serving.NeutralUploadNames` renames
 #: every uploaded file to ``upload.<ext>`` before Gradio's upload route stores it under that name,
 #: refuses API calls that pass a file as a URL, which Gradio would download into its cache, and
 #: URL fetches through Gradio's file route, and caps each upload request; behind it,
-#: `asgi.FairQueue` caps the events each client has waiting or running (`HEAVY` ones
+#: `serving.FairQueue` caps the events each client has waiting or running (`HEAVY` ones
 #: apart). Monitoring is off: its summary route is public.
 LAUNCH_KWARGS: dict[str, Any] = {
     "max_file_size": MAX_FILE_SIZE,
@@ -1092,7 +1094,7 @@ LAUNCH_KWARGS: dict[str, Any] = {
     "app_kwargs": {
         "middleware": [
             Middleware(
-                asgi.NeutralUploadNames,
+                serving.NeutralUploadNames,
                 fair_queue={
                     "pending": _queued,
                     "heavy_events": {i for i, fn in demo.fns.items() if fn.concurrency_id == HEAVY},

@@ -400,7 +400,7 @@ def test_app_imports_only_the_public_detector_api():
     detector_imports = [line for line in imports if "detector" in line]
     assert detector_imports == [
         "import detector",
-        "from detector.serving import asgi",
+        "from detector import serving",
         "from detector.ui import classroom",
         "from detector.ui import presentation as pres",
     ]
@@ -451,7 +451,7 @@ def test_events_confine_file_paths_to_uploads_and_examples(app, models, files, m
         ):
             with pytest.raises(gr.Error) as refused:
                 call(payload)
-            assert refused.value.message == detector.serving.asgi.PATH_REFUSED
+            assert refused.value.message == detector.serving.paths.PATH_REFUSED
     for inside in (str(stored), {"path": str(stored)}):
         assert 'data-label="' in app.detect(inside, "tiny_cnn", request=request)[0]
         assert app.api_predict(inside, "tiny_cnn", request=request)["model"] == "tiny_cnn"

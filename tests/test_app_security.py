@@ -20,7 +20,8 @@ import pytest
 from conftest import encode, make_image
 from servers import gradio_app
 
-from detector.serving import asgi
+from detector.serving import asgi, fair_queue
+from detector.serving.paths import PATH_REFUSED
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "assets" / "examples"
@@ -172,7 +173,7 @@ def test_no_event_reads_a_server_file(server):
                     if isinstance(shape, list) and dep["api_name"] != "batch":
                         continue  # a list holds no path for a single-image handler
                     assert result.get("success") is False, (dep["api_name"], shape, text[:400])
-                    ours = asgi.PATH_REFUSED in text
+                    ours = PATH_REFUSED in text
                     # Gradio itself refuses some payloads before the handler ("error": null):
                     # marked ones that are not uploads, strings for images, and some of its
                     # public API's; the report's payloads, unmarked dicts, reach the handlers
@@ -228,7 +229,7 @@ def test_one_client_cannot_lock_the_queue(server):
         f"{server.url}gradio_api/call/compare", json={"data": [file]}, headers=flooder
     )
     if refused.status_code == 429:
-        assert refused.json() == {"detail": asgi.TOO_MANY_PENDING.format(count=6)}
+        assert refused.json() == {"detail": fair_queue.TOO_MANY_PENDING.format(count=6)}
         assert refused.headers["retry-after"] == "10"
     small = {"path": upload(server.url, encode(make_image(64, 64, seed=6))), "meta": META}
     other = {"X-Forwarded-For": "198.51.100.8"}

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from detector.serving import asgi
-from detector.serving.asgi import MultipartRewriter, NeutralUploadNames, UploadRefused, neutral_name
+from detector.serving import asgi, fair_queue, multipart
+from detector.serving.asgi import NeutralUploadNames
+from detector.serving.multipart import MultipartRewriter, UploadRefused, neutral_name
 
 BOUNDARY = b"----fdBoundary7MA4YWxkTrZu0gW"
 CONTENT_TYPE = b"multipart/form-data; boundary=" + BOUNDARY
@@ -105,7 +106,7 @@ def gradio_parse(data: bytes, folder: Path) -> list[tuple[str, str | None, bytes
 )
 def test_neutral_name_keeps_only_a_safe_extension(filename, expected):
     assert neutral_name(filename) == expected
-    assert neutral_name(filename) in {"upload", *(f"upload.{e}" for e in asgi.SAFE_EXTENSIONS)}
+    assert neutral_name(filename) in {"upload", *(f"upload.{e}" for e in multipart.SAFE_EXTENSIONS)}
 
 
 # ------------------------------------------------------------------------------------ bodies
@@ -286,14 +287,17 @@ def test_a_body_that_ends_early_is_refused():
 )
 def test_bad_content_types_are_refused(content_type, reason):
     with pytest.raises(UploadRefused, match=reason):
-        asgi.form_boundary([content_type])
+        multipart.form_boundary([content_type])
 
 
 def test_content_type_boundary():
-    assert asgi.form_boundary([CONTENT_TYPE]) == BOUNDARY
-    assert asgi.form_boundary([b'Multipart/Form-Data; charset=utf-8; boundary="a b:c"']) == b"a b:c"
+    assert multipart.form_boundary([CONTENT_TYPE]) == BOUNDARY
+    assert (
+        multipart.form_boundary([b'Multipart/Form-Data; charset=utf-8; boundary="a b:c"'])
+        == b"a b:c"
+    )
     with pytest.raises(UploadRefused, match="more than one"):
-        asgi.form_boundary([CONTENT_TYPE, CONTENT_TYPE])
+        multipart.form_boundary([CONTENT_TYPE, CONTENT_TYPE])
 
 
 def test_poison_makes_gradio_refuse_and_delete_its_partial_files(tmp_path):
@@ -946,7 +950,7 @@ def _join(fair: Any, fn_index: Any = 1, client: str = "10.0.0.9", xff: bytes | N
 
 
 def _fair(inner: QueueApp, **kwargs: Any) -> Any:
-    return asgi.FairQueue(inner, pending=inner.pending.__contains__, **kwargs)
+    return fair_queue.FairQueue(inner, pending=inner.pending.__contains__, **kwargs)
 
 
 def test_fair_queue_caps_pending_events_per_client():
@@ -954,7 +958,7 @@ def test_fair_queue_caps_pending_events_per_client():
     fair = _fair(inner, max_pending=3, max_heavy=3)
     assert [_join(fair)[0] for _ in range(3)] == [200, 200, 200]
     status, answer = _join(fair)
-    assert status == 429 and answer == {"detail": asgi.TOO_MANY_PENDING.format(count=3)}
+    assert status == 429 and answer == {"detail": fair_queue.TOO_MANY_PENDING.format(count=3)}
     assert len(inner.seen) == 3  # the refused request never reached the app
     # another client is not affected
     assert _join(fair, client="10.0.0.10")[0] == 200
@@ -1029,10 +1033,10 @@ def test_fair_queue_counts_cannot_leak():
     def broken(event_id: str) -> bool:
         raise KeyError(event_id)
 
-    fair = asgi.FairQueue(inner, pending=broken, max_pending=1)
+    fair = fair_queue.FairQueue(inner, pending=broken, max_pending=1)
     assert [_join(fair)[0] for _ in range(3)] == [200, 200, 200]
     # without a predicate an event counts only while its request runs
-    fair = asgi.FairQueue(inner, max_pending=1)
+    fair = fair_queue.FairQueue(inner, max_pending=1)
     assert [_join(fair)[0] for _ in range(3)] == [200, 200, 200]
     # forgotten clients are swept
     fair = _fair(inner, max_pending=1)
@@ -1053,8 +1057,8 @@ def test_fair_queue_keys_clients_by_the_first_forwarded_hop():
     assert _join(fair, xff=b"203.0.113.5")[0] == 429
     assert _join(fair, xff=b"203.0.113.6, 203.0.113.5")[0] == 200
     assert _join(fair)[0] == 200  # the peer itself, without the header
-    assert asgi.client_key({"headers": [], "client": None}) == "-"
-    assert asgi.client_key({"headers": [(b"X-Forwarded-For", b" , x")]}) == "-"
+    assert fair_queue.client_key({"headers": [], "client": None}) == "-"
+    assert fair_queue.client_key({"headers": [(b"X-Forwarded-For", b" , x")]}) == "-"
 
 
 def test_fair_queue_replays_the_body_and_passes_disconnects():
@@ -1079,7 +1083,7 @@ def test_fair_queue_replays_the_body_and_passes_disconnects():
         return None
 
     scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "headers": []}
-    fair = asgi.FairQueue(app, pending=lambda e: True, heavy_events={1})
+    fair = fair_queue.FairQueue(app, pending=lambda e: True, heavy_events={1})
     asyncio.run(fair(scope, receive, send))
     assert b"".join(m.get("body", b"") for m in received) == data
     assert received[-1]["type"] == "http.disconnect"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.serving.asgi import PATH_REFUSED, PathRefused, confine, scrub_paths
+from detector.serving.paths import PATH_REFUSED, PathRefused, confine, scrub_paths
 
 
 @pytest.fixture
