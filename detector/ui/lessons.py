@@ -1,0 +1,65 @@
+"""The classroom's lessons: how a score is made, what a heatmap shows and where it misleads.
+
+Markdown texts for the Streamlit classroom page, and the two built from a model's own numbers
+(`lesson_pipeline`, `lesson_mislead`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from detector.ui.texts import percent
+
+if TYPE_CHECKING:
+    from detector.ui.classroom import ModelInput
+
+LESSON_INTRO = """A detector is a neural network trained on thousands of images labelled *real*
+or *AI-generated*. It never "understands" a picture: it learns statistical traces (textures,
+noise, colour patterns, the fingerprints that image generators leave) that separated the two
+kinds of images **in its training data**. This page lets you see what that means, live, on any
+image: pick one of the examples or upload your own."""
+LESSON_PIPELINE = """**How a score is made.** The image is first shrunk (and sometimes cropped)
+to the model's small square input, here **{size} x {size} pixels**: everything finer is gone
+before the model even looks. The network turns those pixels into one number, a *calibrated
+probability* that the image is AI-generated. Above the threshold ({threshold}) the verdict is
+*AI-generated*, below it *real*; scores close to the threshold are reported as *uncertain*
+rather than forced into a guess. A probability of 80% means: among images that got this score
+during testing, about 8 in 10 were AI-generated. It is evidence, not proof."""
+LESSON_HEATMAP = """A heatmap tries to answer "where did the model look?". **Grad-CAM**
+follows the score back into the network's last layer of image features and colours the places
+whose features raised the *AI-generated* score the most. **Grad-CAM++** weighs those features
+differently, so several separate areas can light up. Models with an **attention layer** also
+show where that layer chose to look before deciding."""
+LESSON_MISLEAD = """**Where heatmaps mislead.** The blocky map is what the model really
+computed: a grid of only **{rows} x {cols}** blocks over its {size} px input. The smooth map is
+the same grid, blurred for display: its soft edges are decoration, not precision. The colours
+are relative to this image only (the hottest spot is always red, even when the score is low),
+and two methods can disagree about the same image (see their overlap above). A hot area is
+never proof that this part of the image was generated."""
+LESSON_COMPRESSION = """Detectors learn from tiny pixel-level traces, and those are exactly what
+**JPEG compression** and **downsizing** throw away. Every time an image is shared on social
+media or a messenger, it is usually compressed and resized again. Move the slider: the image is
+re-encoded (or shrunk) in memory and scored again, live. Watch the curve: if the score slides
+towards the threshold, the model's evidence is disappearing with the pixels. A model trained
+without compressed images can even flip its verdict."""
+LESSON_LIMITS = """These numbers come from each model's card: they were measured once, on a
+held-out test set of images the model never saw during training. They only hold for images
+**like the training data**: a new image generator, a screenshot, a heavily edited photo or a
+very small image can be scored badly while the model still sounds confident."""
+QUIZ_INTRO = """Can you tell? Look at each image, make your guess, then reveal what the models
+say and the true answer. Your score and the models' are kept for this session."""
+NO_EXAMPLES = """The quiz needs example images with known answers. Add image files and an
+`examples.json` listing them (`file`, `label` = `fake` or `real`, `source`, `generator`,
+`licence`, `author`) to `assets/examples/`, or point `FAKEDETECT_EXAMPLES_DIR` at such a
+folder, then reload this page."""
+
+
+def lesson_pipeline(size: int, threshold: float) -> str:
+    """`LESSON_PIPELINE` filled in for one model."""
+    return LESSON_PIPELINE.format(size=size, threshold=percent(threshold))
+
+
+def lesson_mislead(view: ModelInput) -> str:
+    """`LESSON_MISLEAD` filled in for one model's input."""
+    rows, cols = view.grid
+    return LESSON_MISLEAD.format(rows=rows, cols=cols, size=view.size)
