@@ -19,6 +19,8 @@ import pytest
 from PIL import Image
 
 from training.data import kit as K
+from training.data import kit_files as KF
+from training.data import licences as L
 from training.data import sources as S
 from training.data import tiles as T
 from training.data.loaders import load_starter_kit
@@ -226,8 +228,8 @@ def test_build_manifest_balance_and_no_leak(tmp_path: Path):
     out = tmp_path / "kit"
     summary, gen = build(out)
     rows = read_rows(out)
-    assert list(rows[0]) == K.MANIFEST_COLUMNS
-    assert K.MANIFEST_COLUMNS[:11] == [
+    assert list(rows[0]) == KF.MANIFEST_COLUMNS
+    assert KF.MANIFEST_COLUMNS[:11] == [
         "file",
         "label",
         "label_id",
@@ -277,7 +279,7 @@ def test_build_manifest_balance_and_no_leak(tmp_path: Path):
     assert summary["total"] == {"real": len(reals), "fake": len(fakes)}
     assert json.loads((out / "summary.json").read_text())["per_split"] == summary["per_split"]
     doc = json.loads((out / "manifest.json").read_text())
-    assert doc["columns"] == K.MANIFEST_COLUMNS and len(doc["images"]) == len(rows)
+    assert doc["columns"] == KF.MANIFEST_COLUMNS and len(doc["images"]) == len(rows)
     attribution = (out / "ATTRIBUTION.md").read_text()
     assert "CC-BY-SA-4.0" in attribution and "Author 0" in attribution
     assert not (out / ".work" / "tiles").exists()
@@ -472,14 +474,14 @@ def test_gcompris_readme_and_licence_normalisation():
         "License: CC-BY-2.0\nFiles: butterfly.webp\n\n"
         "Files: giraffe.webp\nCopyright: Sergio Cambelo\nLicense: Public domain\n"
     )
-    info = S.parse_gcompris_readme(text)
-    assert S.normalize_licence(info["a.svg"]["license"]) == "CC-BY-SA-4.0"
-    assert S.clean_author(info["butterfly.webp"]["copyright"]) == "Jee & Rani Nature Photography"
+    info = L.parse_gcompris_readme(text)
+    assert L.normalize_licence(info["a.svg"]["license"]) == "CC-BY-SA-4.0"
+    assert L.clean_author(info["butterfly.webp"]["copyright"]) == "Jee & Rani Nature Photography"
     assert info["butterfly.webp"]["source"].endswith("File:X.jpg")
-    assert S.normalize_licence(info["giraffe.webp"]["license"]) == "public-domain"
-    assert S.normalize_licence("GPLv2+") == "GPL-2+"
-    assert S.normalize_licence("CC0") == "CC0-1.0"
-    assert S.normalize_licence("CC-BY 3.0") == "CC-BY-3.0"
+    assert L.normalize_licence(info["giraffe.webp"]["license"]) == "public-domain"
+    assert L.normalize_licence("GPLv2+") == "GPL-2+"
+    assert L.normalize_licence("CC0") == "CC0-1.0"
+    assert L.normalize_licence("CC-BY 3.0") == "CC-BY-3.0"
 
 
 def test_dep5_lookup():
@@ -489,12 +491,12 @@ def test_dep5_lookup():
         "Copyright: 2008, Charles Barbin <barbinch@free.fr>\nLicense: GPL-2+\n\n"
         "Files: 16.04/Bridge_by_X.jpg\nCopyright: 2018. Sander K\nLicense: CC-BY-SA-4.0\n"
     )
-    paras = S.parse_dep5(text)
-    p, specific = S.dep5_lookup(paras, "usr/share/backgrounds/mate/nature/Garden.jpg")
-    assert specific and p.licence == "GPL-2+" and S.clean_author(p.copyright) == "Charles Barbin"
-    p, specific = S.dep5_lookup(paras, "usr/share/backgrounds/Bridge_by_X.jpg")
-    assert specific and p.licence == "CC-BY-SA-4.0" and S.clean_author(p.copyright) == "Sander K"
-    p, specific = S.dep5_lookup(paras, "usr/share/other.png")
+    paras = L.parse_dep5(text)
+    p, specific = L.dep5_lookup(paras, "usr/share/backgrounds/mate/nature/Garden.jpg")
+    assert specific and p.licence == "GPL-2+" and L.clean_author(p.copyright) == "Charles Barbin"
+    p, specific = L.dep5_lookup(paras, "usr/share/backgrounds/Bridge_by_X.jpg")
+    assert specific and p.licence == "CC-BY-SA-4.0" and L.clean_author(p.copyright) == "Sander K"
+    p, specific = L.dep5_lookup(paras, "usr/share/other.png")
     assert not specific and p.licence == "GPL-3+"
 
 
@@ -529,7 +531,7 @@ def test_build_limit_kit_from_real_sources(tmp_path: Path):
     args = ["build-starter-kit", "--out", str(out), "--limit", "6", "--seed", "0", "--no-wild"]
     assert main([*args, "--cache", str(cache)]) == 0
     rows = read_rows(out)
-    assert list(rows[0])[:11] == K.MANIFEST_COLUMNS[:11]
+    assert list(rows[0])[:11] == KF.MANIFEST_COLUMNS[:11]
     reals = [r for r in rows if r["label"] == "real"]
     fakes = [r for r in rows if r["label"] == "fake"]
     assert len(reals) == len(fakes) >= 8

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "describe":
         import json
 
-        from .kit import format_summary
+        from .kit_files import format_summary
 
         print(format_summary(json.loads((args.kit / "summary.json").read_text())))
         return 0

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from . import tiles as T
-from .kit import encode_png, read_manifest, sha256_bytes, summarize, write_manifest
+from .kit import encode_png
+from .kit_files import read_manifest, sha256_bytes, summarize, write_manifest
 from .neutral import CONTROLS, NeutralSettings, control_kinds, make_control, neutral_pixels
 from .wild import WildImage, assign_wild_splits, family_of, read_wild_manifest
 
