@@ -42,7 +42,14 @@ from detector.core.errors import (
 from detector.core.heatmaps import colorize, overlay_heatmap
 from detector.core.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
 from detector.core.jpeg import JpegQualityEstimate, estimate_jpeg_quality
-from detector.core.models import ModelInfo, default_model_name, list_models, load_model, models_dir
+from detector.core.models import (
+    ModelInfo,
+    default_model_name,
+    list_models,
+    load_model,
+    models_dir,
+    resolve_model_names,
+)
 from detector.core.patches import patch_grid, patch_map, score_patches
 from detector.core.results import Explanation, PatchScore, Prediction
 from detector.evidence.assessment import Assessment, assess
@@ -137,6 +144,7 @@ __all__ = [
     "predict_batch",
     "residual_spectrum",
     "residual_spectrum_rgb",
+    "resolve_model_names",
     "scan",
     "score_patches",
     "stress_test",
@@ -213,5 +221,5 @@ def explain(
 
 def scan_paths(paths: Sequence[str | Path], models: Sequence[str] | None = None) -> list[ScanRow]:
     """Convenience: expand paths and scan them with the named models (default: the best)."""
-    detectors = [load_model(name) for name in (models or [default_model_name()])]
+    detectors = [load_model(name) for name in resolve_model_names(models)]
     return list(scan(expand_paths(paths), detectors))

@@ -28,23 +28,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _select_models(names: list[str] | None, models_dir: str | None) -> list[str]:
-    infos = detector.list_models(models_dir)
-    trained = [info.name for info in infos if info.trained]
-    if not names:
-        if not trained:
-            raise detector.ModelNotTrainedError(
-                "no trained models found; train one (see README, 'Training') or point "
-                "--models-dir / FAKEDETECT_MODELS_DIR at a folder of trained models"
-            )
-        return trained[:1]
-    if names == ["all"]:
-        if not trained:
-            raise detector.ModelNotTrainedError("no trained models found (see README, 'Training')")
-        return trained
-    return names
-
-
 class _Output:
     """A scan's destination file: rows go out batch by batch, failures become `OutputError`.
 
@@ -170,7 +153,7 @@ def _write_rows(
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    names = _select_models(args.model, args.models_dir)
+    names = detector.resolve_model_names(args.model, args.models_dir)
     files = detector.expand_paths(args.paths)
     if args.output and Path(args.output).is_dir():  # said before the models load
         raise OutputError(f"cannot write {args.output}: it is a folder")
@@ -300,7 +283,7 @@ def _cmd_scan_beam(args: argparse.Namespace) -> int:
         raise detector.DetectorError(
             "--min-batch-size must be between 1 and --batch-size", code="usage"
         )
-    names = _select_models(args.model, args.models_dir)
+    names = detector.resolve_model_names(args.model, args.models_dir)
     shards = run_scan_beam(
         args.input,
         args.output,

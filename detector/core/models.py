@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,52 @@ def default_model_name(directory: str | Path | None = None) -> str:
         f"no trained models found in the models folder ({root.name or root}); train one with "
         "`python -m training train simple_cnn ...`"
     )
+
+
+#: The model "name" that asks for every trained model (``--model all`` on the command line).
+ALL_MODELS = "all"
+
+
+def resolve_model_names(
+    names: Sequence[str] | None = None,
+    directory: str | Path | None = None,
+    *,
+    check: bool = False,
+) -> list[str]:
+    """The models a request means: the names as given, the best trained model, or all of them.
+
+    The one place where a list of model names is resolved: the CLI, the Beam pipeline and
+    `detector.scan_paths` pick their models here.
+
+    Args:
+        names: Model names; None or empty for the best trained model; ``["all"]`` for every
+            trained model, best first (`list_models` order).
+        directory: Models folder; defaults to ``assets/models`` or ``$FAKEDETECT_MODELS_DIR``.
+        check: Also refuse, before anything runs, a name that is not a trained model.
+
+    Raises:
+        ModelNotTrainedError: no trained model is present (for the default or ``all``), or with
+            ``check``, a name that is a recipe without weights.
+        ModelNotFoundError: with ``check``, an unknown name (the message lists the known ones).
+    """
+    if not names or list(names) == [ALL_MODELS]:
+        trained = [info.name for info in list_models(directory) if info.trained]
+        if not trained:
+            raise ModelNotTrainedError(
+                "no trained models found; train one (see README, 'Training') or point "
+                "--models-dir / FAKEDETECT_MODELS_DIR at a folder of trained models"
+            )
+        return trained if names else trained[:1]
+    if check:
+        cards = trained_cards(directory)
+        for name in names:
+            if name in cards:
+                continue
+            if name in recipes():
+                raise ModelNotTrainedError(f"no trained weights for {name!r} in the models folder")
+            known = ", ".join(sorted(set(cards) | set(recipes())))
+            raise ModelNotFoundError(f"unknown model {name!r}; known: {known}")
+    return list(names)
 
 
 #: Largest accepted ``config.json`` inside a ``.keras`` archive (the shipped ones are < 400 kB).

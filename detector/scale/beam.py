@@ -30,14 +30,13 @@ from typing import Any
 import numpy as np
 
 from detector.core.errors import DetectorError
-from detector.core.models import load_model, trained_cards
+from detector.core.models import load_model, resolve_model_names, trained_cards
 from detector.core.patches import MAX_PATCHES
 from detector.scale.batch import SCAN_FIELDS, model_inputs, whole_image_p_fake
 from detector.scale.beam_steps import (
     _decode,
     _error_rows,
     _result_row,
-    check_models,
     csv_line,
     is_visible,
     jsonl_line,
@@ -191,7 +190,7 @@ def _define_beam_types() -> dict[str, type]:
 
         def setup(self) -> None:
             """Read the models' cards on the worker."""
-            check_models(self.model_names, self.models_dir)
+            resolve_model_names(self.model_names, self.models_dir, check=True)
             cards = trained_cards(self.models_dir)
             self._preprocessing = [cards[name].spec.preprocessing for name in self.model_names]
 
@@ -428,7 +427,7 @@ def run_scan_beam(
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     workers_dir = worker_models_dir(workers_models_dir or models_dir)
     pattern = resolve_pattern(pattern)
-    check_models(model_names, models_dir)
+    resolve_model_names(model_names, models_dir, check=True)
     share = share_decision(model_names, models_dir, share_models)
     options = pipeline_options(pipeline_args, runner)
     with beam.Pipeline(options=options) as pipeline:
@@ -476,7 +475,7 @@ def beam_throughput(
     beam = require_beam()
     from apache_beam.metrics.metric import MetricsFilter
 
-    check_models(model_names, models_dir)
+    resolve_model_names(model_names, models_dir, check=True)
     paths = [str(f) for f in files]
     options = pipeline_options(pipeline_args)
     start = time.perf_counter()

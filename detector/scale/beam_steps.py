@@ -3,9 +3,9 @@
 Which files a pattern means (`resolve_pattern`, `local_folder` and `list_folder`, `is_visible`,
 so that a folder is listed as `detector.expand_paths` lists it), how one file becomes a decoded
 image or an error (`_decode`, as `detector.scan` reads it), how rows are written (`csv_line`,
-`jsonl_line`, the `detector.SCAN_FIELDS` schema), which models may run (`check_models`) and which
-are shared by a worker machine's processes (`share_decision`). `detector.scale.beam` wires them
-into a pipeline.
+`jsonl_line`, the `detector.SCAN_FIELDS` schema) and which models are shared by a worker
+machine's processes (`share_decision`; which models may run is `detector.resolve_model_names`'s
+answer). `detector.scale.beam` wires them into a pipeline.
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ import numpy as np
 from detector.core.errors import (
     DetectorError,
     ImageLoadError,
-    ModelNotFoundError,
-    ModelNotTrainedError,
 )
 from detector.core.images import MAX_FILE_BYTES, load_image
-from detector.core.models import MODELS_DIR_ENV, trained_cards
+from detector.core.models import MODELS_DIR_ENV
 from detector.scale.batch import SCAN_FIELDS, ScanRow, expand_paths, read_image
 
 #: With ``share_models="auto"``, weights files at least this large are loaded once per machine
@@ -173,25 +171,6 @@ def csv_line(row: dict[str, Any]) -> str:
 def jsonl_line(row: dict[str, Any]) -> str:
     """One JSON Lines record (no line end) of a row, as ``scan --format jsonl`` writes it."""
     return json.dumps(row)
-
-
-def check_models(names: Sequence[str], models_dir: str | Path | None) -> None:
-    """Fail early, on the launching machine, for names that are not trained models.
-
-    Raises:
-        ModelNotTrainedError: a recipe without weights.
-        ModelNotFoundError: an unknown name.
-    """
-    from detector.core.recipes import recipes
-
-    cards = trained_cards(models_dir)
-    for name in names:
-        if name in cards:
-            continue
-        if name in recipes():
-            raise ModelNotTrainedError(f"no trained weights for {name!r} in the models folder")
-        known = ", ".join(sorted(set(cards) | set(recipes())))
-        raise ModelNotFoundError(f"unknown model {name!r}; known: {known}")
 
 
 def share_decision(
