@@ -52,6 +52,7 @@ from detector.core.models import (
 )
 from detector.core.patches import patch_grid, patch_map, score_patches
 from detector.core.results import Explanation, PatchScore, Prediction
+from detector.core.spec import EXPLAIN_METHODS
 from detector.evidence.assessment import Assessment, assess
 from detector.evidence.forensics import (
     ELA_EXPLANATION,
@@ -87,6 +88,7 @@ _LAZY = {
 __all__ = [
     "ALLOWED_FORMATS",
     "ELA_EXPLANATION",
+    "EXPLAIN_METHODS",
     "FRAGILE_DEFINITION",
     "HEADLINE_FIELDS",
     "RESIDUAL_SPECTRUM_EXPLANATION",

@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp = sub.add_parser("explain", help="save a heatmap overlay for one image")
     p_exp.add_argument("image")
     p_exp.add_argument("--model", default=None)
-    p_exp.add_argument("--method", default="gradcam", choices=("gradcam", "gradcam++", "attention"))
+    p_exp.add_argument("--method", default="gradcam", choices=detector.EXPLAIN_METHODS)
     p_exp.add_argument("--alpha", type=float, default=0.45)
     p_exp.add_argument("--output", "-o", required=True, help="PNG file to write")
     p_exp.set_defaults(func=_cmd_explain)

@@ -112,7 +112,13 @@ def test_agreement_unanimous_majority_tie_and_none():
 
 
 # ------------------------------------------------------------------------------- notes
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "attention"])
+def test_every_explanation_method_has_a_title_and_its_own_note():
+    assert tuple(pres.METHOD_TITLES) == detector.EXPLAIN_METHODS
+    notes = {pres.heatmap_note(method) for method in detector.EXPLAIN_METHODS}
+    assert len(notes) == len(detector.EXPLAIN_METHODS)
+
+
+@pytest.mark.parametrize("method", detector.EXPLAIN_METHODS)
 def test_heatmap_note_says_what_it_means_and_does_not_mean(method):
     note = pres.heatmap_note(method)
     assert "**What it does not mean.**" in note

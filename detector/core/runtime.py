@@ -39,11 +39,9 @@ from detector.core.patches import (
     score_views,
 )
 from detector.core.results import Explanation, PatchScore, Prediction
-from detector.core.spec import FAKE_LOGIT_WEIGHTS, ModelSpec
+from detector.core.spec import EXPLAIN_METHODS, FAKE_LOGIT_WEIGHTS, ModelSpec
 
 log = logging.getLogger(__name__)
-
-EXPLAIN_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "attention")
 
 #: Most images one compiled call receives; longer batches are run in chunks of this size
 #: (a single call on hundreds of 224 px images can exceed TensorFlow's CPU kernels' limits).

@@ -26,6 +26,12 @@ FAKE_LOGIT_WEIGHTS: dict[str, tuple[float, ...]] = {
 OUTPUT_CONVENTIONS: tuple[str, ...] = tuple(FAKE_LOGIT_WEIGHTS)
 VALUE_SCALES: tuple[str, ...] = ("unit", "raw", "imagenet", "div127")
 
+#: The explanation methods, in the order the apps and the CLI offer them: the first two (Grad-CAM
+#: and Grad-CAM++, from gradients) work on every model, ``attention`` on models with an attention
+#: layer (`ModelSpec.explain_methods`). Every other list of methods is derived from this one.
+EXPLAIN_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "attention")
+GRADIENT_METHODS: tuple[str, ...] = EXPLAIN_METHODS[:2]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -162,8 +168,7 @@ class ModelSpec:
     @property
     def explain_methods(self) -> tuple[str, ...]:
         """The explanation methods this model supports."""
-        base = ("gradcam", "gradcam++")
-        return (*base, "attention") if self.attention_layer else base
+        return EXPLAIN_METHODS if self.attention_layer else GRADIENT_METHODS
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
