@@ -58,7 +58,7 @@ CONCURRENCY_LIMIT = 2
 HEAVY = "heavy"
 #: Requests waiting in the queue before new ones are turned away.
 QUEUE_MAX_SIZE = 64
-DEFAULT_OPACITY = 0.45
+DEFAULT_OPACITY = detector.DEFAULT_ALPHA
 COMPARE_HEADERS = ["model", "verdict", "P(AI-generated)", "threshold", "inference ms", "error"]
 BATCH_HEADERS = list(pres.BATCH_FIELDS)
 STRESS_HEADERS = list(pres.STRESS_FIELDS)

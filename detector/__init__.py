@@ -39,7 +39,7 @@ from detector.core.errors import (
     UnsafeModelError,
     UnsupportedMethodError,
 )
-from detector.core.heatmaps import colorize, overlay_heatmap
+from detector.core.heatmaps import DEFAULT_ALPHA, colorize, overlay_heatmap
 from detector.core.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
 from detector.core.jpeg import JpegQualityEstimate, estimate_jpeg_quality
 from detector.core.models import (
@@ -87,6 +87,7 @@ _LAZY = {
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "DEFAULT_ALPHA",
     "ELA_EXPLANATION",
     "EXPLAIN_METHODS",
     "FRAGILE_DEFINITION",
@@ -193,7 +194,7 @@ def explain(
     model: str | Detector | None = None,
     method: str = "gradcam",
     *,
-    alpha: float = 0.45,
+    alpha: float = DEFAULT_ALPHA,
     patch: int | None = None,
 ) -> Explanation:
     """Score an image and explain the score (``gradcam``, ``gradcam++`` or ``attention``).

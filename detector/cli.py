@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("image")
     p_exp.add_argument("--model", default=None)
     p_exp.add_argument("--method", default="gradcam", choices=detector.EXPLAIN_METHODS)
-    p_exp.add_argument("--alpha", type=float, default=0.45)
+    p_exp.add_argument("--alpha", type=float, default=detector.DEFAULT_ALPHA)
     p_exp.add_argument("--output", "-o", required=True, help="PNG file to write")
     p_exp.set_defaults(func=_cmd_explain)
 

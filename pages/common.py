@@ -29,7 +29,7 @@ from detector.ui import classroom as cr
 from detector.ui import presentation as pres
 
 #: Initial heatmap opacity (the same as the Gradio app's).
-DEFAULT_OPACITY = 0.45
+DEFAULT_OPACITY = detector.DEFAULT_ALPHA
 #: File types the Detect page reads (the bytes decide the real format).
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "zip"]
 #: The uploaders' ``type`` filter: none. Streamlit checks the extension on the server and raises

@@ -8,6 +8,9 @@ from scipy.ndimage import zoom
 
 from detector.core.spec import Preprocessing
 
+#: Default opacity of a heatmap over its image, 0 to 1: one value for the API, the CLI and the apps.
+DEFAULT_ALPHA = 0.45
+
 #: Added to the denominator of the min-max normalisation (the same constant as tf-keras-vis).
 NORM_EPSILON = 1e-7
 
@@ -66,7 +69,7 @@ def place_on_image(
 
 
 def overlay_heatmap(
-    image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45, colormap: str = "jet"
+    image: np.ndarray, heatmap: np.ndarray, alpha: float = DEFAULT_ALPHA, colormap: str = "jet"
 ) -> np.ndarray:
     """Blend a [0, 1] heatmap over an RGB uint8 image.
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from scipy.special import expit
 
-from detector.core.heatmaps import colorize, place_on_image
+from detector.core.heatmaps import DEFAULT_ALPHA, colorize, place_on_image
 from detector.core.images import ImageSource, load_image
 from detector.core.results import Box, PatchScore, Prediction
 from detector.core.spec import Preprocessing
@@ -300,7 +300,7 @@ def patch_map(
     image: np.ndarray,
     prediction: Prediction,
     *,
-    alpha: float = 0.45,
+    alpha: float = DEFAULT_ALPHA,
     size: tuple[int, int] | None = None,
     colormap: str = "jet",
 ) -> np.ndarray:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from detector.core.heatmaps import DEFAULT_ALPHA, overlay_heatmap
+
 Label = Literal["fake", "real", "uncertain"]
 
 #: A region of an image: (top, left, bottom, right) in pixels, bottom and right exclusive.
@@ -124,7 +126,7 @@ class Explanation:
     heatmap: np.ndarray = field(repr=False)
     prediction: Prediction
     image: np.ndarray = field(repr=False)
-    alpha: float = 0.45
+    alpha: float = DEFAULT_ALPHA
     patch: int = 0
 
     @cached_property
@@ -134,6 +136,4 @@ class Explanation:
         Blended on first use (the apps blend a display-size copy instead, so a large image is
         never blended at full size for nothing).
         """
-        from detector.core.heatmaps import overlay_heatmap
-
         return overlay_heatmap(self.image, self.heatmap, alpha=self.alpha)

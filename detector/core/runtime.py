@@ -26,7 +26,7 @@ from detector.core._keras import keras, tf
 from detector.core.card import ModelCard
 from detector.core.errors import UnsupportedMethodError
 from detector.core.folding import fold_checked
-from detector.core.heatmaps import normalize_maps, to_image_size
+from detector.core.heatmaps import DEFAULT_ALPHA, normalize_maps, to_image_size
 from detector.core.images import ImageSource, decode_file, load_image
 from detector.core.patches import (
     MAX_PATCHES,
@@ -357,7 +357,7 @@ class Detector:
         image: ImageSource,
         method: str = "gradcam",
         *,
-        alpha: float = 0.45,
+        alpha: float = DEFAULT_ALPHA,
         warnings: bool = True,
         patch: int | None = None,
     ) -> Explanation:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from detector.core.heatmaps import colorize, overlay_heatmap
+from detector.core.heatmaps import DEFAULT_ALPHA, colorize, overlay_heatmap
 from detector.core.patches import patch_map
 from detector.core.results import Explanation, PatchScore, Prediction
 from detector.evidence.verdict import Headline
@@ -193,7 +193,7 @@ class HeatmapView:
     patches: PatchView | None = field(default=None, repr=False)
     headline: Headline | None = field(default=None, repr=False)
 
-    def overlay(self, opacity: float = 0.45) -> np.ndarray:
+    def overlay(self, opacity: float = DEFAULT_ALPHA) -> np.ndarray:
         """The image with the heatmap blended over it at ``opacity`` (0 to 1)."""
         return overlay_heatmap(self.image, self.heatmap, alpha=float(np.clip(opacity, 0.0, 1.0)))
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from detector.core.domain import ImageChecks, domain_warnings, image_checks
 from detector.core.errors import DetectorError, ModelNotTrainedError
+from detector.core.heatmaps import DEFAULT_ALPHA
 from detector.core.images import (
     ImageInfo,
     ImageSource,
@@ -188,7 +189,7 @@ class ModelOutcome:
 
 
 def run_model(
-    image: np.ndarray, name: str, method: str | None = "gradcam", *, alpha: float = 0.45
+    image: np.ndarray, name: str, method: str | None = "gradcam", *, alpha: float = DEFAULT_ALPHA
 ) -> ModelOutcome:
     """Score (and explain, unless ``method`` is None) an image with one model; never raises.
 
