@@ -40,7 +40,14 @@ from detector.core.errors import (
     UnsupportedMethodError,
 )
 from detector.core.heatmaps import DEFAULT_ALPHA, colorize, overlay_heatmap
-from detector.core.images import ALLOWED_FORMATS, ImageSource, decode_image, load_image
+from detector.core.images import (
+    ALLOWED_FORMATS,
+    HEIF_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    ImageSource,
+    decode_image,
+    load_image,
+)
 from detector.core.jpeg import JpegQualityEstimate, estimate_jpeg_quality
 from detector.core.models import (
     ModelInfo,
@@ -92,6 +99,8 @@ __all__ = [
     "EXPLAIN_METHODS",
     "FRAGILE_DEFINITION",
     "HEADLINE_FIELDS",
+    "HEIF_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
     "RESIDUAL_SPECTRUM_EXPLANATION",
     "SCAN_FIELDS",
     "Assessment",

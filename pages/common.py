@@ -31,7 +31,7 @@ from detector.ui import presentation as pres
 #: Initial heatmap opacity (the same as the Gradio app's).
 DEFAULT_OPACITY = detector.DEFAULT_ALPHA
 #: File types the Detect page reads (the bytes decide the real format).
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "zip"]
+UPLOAD_TYPES = [*detector.IMAGE_EXTENSIONS, *detector.HEIF_EXTENSIONS, "zip"]
 #: The uploaders' ``type`` filter: none. Streamlit checks the extension on the server and raises
 #: an uncaught exception for any other one (sent by a client that skips the browser's dialog
 #: filter); without a filter the bytes decide, and a file that is not an image gets a clear error.

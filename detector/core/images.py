@@ -27,6 +27,12 @@ from detector.core.errors import ImageLoadError
 
 #: Formats accepted by `load_image`; everything else is refused before decoding.
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+#: File-name extensions of those formats (lower case, no dot): the one list that folder scans in
+#: training, upload names and the apps' file pickers derive theirs from. The format itself is
+#: always decided by the bytes, never by the name.
+IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff")
+#: Extensions of HEIC/HEIF files, which decode when pillow-heif is installed (`HEIF_SUPPORTED`).
+HEIF_EXTENSIONS: tuple[str, ...] = ("heic", "heif")
 #: Largest accepted file, in bytes.
 MAX_FILE_BYTES = 50 * 1024 * 1024
 #: Largest accepted image, in pixels (width x height). Anything larger is treated as a bomb.

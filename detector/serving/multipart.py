@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 
+from detector.core.images import HEIF_EXTENSIONS, IMAGE_EXTENSIONS
+
 #: The name every uploaded file gets (plus its extension when that is in `SAFE_EXTENSIONS`).
 NEUTRAL_STEM = "upload"
 #: Extensions an upload keeps (lower-cased): the image formats the detector reads, and zip.
-SAFE_EXTENSIONS = frozenset(
-    {"png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif", "zip"}
-)
+SAFE_EXTENSIONS = frozenset({*IMAGE_EXTENSIONS, *HEIF_EXTENSIONS, "avif", "zip"})
 #: Largest header block of one part, in bytes (Gradio's own parser allows 8 KiB as well).
 MAX_HEADER_BYTES = 8 * 1024
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

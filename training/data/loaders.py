@@ -25,7 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+from detector import IMAGE_EXTENSIONS
+
+IMAGE_EXTS = {f".{ext}" for ext in IMAGE_EXTENSIONS}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 SPLITS = ("train", "val", "test", "test_ood")
 FF_FAKE_METHODS = ("Deepfakes", "Face2Face", "FaceShifter", "FaceSwap", "NeuralTextures")
