@@ -1,11 +1,12 @@
 """Detect AI-generated images with explainable Keras models.
 
-This module is the public API: the apps, the CLI and user code import only from here. It loads
-no UI, ASGI, Beam or Hub code: the Hub loaders below are imported on first use, and the layers
-behind the API are subpackages, each importing only the ones below it
-(`tests/test_architecture.py` checks this):
+This module is the public API: the CLI and user code import only from here, the apps from here
+and from `detector.ui` and `detector.serving`. It loads no UI, ASGI, Beam or Hub code (the Hub
+loaders below are imported on first use). The layers behind the API are subpackages, each
+importing only the ones below it (`tests/test_architecture.py` checks this):
 
-- `detector.core`: models, recipes, preprocessing, scoring, heatmaps, result types, errors.
+- `detector.core`: models, recipes, preprocessing, scoring, heatmaps, domain warnings, result
+  types, errors.
 - `detector.evidence`: what the file says about itself, forensic views, robustness, headline.
 - `detector.ui`: what the Gradio and Streamlit apps share (view models, texts, classroom).
 - `detector.serving`: ASGI middleware and upload policy of the apps.

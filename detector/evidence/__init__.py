@@ -1,7 +1,8 @@
 """Evidence beside the score: what an image file says about itself, and how far to trust a score.
 
-It owns provenance (metadata and Content Credentials in `metadata`, `c2pa_reader`, invisible
-watermarks in `watermark` and `evidence_watermark`), the forensic views (`forensics`), the stress
-test and stability check, the domain warnings, the headline (`verdict`) and the assessment that
-bundles them. It may import `detector.core`, never the UI, serving, scale or hub layers.
+It owns provenance (`metadata` reads a file into an `report.EvidenceReport`: Content Credentials
+through `c2pa_reader`, text and XMP through `embedded`, generator settings through `generation`,
+invisible watermarks through `watermark` and `evidence_watermark`), the forensic views
+(`forensics`), the stress test and stability check, the headline (`verdict`) and the assessment
+that bundles them. It may import `detector.core`, never the UI, serving, scale or hub layers.
 """

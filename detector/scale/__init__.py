@@ -2,6 +2,7 @@
 
 It owns `batch` (path expansion, decoding once per file, every model's rows with the
 `SCAN_FIELDS` schema: the engine behind `detector.scan`, the CLI and both apps) and `beam` (the
-same rows on any Beam runner; Apache Beam is imported only when a pipeline is built). It may
-import `detector.core`, never the evidence, UI or serving layers, nor the CLI.
+same rows on any Beam runner, from the plain steps in `beam_steps`; Apache Beam is imported only
+when a pipeline is built). It may import `detector.core`, never the evidence, UI or serving
+layers, nor the CLI.
 """

@@ -1,9 +1,12 @@
 """What the Gradio and the Streamlit apps share, so that neither re-implements the other.
 
-It owns the view models and texts both apps render (`presentation`) and the classroom quiz
-(`classroom`). It may import `detector.core` and `detector.evidence`. The apps themselves
-(`app.py`, `streamlit_app.py`, `pages/`) import only `detector`, `detector.ui` and, for the
-hosting of uploads, `detector.serving` (`tests/test_architecture.py` checks this).
+It owns the view models and texts both apps render: `presentation` runs models for the apps and
+re-exports what its sibling modules build (texts, model list, verdicts, headline and heatmap
+views, uploads and batch files, the evidence board), and `classroom` does the same for the
+classroom quiz (model cards, lessons, robustness curves). It may import `detector.core` and
+`detector.evidence`. The apps themselves (`app.py`, `streamlit_app.py`, `pages/`) import only
+`detector`, `detector.ui` and, for the hosting of uploads, `detector.serving`
+(`tests/test_architecture.py` checks this).
 """
 
 __all__ = ["classroom", "presentation"]
