@@ -17,7 +17,7 @@ import zlib
 
 import pytest
 from conftest import encode, make_image
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -316,6 +316,7 @@ _texts = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=_texts)
+@example(text='CREATORTOOL=""')  # an empty creator tool in an attribute once raised
 def test_parser_returns_quickly_and_never_raises_on_any_text(text):
     start = time.perf_counter()
     _parse_a1111(text)

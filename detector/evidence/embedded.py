@@ -215,7 +215,7 @@ def _dst_item(packets: list[tuple[str, str]], data: bytes | None) -> EvidenceIte
             if key in values or len(values) < MAX_XMP_VALUES:
                 values.setdefault(key, {})[where] = None
         for a, b in _matches(_CREATOR_TOOL, text):
-            tool = _truncate((a or b).strip(), 120)
+            tool = _truncate((a or b or "").strip(), 120)  # CreatorTool="" gives ("", None)
             if tool and len(creator_tools) < MAX_XMP_VALUES:
                 creator_tools.setdefault(tool)
     if data is not None:
