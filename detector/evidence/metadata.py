@@ -232,9 +232,6 @@ def _watermark_item(
     return _item("watermark", found.found, found.details, found.summary, found.indicates)
 
 
-# --------------------------------------------------------------------------- reading helpers
-
-
 # --------------------------------------------------------------------------- items
 def _file_item(
     data: bytes | None,

@@ -341,9 +341,3 @@ class NeutralUploadNames:
             file_fields=self.file_fields,
         )
         await _Upload(self.app, rewriter).run({**scope, "headers": kept}, receive, send)
-
-
-# ------------------------------------------------------------------------------------ file paths
-
-
-# ------------------------------------------------------------------------------------ fair queue

@@ -340,12 +340,6 @@ def hot_overlap(first: np.ndarray, second: np.ndarray, top: float = 0.2) -> floa
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-# ---------------------------------------------------------------------------------- robustness
-
-
-# ---------------------------------------------------------------------------------- model cards
-
-
 # ---------------------------------------------------------------------------------- quiz
 #: The answers a player can give, and the labels they mean.
 GUESSES: dict[str, str] = {"AI-generated": "fake", "Real photo": "real"}
@@ -417,7 +411,7 @@ def score_text(score: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-# ---------------------------------------------------------------------------------- lessons
+# ---------------------------------------------------------------------------------- helpers
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")

@@ -135,9 +135,6 @@ from detector.ui.verdicts import (
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------------------------- verdicts
-
-
 # ---------------------------------------------------------------------------------- headline
 
 
@@ -165,9 +162,6 @@ def assess_upload(
         except Exception:
             log.exception("the stability check of %s failed", prediction.model)
     return Assessment(headline(evidence, prediction, stability), evidence, prediction, stability)
-
-
-# ---------------------------------------------------------------------------------- heatmaps
 
 
 # ---------------------------------------------------------------------------------- running
@@ -252,9 +246,6 @@ def _is_rgb(image: object) -> bool:
         and image.ndim == 3
         and image.shape[2] == 3
     )
-
-
-# ---------------------------------------------------------------------------------- uploads
 
 
 # ---------------------------------------------------------------------------------- batches
@@ -391,12 +382,6 @@ def warnings_markdown(warnings: Sequence[str], title: str = WARNINGS_TITLE) -> s
     if not warnings:
         return ""
     return f"**{title}**\n\n" + "\n".join(f"- {warning}" for warning in warnings)
-
-
-# ---------------------------------------------------------------------------------- evidence
-
-
-# ---------------------------------------------------------------------------------- forensics
 
 
 # ---------------------------------------------------------------------------------- stress test
