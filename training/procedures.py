@@ -135,6 +135,8 @@ def _fit(
             metrics=[keras.metrics.AUC(name="auc")],
         )
     x_val, y_val = ctx.validation()
+    if not model.built:  # a wrapper (FGSM) is built by one call; the backup needs its weights
+        model(x_val[:1])
     # epoch-level backup: an interrupted run restarts from its last finished epoch
     backup = keras.callbacks.BackupAndRestore(str(ctx.workdir / f"backup_{tag}"))
     history = model.fit(
