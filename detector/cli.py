@@ -245,12 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m detector", description="Detect AI-generated images with explainable models."
     )
     parser.add_argument("--models-dir", help="folder of trained models (default: assets/models)")
-    parser.add_argument(
-        "--verbose",
-        "-v",
-        action="store_true",
-        help="log to stderr at INFO level, with TensorFlow's own start-up and runtime messages",
+    verbose_help = (
+        "log to stderr at INFO level, with TensorFlow's own start-up and runtime messages"
     )
+    parser.add_argument("--verbose", "-v", action="store_true", help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_list = sub.add_parser("list", help="list models as JSON (trained or recipe only)")
@@ -296,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_ins.add_argument("--format", choices=("json", "text"), default="text")
     p_ins.set_defaults(func=_cmd_inspect)
+    for command in sub.choices.values():  # `--verbose` after the command works too
+        command.add_argument(
+            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+        )
     return parser
 
 

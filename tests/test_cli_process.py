@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import encode, make_image
 
+from detector.cli import build_parser
 from detector.models import default_model_name, trained_cards
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,8 +22,6 @@ BUNDLED = ROOT / "assets" / "models"
 NOISE = ("onednn", "absl", "retracing", "cuda")
 #: A line of absl's C++ log (``I0000 00:00:...``, ``W1205 ...``).
 NATIVE_LOG_LINE = re.compile(r"^[IWEF]\d{4} ", re.MULTILINE)
-
-pytestmark = pytest.mark.slow  # each run loads TensorFlow in a new process
 
 
 def _installed() -> bool:
@@ -82,6 +81,7 @@ def _lists_the_default_model(stdout: str) -> None:
     assert listed.get(_default_model()) is True, listed
 
 
+@pytest.mark.slow  # loads TensorFlow in a new process
 def test_python_m_detector_from_another_folder_finds_the_bundled_models(tmp_path):
     done = _run([sys.executable, "-m", "detector", "list"], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -89,6 +89,7 @@ def test_python_m_detector_from_another_folder_finds_the_bundled_models(tmp_path
     _assert_quiet(done.stderr)
 
 
+@pytest.mark.slow  # loads TensorFlow in a new process
 def test_installed_console_script_from_another_folder(tmp_path):
     """``fakedetect list`` from any folder: the project installed (editable) by ``run.sh``."""
     script = Path(sys.executable).with_name("fakedetect")
@@ -110,6 +111,7 @@ def test_installed_console_script_from_another_folder(tmp_path):
     _assert_quiet(done.stderr)
 
 
+@pytest.mark.slow  # loads TensorFlow in a new process
 def test_scan_keeps_tensorflow_quiet(tmp_path):
     image = tmp_path / "small.png"
     image.write_bytes(encode(make_image(64, 64, 3)))
@@ -124,6 +126,7 @@ def test_scan_keeps_tensorflow_quiet(tmp_path):
     _assert_quiet(done.stderr)
 
 
+@pytest.mark.slow  # loads TensorFlow in a new process
 def test_verbose_logs_to_stderr(tmp_path):
     done = _run([sys.executable, "-m", "detector", "--verbose", "list"], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -131,6 +134,7 @@ def test_verbose_logs_to_stderr(tmp_path):
     assert f"INFO detector.cli: models folder: {BUNDLED}" in done.stderr
 
 
+@pytest.mark.slow  # loads TensorFlow in a new process
 @pytest.mark.parametrize("verbose", [False, True])
 def test_retracing_warnings_only_when_verbose(tmp_path, verbose):
     code = (
@@ -147,3 +151,19 @@ def test_retracing_warnings_only_when_verbose(tmp_path, verbose):
         assert "retracing" in done.stderr
     else:
         _assert_quiet(done.stderr)
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose"),
+    [
+        (["list"], False),
+        (["--verbose", "list"], True),
+        (["list", "--verbose"], True),
+        (["-v", "scan", "x.png"], True),
+        (["scan", "x.png", "-q", "-v"], True),
+        (["inspect", "x.png", "--verbose"], True),
+        (["explain", "x.png", "-o", "y.png"], False),
+    ],
+)
+def test_verbose_goes_before_or_after_the_command(argv, verbose):
+    assert build_parser().parse_args(argv).verbose is verbose
