@@ -4,6 +4,9 @@
 #   bash run.sh streamlit  install (once) and launch the Streamlit app
 #   bash run.sh test       install (once, with dev tools) and run lint + the whole test suite
 #   bash run.sh setup      only install (with dev tools)
+# Every mode also installs the project itself into the venv (editable, no dependencies of its
+# own beyond the requirements file), so that `fakedetect ...` and `python -m detector ...` work
+# from any folder and find the bundled models in assets/models/.
 # Extra arguments after `test` go to pytest (e.g. `bash run.sh test -m "not slow"`).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,7 +26,7 @@ VENV="${VENV:-.venv}"
 install() {  # $1: requirements file
   local req="$1" stamp
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
-  stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename "$req")"
+  stamp="$VENV/.installed-$(cat requirements*.txt pyproject.toml | sha256sum | cut -c1-16)-$(basename "$req")"
   if [[ ! -f "$stamp" ]]; then
     echo "installing $req into $VENV (first run only, about a minute)..." >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
@@ -35,6 +38,11 @@ install() {  # $1: requirements file
       "$VENV/bin/python" -m pip install --quiet --no-deps --upgrade \
         --target "$VENV/invisible-watermark-0.2.0" invisible-watermark==0.2.0
     fi
+    # The project, editable: setuptools and wheel are already in the venv (Python 3.11's venv
+    # and the requirements bring them), so nothing is downloaded for the build either. Older
+    # setuptools warns that its pyproject support is "beta": PYTHONWARNINGS keeps that quiet.
+    PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --quiet --no-deps \
+      --no-build-isolation --editable .
     touch "$stamp"
   fi
 }

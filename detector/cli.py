@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import detector
+from detector import quiet
 from detector.core.errors import OutputError
 
 
@@ -309,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m detector", description="Detect AI-generated images with explainable models."
     )
     parser.add_argument("--models-dir", help="folder of trained models (default: assets/models)")
+    verbose_help = (
+        "log to stderr at INFO level, with TensorFlow's own start-up and runtime messages"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_list = sub.add_parser("list", help="list models as JSON (trained or recipe only)")
@@ -352,14 +357,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_ins.add_argument("--format", choices=("json", "text"), default="text")
     p_ins.set_defaults(func=_cmd_inspect)
+    for command in sub.choices.values():  # `--verbose` after the command works too
+        command.add_argument(
+            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet.configure(verbose=args.verbose)  # before TensorFlow loads: its start-up lines too
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger(__name__).info("models folder: %s", detector.models_dir(args.models_dir))
     if getattr(args, "batch_size", 1) < 1:
         parser.error("--batch-size must be at least 1")
     try:

@@ -198,7 +198,7 @@ def model_picker(
         options=options,
         default=options[:default_count],
         key=key,
-        help="Trained models, best test ROC-AUC first:\n\n"
+        help="Trained models, best on images from unseen sources first:\n\n"
         + "\n".join(f"- {pres.model_label(info)}" for info in infos)
         + "\n\nPick several to compare them side by side.",
         placeholder="Choose at least one model",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchmarks.core import (
     make_scan_folder,
@@ -55,6 +56,27 @@ def test_report_gives_the_median_cold_start_with_every_start():
         "11.0 s (median of 12.5, 11.0, 10.2)"
     )
     assert _cold_cell({"cold_start_s": 9.84}) == "9.8 s"
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_cold_start_is_the_median_of_three_launches_in_either_mode(monkeypatch, quick):
+    import benchmarks.__main__ as bench
+
+    asked = {}
+
+    def fake_round_trips(repeats, api_name="/explain", launches=1):
+        asked.update(repeats=repeats, launches=launches)
+        return {"cold_start_s": 1.0, "cold_starts_s": [1.0] * launches}
+
+    monkeypatch.setattr(bench, "app_round_trips", fake_round_trips)
+    assert bench.app_results(quick)["cold_starts_s"] == [1.0, 1.0, 1.0]
+    assert asked == {"repeats": 10 if quick else 50, "launches": 3}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("app did not start within 180 s")
+
+    monkeypatch.setattr(bench, "app_round_trips", broken)
+    assert bench.app_results(quick) == {"error": "RuntimeError: app did not start within 180 s"}
 
 
 def test_the_benchmark_photo_is_a_noisy_jpeg_of_the_size_asked():

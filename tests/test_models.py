@@ -195,3 +195,27 @@ def test_export_drops_optimizer_state(tmp_path):
     expected = 1.0 - np.asarray(model(x[:1]))[0, 0]
     assert det.p_fake_batch(x[:1])[0] == pytest.approx(expected, abs=1e-5)
     assert written.sha256 == detector.core.card.sha256_file(tmp_path / "compiled" / "model.keras")
+
+
+def _with_truth(folder, wild_auc: float, controls_fpr: float) -> None:
+    path = folder / "card.json"
+    card = json.loads(path.read_text())
+    card["metrics"]["truth"] = {
+        "wild_val": {"clean": {"roc_auc": wild_auc}},
+        "controls_val": {"clean": {"false_positive_rate": controls_fpr}},
+    }
+    path.write_text(json.dumps(card))
+
+
+def test_default_model_is_chosen_on_wild_validation_and_controls(trained_dir, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(trained_dir, folder)
+    assert detector.default_model_name(folder) == "tiny_attention"  # by kit test ROC-AUC
+    # a model measured on the wild pool outranks models measured on the kit alone
+    _with_truth(folder / "tiny_cnn", wild_auc=0.70, controls_fpr=0.10)
+    assert detector.default_model_name(folder) == "tiny_cnn"
+    # a better wild ROC-AUC bought with false alarms on the controls loses
+    _with_truth(folder / "tiny_attention", wild_auc=0.80, controls_fpr=0.25)
+    assert detector.default_model_name(folder) == "tiny_cnn"
+    _with_truth(folder / "tiny_attention", wild_auc=0.80, controls_fpr=0.15)
+    assert detector.default_model_name(folder) == "tiny_attention"

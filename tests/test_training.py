@@ -425,3 +425,48 @@ def test_generator_aucs_score_each_generator_against_all_reals():
         "mean_p_fake": 0.3,
         "roc_auc": pytest.approx(1 / 3),
     }
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch(tiny_csv, tmp_path, monkeypatch):
+    from detector.core._keras import keras
+    from training import procedures
+    from training.train import resume_dir, train
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Interrupt
+
+    original = procedures._callbacks
+    monkeypatch.setattr(
+        procedures, "_callbacks", lambda *a, **k: [*original(*a, **k), StopAfterTwo()]
+    )
+    config = TrainConfig(
+        recipe="simple_cnn",
+        data=str(tiny_csv),
+        out=str(tmp_path / "m" / "cnn"),
+        epochs=4,
+        patience=10,
+        batch_size=8,
+        robust_augment=False,
+        recipe_params=dict(get_recipe("simple_cnn").tiny),
+    )
+    with pytest.raises(_Interrupt):
+        train(config, verbose=0)
+    state = tmp_path / "m" / ".cnn.partial"
+    assert (state / "config.json").exists() and (state / "backup_main").exists()
+
+    monkeypatch.setattr(procedures, "_callbacks", original)
+    card = train(config, verbose=0)
+    # the resumed fit ran only the two epochs the interruption left
+    assert card.training["phases"][0]["epochs_run"] == 2
+    assert not state.exists()
+
+    # another configuration never resumes someone else's state
+    (state / "backup_main").mkdir(parents=True)
+    other = TrainConfig(**{**config.to_dict(), "epochs": 3})
+    assert not (resume_dir(other) / "backup_main").exists()

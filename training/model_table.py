@@ -106,17 +106,49 @@ def save_reference(
     return out
 
 
+def write_into(page: Path, text: str) -> bool:
+    """Replace the model table in a Markdown page (the block starting ``| model |``).
+
+    Returns:
+        True when the page changed. Raises ``ValueError`` when the page holds no table.
+    """
+    lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("| model |")), None)
+    if start is None:
+        raise ValueError(f"{page}: no model table (a block starting '| model |')")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    before = "".join(lines)
+    after = "".join([*lines[:start], text.rstrip("\n") + "\n", *lines[end:]])
+    if after == before:
+        return False
+    page.write_text(after, encoding="utf-8")
+    return True
+
+
 def main() -> None:
     """Print the table (or save a reference row)."""
     parser = argparse.ArgumentParser(prog="python -m training.model_table")
     parser.add_argument("--models-dir")
     parser.add_argument("--save-reference", type=Path, help="a trained model folder to keep")
     parser.add_argument("--note", default="reference, not shipped", help="its last column")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        metavar="PAGE",
+        help="replace the table in a Markdown page (README.md)",
+    )
     args = parser.parse_args()
     if args.save_reference:
         print(save_reference(args.save_reference, note=args.note))
         return
-    print(table(args.models_dir))
+    text = table(args.models_dir)
+    if args.write:
+        changed = write_into(args.write, text)
+        print(f"{args.write}: {'table updated' if changed else 'already up to date'}")
+        return
+    print(text)
 
 
 if __name__ == "__main__":

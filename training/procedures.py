@@ -6,6 +6,7 @@ of what it did (phases, epochs run, best validation loss) for the model card.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -120,6 +121,13 @@ def _fit(
     seed_offset: int = 0,
     reduce_lr: bool = True,
 ) -> dict[str, Any]:
+    done_weights = ctx.workdir / f"done_{tag}.weights.h5"
+    done_log = ctx.workdir / f"done_{tag}.json"
+    if done_weights.exists() and done_log.exists():
+        # a resumed run: this phase finished before the interruption
+        model.load_weights(str(done_weights))
+        log.info("phase %s already done in an earlier run; its weights are restored", tag)
+        return json.loads(done_log.read_text())
     with ctx.strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(lr),
@@ -127,21 +135,28 @@ def _fit(
             metrics=[keras.metrics.AUC(name="auc")],
         )
     x_val, y_val = ctx.validation()
+    if not model.built:  # a wrapper (FGSM) is built by one call; the backup needs its weights
+        model(x_val[:1])
+    # epoch-level backup: an interrupted run restarts from its last finished epoch
+    backup = keras.callbacks.BackupAndRestore(str(ctx.workdir / f"backup_{tag}"))
     history = model.fit(
         ctx.sequence(augment, seed_offset),
         validation_data=(x_val, y_val),
         epochs=epochs,
-        callbacks=_callbacks(ctx, patience, tag, reduce_lr),
+        callbacks=[backup, *_callbacks(ctx, patience, tag, reduce_lr)],
         verbose=ctx.verbose,
     )
     losses = history.history.get("val_loss", [float("nan")])
-    return {
+    entry = {
         "phase": tag,
         "epochs_run": len(losses),
         "learning_rate": lr,
         "best_val_loss": float(np.nanmin(losses)),
         "best_val_auc": float(np.nanmax(history.history.get("val_auc", [float("nan")]))),
     }
+    model.save_weights(str(done_weights))
+    done_log.write_text(json.dumps(entry))
+    return entry
 
 
 def fgsm_step(x, gradient, epsilon: float):

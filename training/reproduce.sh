@@ -71,7 +71,7 @@ done
 "$PY" -m training.model_table --save-reference data/models/baseline_linear_probe
 
 # First retrain on the wild kit (S4 recipe, content-balanced batches, 5 x 100 steps): a reference
-# row, not shipped (its kit-test ROC-AUC falls to 0.88; see the README).
+# row, not shipped (its kit-test ROC-AUC falls to 0.88; see docs/models.md).
 "$PY" -m training train efficientnet_b7_finetune --data "$KIT" --out data/models/s4_wild \
   --title "MobileNetV2 fine-tuned on the kit and the wild pool (S4 recipe)" \
   --backbone mobilenet_v2 --input-size 224 --resize native_crop --epochs 5 --lr 3e-4 --patience 2 \

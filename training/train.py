@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import replace
@@ -221,6 +220,26 @@ def limitations(train_set: ImageSet) -> tuple[str, ...]:
     )
 
 
+def resume_dir(config: TrainConfig) -> Path:
+    """The folder that keeps an unfinished run's epoch backups, beside ``config.out``.
+
+    A run started again with the same configuration resumes from its last finished epoch
+    (and skips finished phases); any other configuration starts afresh. The folder is removed
+    once the model is exported and calibrated.
+    """
+    out = Path(config.out)
+    state = out.parent / f".{out.name}.partial"
+    stamp = state / "config.json"
+    wanted = json.dumps(config.to_dict(), sort_keys=True)
+    if state.exists() and not (stamp.exists() and stamp.read_text() == wanted):
+        shutil.rmtree(state)
+    if state.exists():
+        log.info("resuming the unfinished run kept in %s", state)
+    state.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(wanted)
+    return state
+
+
 def fit_and_calibrate(
     config: TrainConfig, *, verbose: int = 1
 ) -> tuple[Detector, dict[str, ImageSet], float]:
@@ -240,12 +259,10 @@ def fit_and_calibrate(
     model, provenance = build_model(config, spec, strategy)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="train-") as workdir:
-        ctx = TrainingContext(
-            config, spec, splits["train"], splits["val"], Path(workdir), strategy, verbose
-        )
-        phases = procedure_for(config.recipe)(model, ctx)
-        weights = ctx.weights()
+    workdir = resume_dir(config)
+    ctx = TrainingContext(config, spec, splits["train"], splits["val"], workdir, strategy, verbose)
+    phases = procedure_for(config.recipe)(model, ctx)
+    weights = ctx.weights()
     trained_seconds = time.time() - started
     training_data = describe(splits, config)
     if weights is not None:
@@ -277,6 +294,7 @@ def fit_and_calibrate(
     card = replace(ModelCard.load(out), **calibration)
     card.save(out)
     config.save(out)
+    shutil.rmtree(workdir, ignore_errors=True)
     return load_model(card.name, out.parent, cache=False), splits, trained_seconds
 
 
