@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.core.card import ModelCard
-from detector.core.models import models_dir, trained_cards
+from detector.core.models import models_dir, selection_score, trained_cards
 from training.truth import headline
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
@@ -49,7 +49,7 @@ def _line(name: str, recipe: str, backbone: str, row: dict[str, Any], extra: str
 
 
 def table(directory: str | None = None, reference: Path = REFERENCE_DIR) -> str:
-    """The Markdown table: shipped models (best wild test first), then reference rows."""
+    """The Markdown table: shipped models (the default first), then reference rows."""
     root = models_dir(directory)
     header = " | ".join(label for _, label in COLUMNS)
     lines = [
@@ -58,12 +58,9 @@ def table(directory: str | None = None, reference: Path = REFERENCE_DIR) -> str:
     ]
     cards = trained_cards(root)
     rows = {name: _row(card.metrics) for name, card in cards.items()}
-
-    def rank(name: str) -> tuple[float, float]:
-        r = rows[name]
-        return (-(r.get("wild_test_auc") or 0), -(r.get("kit_test_auc") or 0))
-
-    for name in sorted(cards, key=rank):
+    # the order the tools offer them: the default (best on wild validation and controls) first
+    ordered = sorted(cards, key=lambda name: selection_score(cards[name]), reverse=True)
+    for name in ordered:
         card = cards[name]
         weights = Path(root) / name / card.weights_file
         size = weights.stat().st_size / 1e6 if weights.exists() else 0
@@ -75,7 +72,7 @@ def table(directory: str | None = None, reference: Path = REFERENCE_DIR) -> str:
         if members:  # an ensemble: its members' weights, trained separately
             backbone = " + ".join(f"`{m['name']}`" for m in members)
             trained = f"{max(seconds or 0, 60) / 60:.0f} min + members'"
-        extra = f"{megabytes} MB, {trained}"
+        extra = f"{megabytes} MB, {trained}" + ("; **the default**" if name == ordered[0] else "")
         lines.append(_line(name, card.spec.recipe, backbone, rows[name], extra))
     for path in sorted(Path(reference).glob("*.json")):
         ref = json.loads(path.read_text())
