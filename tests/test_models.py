@@ -219,3 +219,10 @@ def test_default_model_is_chosen_on_wild_validation_and_controls(trained_dir, tm
     assert detector.default_model_name(folder) == "tiny_cnn"
     _with_truth(folder / "tiny_attention", wild_auc=0.80, controls_fpr=0.15)
     assert detector.default_model_name(folder) == "tiny_attention"
+    # the whole validation split (kit, wild, controls) weighs in: a model that lost the kit's
+    # fakes to win on the wild pool does not become the default
+    for name, val_auc in (("tiny_cnn", 0.95), ("tiny_attention", 0.60)):
+        card = json.loads((folder / name / "card.json").read_text())
+        card["metrics"]["val"] = {"roc_auc": val_auc}
+        (folder / name / "card.json").write_text(json.dumps(card))
+    assert detector.default_model_name(folder) == "tiny_cnn"
