@@ -64,7 +64,9 @@ def model_sees(upload: common.Upload, featured: str) -> cr.ModelInput | None:
     seen, error = common.model_input_cached(
         common.models_root(), upload.digest, featured, "gradcam", upload
     )
-    st.markdown(cr.lesson_pipeline(seen.size if seen else 0, view.prediction.threshold))
+    preprocessing, _ = cr.safe_call(lambda: cr.model_preprocessing(featured))
+    if preprocessing is not None:
+        st.markdown(cr.lesson_pipeline(preprocessing, view.prediction.threshold))
     checked = common.check_upload(upload.digest, upload)
     cols = st.columns(3, gap="medium")
     with cols[0]:

@@ -301,6 +301,9 @@ def test_classroom_live_demos_on_an_example(env):
     assert "What tiny_attention sees: 32 x 32 pixels" in shown
     assert {"Grad-CAM · tiny_attention", "Attention map · tiny_attention"} <= set(shown)
     assert "What the model computed: 8 x 8 blocks" in shown
+    prep = featured.spec.preprocessing  # section 1 says what this model's card does to images
+    assert cr.lesson_pipeline(prep, featured.card.threshold) in texts(at.markdown)
+    assert cr.PIPELINE_READS[prep.resize].format(size=32, patches=16) in texts(at.markdown)
     assert "**Do the methods agree?**" in texts(at.markdown)
     # sections 4: the cards' measured results and limits
     assert [t.label for t in at.tabs] == ["Tiny efficientnet_b7_attention", "Tiny simple_cnn"]
