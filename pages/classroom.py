@@ -223,7 +223,7 @@ def model_cards(names: list[str]) -> None:
                     st.markdown(f"**On the test set**{size}")
                     st.table(dict(fact.test), hide_header=True)
                 if fact.ood:
-                    st.markdown("**On images from generators it never saw (out of distribution)**")
+                    st.markdown(f"**{cr.HELD_OUT_TITLE}**")
                     st.table(dict(fact.ood), hide_header=True)
                 if fact.per_generator:
                     st.markdown("**Fakes detected, per generator (test set)**")

@@ -309,6 +309,23 @@ def test_classroom_live_demos_on_an_example(env):
     assert [t.label for t in at.tabs] == ["Tiny efficientnet_b7_attention", "Tiny simple_cnn"]
 
 
+def test_classroom_names_the_held_out_split_a_source_not_unseen_generators(
+    trained_dir, examples, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    shutil.copytree(trained_dir, models)
+    card_file = models / "tiny_cnn" / "card.json"
+    card = json.loads(card_file.read_text(encoding="utf-8"))
+    card["metrics"]["test_ood"] = {"roc_auc": 0.61, "accuracy": 0.55}
+    card_file.write_text(json.dumps(card), encoding="utf-8")
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(models))
+    monkeypatch.setenv(cr.EXAMPLES_DIR_ENV, str(examples))
+    at = start(CLASSROOM)
+    shown = texts(at.markdown)
+    assert "**On images from a held-out source (photos from a source it never saw" in shown
+    assert "generators it never saw" not in shown
+
+
 def test_classroom_jpeg_and_resize_curve_rescore_live(env):
     at = start(CLASSROOM)
     image = detector.load_image(cr.load_examples()[0].path)

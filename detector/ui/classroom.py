@@ -39,7 +39,13 @@ from detector.ui.lessons import (
     lesson_mislead,
     lesson_pipeline,
 )
-from detector.ui.model_cards import ModelFacts, condition_name, facts_from_card, model_facts
+from detector.ui.model_cards import (
+    HELD_OUT_TITLE,
+    ModelFacts,
+    condition_name,
+    facts_from_card,
+    model_facts,
+)
 from detector.ui.presentation import (
     BATCH_FIELDS,
     DISPLAY_MAX_SIDE,
@@ -449,6 +455,7 @@ __all__ = [
     "DEGRADATIONS",
     "EXAMPLES_DIR_ENV",
     "GUESSES",
+    "HELD_OUT_TITLE",
     "JPEG_QUALITIES",
     "LESSON_COMPRESSION",
     "LESSON_HEATMAP",
