@@ -142,6 +142,8 @@ def test_evidence_board_stress_test(app, models, files, scope, expected):
         assert type(row[fragile_at]) is bool and row[fragile_at] == model.fragile
         assert row[1] == pytest.approx(model.baseline, abs=1e-4)
         assert row[2] == model.baseline_verdict
+        # the label beside the card is the card's own (uncertain band included)
+        assert row[2] == detector.load_model(row[0]).predict(files["array"]).label
         values = [model.baseline, *model.jpeg, *model.scale]
         assert row[3] == pytest.approx(min(values), abs=1e-4)
         assert row[4] == pytest.approx(max(values), abs=1e-4)
