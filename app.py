@@ -163,8 +163,11 @@ def _warnings_html(warnings: tuple[str, ...] | list[str]) -> str:
     )
 
 
-def _verdict_html(prediction: detector.Prediction) -> str:
-    v = pres.verdict(prediction)
+def _verdict_html(
+    prediction: detector.Prediction, stability: detector.Stability | None = None
+) -> str:
+    v = pres.verdict(prediction, stability)
+    reason = f'<div class="fd-reason">{html.escape(v.reason)}</div>' if v.reason else ""
     bar = _bar_html(pres.probability_bar(prediction))
     return (
         f'<div class="fd-card fd-verdict fd-{v.label}" data-label="{v.label}" '
@@ -174,7 +177,7 @@ def _verdict_html(prediction: detector.Prediction) -> str:
         f"{html.escape(v.headline)}</div>"
         f'<div class="fd-probability" style="font-size:1.15em;margin:0.2rem 0">'
         f"P(AI-generated) = <b>{v.probability}</b></div>"
-        f"{bar}"
+        f"{bar}{reason}"
         f'<div style="font-size:0.9em;opacity:.85">{html.escape(v.detail)}<br>'
         f"Model <code>{html.escape(v.model)}</code> · {v.milliseconds:.0f} ms</div>"
         f"{_warnings_html(prediction.warnings)}</div>"
@@ -255,7 +258,7 @@ def detect(
             f"{pres.METHOD_TITLES[view.method]}."
         )
     return (
-        _verdict_html(outcome.prediction),
+        _verdict_html(outcome.prediction, found.stability),
         view.overlay(opacity),
         view.raw(),
         pres.heatmap_note(view.method),

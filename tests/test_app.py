@@ -67,6 +67,32 @@ def test_detect_shows_the_verdict_overlay_and_heatmap(app, models, files, model)
 
 
 @pytest.fixture(scope="module")
+def banded_dir(tmp_path_factory):
+    """A models folder with one tiny model whose uncertain band covers every score."""
+    from detector.core.models import export_model
+    from detector.core.recipes import get_recipe
+
+    root = tmp_path_factory.mktemp("banded-models")
+    card = tiny_card("tiny_banded", "simple_cnn", threshold=0.414, uncertain_band=(0.0, 1.0))
+    export_model(get_recipe("simple_cnn").build(card.spec), root / "tiny_banded", card)
+    return root
+
+
+def test_uncertain_verdict_card_says_why(app, banded_dir, files, monkeypatch):
+    from pages import common
+
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(banded_dir))
+    verdict, *_ = app.detect(files["image"], "tiny_banded", "gradcam", 0.3)
+    pred = expected("tiny_banded", files["array"], banded_dir)
+    assert pred.label == "uncertain" and 'data-label="uncertain"' in verdict
+    why = f"Uncertain because {pres.percent(pred.p_fake)} lies inside this model's uncertain band"
+    assert html.escape(why) in verdict and "(0.0% to 100.0%)" in verdict
+    assert f"its threshold ({pres.percent(0.414)})" in verdict
+    for compact in (False, True):  # the Streamlit card says it too, even the compact one
+        assert html.escape(why) in common.verdict_html(pred, compact)
+
+
+@pytest.fixture(scope="module")
 def native_dir(tmp_path_factory):
     """A models folder with one tiny native-resolution model (32 px patches)."""
     from detector.core._keras import keras

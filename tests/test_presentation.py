@@ -606,3 +606,21 @@ def test_headline_of_a_real_file_and_its_api_json(models_env):
     assert bare.evidence is None and bare.stability is None
     assert bare.headline.basis == "model" and bare.headline.reasons[1].strength == "unknown"
     assert bare.headline.reasons[-1].text == "The file's provenance was not read."
+
+
+def test_uncertain_verdict_says_why_inside_the_band():
+    pred = detector.Prediction("m", 0.609, "uncertain", 0.414, 0.01, uncertain_band=(0.4, 0.7))
+    reason = pres.verdict(pred).reason
+    assert reason.startswith("Uncertain because 60.9% lies inside this model's uncertain band")
+    assert "(40.0% to 70.0%)" in reason and "above its threshold (41.4%)" in reason
+    assert pres.verdict(prediction(0.9, "fake")).reason == ""
+
+
+def test_unstable_verdict_says_which_change_flips_it():
+    pred = detector.Prediction("m", 0.45, "fake", 0.414, 0.01, uncertain_band=(0.414, 0.414))
+    flipped = detector.evidence.stability.stability_from_scores("m", 0.45, 0.414, 0.30, 0.50)
+    reason = pres.verdict(pred, flipped).reason
+    assert reason.startswith("Not stable on this image: the verdict flips under JPEG q90")
+    assert "30%" in reason and "threshold 41%" in reason
+    steady = detector.evidence.stability.stability_from_scores("m", 0.45, 0.414, 0.44, 0.46)
+    assert pres.verdict(pred, steady).reason == ""

@@ -15,6 +15,7 @@ from typing import Any
 from detector.core.results import Prediction
 from detector.evidence.assessment import Assessment
 from detector.evidence.metadata import EvidenceReport
+from detector.evidence.stability import Stability
 from detector.evidence.verdict import headline
 from detector.ui.texts import (
     COLOURS,
@@ -37,6 +38,8 @@ class Verdict:
         colour: Hex colour of the label.
         model: The model that produced it.
         milliseconds: Inference time in ms.
+        reason: Why the verdict is uncertain (the score lies in the uncertain band) and whether
+            it is unstable (it flips under the stability check's changes); empty otherwise.
     """
 
     label: str
@@ -47,10 +50,15 @@ class Verdict:
     colour: str
     model: str
     milliseconds: float
+    reason: str = ""
 
 
-def verdict(prediction: Prediction) -> Verdict:
-    """Turn a `Prediction` into headline, probability text and a one-sentence explanation."""
+def verdict(prediction: Prediction, stability: Stability | None = None) -> Verdict:
+    """Turn a `Prediction` into headline, probability text and a one-sentence explanation.
+
+    ``stability``, the score's stability check when there is one, adds why the verdict may not
+    hold (`Verdict.reason`).
+    """
     low, high = prediction.uncertain_band
     detail = (
         f"Calibrated probability that the image is AI-generated: {percent(prediction.p_fake)} "
@@ -68,7 +76,28 @@ def verdict(prediction: Prediction) -> Verdict:
         colour=COLOURS.get(prediction.label, "#616161"),
         model=prediction.model,
         milliseconds=1000.0 * float(prediction.seconds),
+        reason=verdict_reason(prediction, stability),
     )
+
+
+def verdict_reason(prediction: Prediction, stability: Stability | None = None) -> str:
+    """Why a verdict is uncertain or unstable, in plain words ("" when it is neither)."""
+    parts = []
+    low, high = prediction.uncertain_band
+    p, threshold = float(prediction.p_fake), float(prediction.threshold)
+    if prediction.label == "uncertain":
+        side, instead = ("above", "AI-generated") if p >= threshold else ("below", "real")
+        parts.append(
+            f"Uncertain because {percent(p)} lies inside this model's uncertain band "
+            f"({percent(low)} to {percent(high)}): scores there are too close to call, so the "
+            f"model reports them as uncertain rather than {instead}, although this one is "
+            f"{side} its threshold ({percent(threshold)})."
+        )
+    if stability is not None and stability.flipped:
+        parts.append(
+            f"Not stable on this image: {stability.summary().removeprefix('not stable: ')}."
+        )
+    return " ".join(parts)
 
 
 def api_result(prediction: Prediction) -> dict[str, Any]:
