@@ -330,7 +330,7 @@ def compare(
     outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
     failed = [o for o in outcomes if not o.ok]
-    summary = pres.agreement(predictions, failed=len(failed))
+    summary = pres.agreement(predictions, failed=len(failed), default=outcomes[0].model)
     kind = ("ok" if summary.unanimous else "warning") if predictions else "error"
     agreement = _notice_html(summary.text, kind, "fd-agreement", agree=summary.unanimous)
     bars = "".join(
@@ -613,7 +613,8 @@ def api_compare(image: Any, request: gr.Request | None = None) -> dict[str, Any]
         raise _api_error(exc) from None
     outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
-    summary = pres.agreement(predictions, failed=len(outcomes) - len(predictions))
+    failed = len(outcomes) - len(predictions)
+    summary = pres.agreement(predictions, failed=failed, default=outcomes[0].model)
     return {
         "agreement": {
             "unanimous": summary.unanimous,

@@ -286,7 +286,8 @@ def show_verdict(prediction: detector.Prediction, compact: bool = False) -> None
 def show_agreement(views: list[cr.ModelView]) -> None:
     """Say whether the models that answered agree (and how many failed)."""
     predictions = [v.prediction for v in views if v.prediction is not None]
-    summary = pres.agreement(predictions, failed=len(views) - len(predictions))
+    default = next((info.name for info in pres.trained_models()), None)  # best first
+    summary = pres.agreement(predictions, failed=len(views) - len(predictions), default=default)
     if not predictions:
         st.error(summary.text)
     elif summary.unanimous:

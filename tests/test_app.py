@@ -206,7 +206,7 @@ def test_model_changed_offers_only_supported_methods(app, models):
 def test_compare_runs_every_model(app, models, files):
     agreement, bars, rows, gallery, status = app.compare(files["image"])
     preds = {name: expected(name, files["array"]) for name in ("tiny_attention", "tiny_cnn")}
-    summary = pres.agreement(list(preds.values()))
+    summary = pres.agreement(list(preds.values()), default="tiny_attention")
     assert summary.text in agreement and f'data-agree="{summary.unanimous}"' in agreement
     assert [row[0] for row in rows] == ["tiny_attention", "tiny_cnn"]
     for row in rows:
@@ -222,6 +222,27 @@ def test_compare_runs_every_model(app, models, files):
     assert status == ""
     plain = app.compare(files["image"], 0.0)[3]
     assert all(np.array_equal(image, files["array"]) for image, _ in plain), "opacity 0 = image"
+
+
+def test_compare_summary_follows_the_default_model_not_the_majority(
+    app, models, files, monkeypatch
+):
+    labels = {"tiny_attention": (0.35, "real"), "tiny_cnn": (0.45, "uncertain")}
+    labels["third"] = (0.55, "uncertain")
+
+    def run_models(image, names=None, method="gradcam"):
+        return [
+            pres.ModelOutcome(name, detector.Prediction(name, p, label, 0.5, 0.01, (0.4, 0.6)))
+            for name, (p, label) in labels.items()
+        ]
+
+    monkeypatch.setattr(pres, "run_models", run_models)
+    agreement, *_ = app.compare(files["image"])
+    assert "the majority says" not in agreement
+    assert "the default model, tiny_attention, says real." in agreement
+    assert "(2 uncertain, 1 real)" in agreement
+    api = app.api_compare(files["image"])["agreement"]
+    assert "the majority says" not in api["text"] and "says real" in api["text"]
 
 
 def test_compare_reports_a_failing_model_and_keeps_the_others(

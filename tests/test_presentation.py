@@ -111,6 +111,32 @@ def test_agreement_unanimous_majority_tie_and_none():
     assert one.unanimous and one.text == "Only one model answered: likely a real photo."
 
 
+def test_agreement_never_contradicts_the_default_models_card():
+    preds = [
+        prediction(0.35, "real", "best"),
+        prediction(0.45, "uncertain", "b"),
+        prediction(0.55, "uncertain", "c"),
+    ]
+    plain = pres.agreement(preds)
+    assert plain.label == "uncertain" and "the majority says uncertain" in plain.text
+    summary = pres.agreement(preds, default="best")
+    assert summary.counts == {"real": 1, "uncertain": 2}  # what it summarises: labels counted
+    assert summary.default == "best" and summary.default_label == "real"
+    assert (
+        summary.text
+        == "The models disagree (2 uncertain, 1 real); the default model, best, says real."
+    )
+    assert "majority" not in summary.text
+    same = pres.agreement([*preds[1:], prediction(0.4, "uncertain", "best")], default="best")
+    assert same.unanimous and same.text == "All 3 models agree: uncertain."
+    sided = pres.agreement([prediction(0.45, "uncertain", "best"), *preds], default="best")
+    assert sided.text.endswith("the default model, best, says uncertain (as does the majority).")
+    missing = pres.agreement(preds, failed=1, default="gone")  # the default failed
+    assert (
+        missing.default is None and "the majority says uncertain (1 model failed)" in missing.text
+    )
+
+
 # ------------------------------------------------------------------------------- notes
 def test_every_explanation_method_has_a_title_and_its_own_note():
     assert tuple(pres.METHOD_TITLES) == detector.EXPLAIN_METHODS

@@ -147,7 +147,7 @@ def test_detect_several_models_side_by_side_with_agreement(env):
     for name, prediction in zip(cards, predictions, strict=True):
         assert_card_matches(cards[name], prediction)
         assert f"Grad-CAM overlay · {name}" in captions(at)
-    expected = pres.agreement(predictions).text
+    expected = pres.agreement(predictions, default="tiny_attention").text
     assert expected in texts(at.success) + texts(at.warning)
 
 
@@ -552,7 +552,10 @@ def test_browser_upload_shows_verdict_and_classroom(request, tmp_path):
         assert page.locator(".fd-verdict").count() == 2
         assert_shows(verdict_card(page, second), expected[second])
         assert page.get_by_text(f"Grad-CAM overlay · {second}", exact=True).count() == 1
-        assert page.get_by_text(pres.agreement(list(expected.values())).text).count() == 1
+        assert (
+            page.get_by_text(pres.agreement(list(expected.values()), default=best).text).count()
+            == 1
+        )
         no_errors_shown(page)
         # the shot ends at the evidence board's tabs (on for a single image; its own tests)
         main = screenshot_app(page, folder / "streamlit_main.png", until='[role="tabpanel"]', gap=0)

@@ -173,6 +173,8 @@ class Agreement:
         answered: How many models answered.
         failed: How many models failed.
         text: One plain sentence for the UIs.
+        default: The default model's name, when it answered and was named.
+        default_label: The default model's label (what its verdict card says), or None.
     """
 
     unanimous: bool
@@ -181,10 +183,19 @@ class Agreement:
     answered: int
     failed: int
     text: str
+    default: str | None = None
+    default_label: str | None = None
 
 
-def agreement(predictions: Sequence[Prediction], failed: int = 0) -> Agreement:
-    """Summarise whether models agree: unanimous, a majority, a tie, or nothing to compare."""
+def agreement(
+    predictions: Sequence[Prediction], failed: int = 0, default: str | None = None
+) -> Agreement:
+    """Summarise whether models agree: unanimous, a majority, a tie, or nothing to compare.
+
+    The text counts the models per label. With ``default``, the name of the default model (the
+    one whose verdict card an app shows first), a split verdict names that model's label and
+    never a majority that differs from it: the summary cannot contradict the default's card.
+    """
     counts = Counter(p.label for p in predictions)
     ordered = {label: counts[label] for label in LABELS if counts[label]}
     answered = len(predictions)
@@ -196,16 +207,24 @@ def agreement(predictions: Sequence[Prediction], failed: int = 0) -> Agreement:
     top = counts.most_common()
     tie = len(top) > 1 and top[0][1] == top[1][1]
     label = None if tie else top[0][0]
+    chosen = next((p for p in predictions if p.model == default), None)
+    named = (chosen.model, chosen.label) if chosen is not None else (None, None)
     if answered == 1:
         text = f"Only one model answered: {HEADLINES[top[0][0]].lower()}{failed_text}."
-        return Agreement(True, label, ordered, answered, failed, text)
+        return Agreement(True, label, ordered, answered, failed, text, *named)
     if len(counts) == 1:
         who = "Both models" if answered == 2 else f"All {answered} models"
         text = f"{who} agree: {HEADLINES[label].lower()}{failed_text}."
-        return Agreement(True, label, ordered, answered, failed, text)
+        return Agreement(True, label, ordered, answered, failed, text, *named)
     split = ", ".join(f"{n} {lab}" for lab, n in ordered.items())
-    if tie:
+    if chosen is not None:
+        others = " (as does the majority)" if label == chosen.label else ""
+        text = (
+            f"The models disagree ({split}); the default model, {chosen.model}, says "
+            f"{chosen.label}{others}{failed_text}."
+        )
+    elif tie:
         text = f"The models disagree ({split}): no majority{failed_text}."
     else:
         text = f"The models disagree ({split}); the majority says {label}{failed_text}."
-    return Agreement(False, label, ordered, answered, failed, text)
+    return Agreement(False, label, ordered, answered, failed, text, *named)
