@@ -202,3 +202,28 @@ def test_untouched_label_is_the_cards_label_inside_the_uncertain_band():
     assert not item.fragile  # fragility still asks whether the score crosses the threshold
     outside = stress_test(IMAGE, BandedStub(IMAGE, 0.85, threshold=0.414)).model("stub")
     assert outside.baseline_verdict == "fake"
+
+
+def test_plot_stress_legend_covers_no_title_and_no_point(trained_dir):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    names = ["s1_attention_mobilenetv2", "s4_mobilenetv2_finetune", "ensemble_s4_s3_dct"]
+    dets = [
+        StubDetector(IMAGE, 0.1 + 0.3 * i, jpeg={85: 0.95}, name=n) for i, n in enumerate(names)
+    ]
+    result = stress_test(IMAGE, dets)
+    fig = plot_stress(result, title="Stress test of photo.jpg")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    legend = fig.axes[1].get_legend().get_window_extent(renderer)
+    assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)
+    titles = [ax.title for ax in fig.axes] + [fig._suptitle]
+    for title in titles:
+        assert not legend.overlaps(title.get_window_extent(renderer)), title.get_text()
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            points = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+            for x, y in points[np.isfinite(points).all(axis=1)]:
+                assert not legend.contains(x, y), (line.get_label(), x, y)
+        assert not legend.overlaps(ax.get_window_extent(renderer))

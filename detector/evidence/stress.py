@@ -279,7 +279,8 @@ def plot_stress(result: StressResult, *, title: str | None = None) -> Figure:
     """P(fake) against JPEG quality and against scale, one line per model.
 
     The untouched image is drawn at quality "orig" on the left panel; each model's threshold is
-    a dashed line of the same colour; fragile models are marked in the legend.
+    a dashed line of the same colour; fragile models are marked in the legend, which stands
+    outside the panels (right of the right one), clear of their titles and points.
 
     Args:
         result: The output of `stress_test`.
@@ -317,7 +318,15 @@ def plot_stress(result: StressResult, *, title: str | None = None) -> Figure:
         ax.grid(True, alpha=0.3)
     ax_q.set_title("JPEG re-compression (grey: mild)")
     ax_s.set_title("Downscaling (grey: mild)")
-    ax_s.legend(loc="best", fontsize="small", title="dashed: threshold")
+    # outside the panels, on the right: inside one it would cover curves or a title; the
+    # constrained layout narrows the panels to make room for it
+    ax_s.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize="small",
+        title="dashed: threshold",
+    )
     if title:
         fig.suptitle(title)
     return fig
