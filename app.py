@@ -238,7 +238,6 @@ def detect(
         loaded = pres.load_file(path)
     except detector.ImageLoadError as exc:
         message = _read_error(exc)
-        gr.Warning(message)
         return _notice_html(message, "error"), None, None, note, "", None
     array = loaded.array
     outcome = _scrubbed(
@@ -246,7 +245,6 @@ def detect(
     )
     if not outcome.ok or outcome.explanation is None:
         message = f"Model `{info.name}` failed: {outcome.error}"
-        gr.Warning(message)
         return _notice_html(message, "error"), None, None, note, "", None
     assert outcome.prediction is not None
     found = pres.assess_upload(loaded, outcome.prediction)  # evidence and stability, same decode
@@ -325,7 +323,6 @@ def compare(
         )
     except detector.ImageLoadError as exc:
         message = _read_error(exc)
-        gr.Warning(message)
         return _notice_html(message, "error"), "", [], [], ""
     outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
@@ -470,13 +467,11 @@ def evidence_board(
         report = detector.inspect_file(path)
     except detector.ImageLoadError as exc:
         message = _read_error(exc)
-        gr.Warning(message)
         return _no_evidence(_notice_html(message, "error", "fd-evidence-headline"))
     headline, tone = pres.evidence_headline(report)
     provenance, data = pres.evidence_markdown(report), pres.inspect_result(report)
     problem = pres.evidence_error(report)
     if problem is not None:
-        gr.Warning(problem)
         text = problem if tone == "unreadable" else f"{problem}. Its metadata says: {headline}"
         card = _notice_html(text, "error", "fd-evidence-headline", tone="unreadable")
         return card, provenance, data, None, None, None, [], ""

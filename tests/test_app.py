@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import encode, make_image, tiny_card
+from conftest import encode, make_image, no_toast, tiny_card
 
 import detector
 from detector.core.models import clear_cache
@@ -166,7 +166,7 @@ def test_detect_attention_and_fallback(app, models, files):
     ("kind", "code"), [("text", "not_an_image"), ("truncated", "truncated_file")]
 )
 def test_detect_bad_file_is_a_clear_message(app, models, files, kind, code):
-    with pytest.warns(UserWarning, match=code):
+    with no_toast(code):
         verdict, overlay, heatmap, _, status, view = app.detect(files[kind], "tiny_cnn")
     assert overlay is None and heatmap is None and view is None
     assert f"Could not read this file as an image ({code})" in verdict
@@ -267,7 +267,7 @@ def test_compare_reports_a_failing_model_and_keeps_the_others(
 
 
 def test_compare_bad_file_and_no_image(app, models, files):
-    with pytest.warns(UserWarning, match="not_an_image"):
+    with no_toast("not_an_image"):
         agreement, _, rows, gallery, status = app.compare(files["text"])
     assert rows == [] and gallery == [] and status == ""
     assert "Could not read this file as an image (not_an_image)" in agreement
@@ -563,6 +563,47 @@ def test_batch_reads_at_most_the_limit_whatever_the_reported_size(app, monkeypat
     assert status[0] == "status.png" and 0 < len(status[1]) <= 100_000
 
 
+@pytest.mark.parametrize(
+    ("handler", "kind"),
+    [
+        ("detect", "text"),
+        ("detect", "truncated"),
+        ("detect", "model"),
+        ("compare", "text"),
+        ("evidence", "text"),
+        ("evidence", "truncated"),
+    ],
+)
+def test_one_error_is_one_notice(app, models, files, monkeypatch, handler, kind):
+    """Each error reaches the visitor once: a toast (gr.Warning / gr.Info / a raised gr.Error)
+    or an error card in the page, never both."""
+    import gradio as gr
+
+    toasts: list[str] = []
+    for name in ("Warning", "Info"):
+        monkeypatch.setattr(gr, name, lambda message, *a, **k: toasts.append(str(message)))
+    if kind == "model":
+
+        def broken(name, *args, **kwargs):
+            raise detector.ModelLoadError(f"weights file missing for model {name!r}", code="x")
+
+        monkeypatch.setattr(pres, "load_model", broken)
+        monkeypatch.setattr(detector, "load_model", broken)
+    image = files["image" if kind == "model" else kind]
+    call = {
+        "detect": lambda: app.detect(image, "tiny_cnn"),
+        "compare": lambda: app.compare(image),
+        "evidence": lambda: app.evidence_board(image, "tiny_cnn"),
+    }[handler]
+    try:
+        outputs = call()
+    except gr.Error as error:  # a raised gr.Error is a toast too
+        toasts.append(error.message)
+        outputs = ()
+    cards = sum(str(out).count('data-kind="error"') for out in outputs if isinstance(out, str))
+    assert len(toasts) + cards == 1, (toasts, cards)
+
+
 def test_errors_shown_to_visitors_name_no_server_path(app, models, files, tmp_path, monkeypatch):
     import gradio as gr
 
@@ -575,7 +616,7 @@ def test_errors_shown_to_visitors_name_no_server_path(app, models, files, tmp_pa
 
     monkeypatch.setattr(pres, "load_model", broken)
     monkeypatch.setattr(detector, "load_model", broken)
-    with pytest.warns(UserWarning, match="missing"):
+    with no_toast("missing"):
         verdict = app.detect(files["image"], "tiny_cnn")[0]
     shown = [
         verdict,
