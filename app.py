@@ -71,6 +71,10 @@ CSS = """
 #fd-verdict { min-height: 4rem; }
 .fd-card { border-left: 6px solid var(--fd-colour); border-radius: 8px; padding: 0.8rem 1rem;
   background: color-mix(in srgb, var(--fd-colour) 10%, transparent); }
+@media (max-width: 720px) { /* phones: the results right after the image, then the controls */
+  #fd-main { flex-direction: column; } #fd-controls { display: contents; } #fd-results { order: 1; }
+  #fd-controls > * { order: 2; } #fd-controls > #fd-input { order: 0; }
+  #fd-headline .fd-answer { max-height: 20rem; overflow-y: auto; } }
 """
 
 
@@ -163,9 +167,7 @@ def _warnings_html(warnings: tuple[str, ...] | list[str]) -> str:
     )
 
 
-def _verdict_html(
-    prediction: detector.Prediction, stability: detector.Stability | None = None
-) -> str:
+def _verdict_html(prediction: detector.Prediction, stability: Any = None) -> str:
     v = pres.verdict(prediction, stability)
     reason = f'<div class="fd-reason">{html.escape(v.reason)}</div>' if v.reason else ""
     bar = _bar_html(pres.probability_bar(prediction))
@@ -608,8 +610,7 @@ def api_compare(image: Any, request: gr.Request | None = None) -> dict[str, Any]
         raise _api_error(exc) from None
     outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
-    failed = len(outcomes) - len(predictions)
-    summary = pres.agreement(predictions, failed=failed, default=outcomes[0].model)
+    summary = pres.agreement(predictions, len(outcomes) - len(predictions), outcomes[0].model)
     return {
         "agreement": {
             "unanimous": summary.unanimous,
@@ -772,8 +773,8 @@ def build_demo() -> gr.Blocks:
                         elem_id="fd-examples",
                     )
                     example_md = gr.Markdown(elem_id="fd-example-note")
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=5):
+                with gr.Row(equal_height=False, elem_id="fd-main"):
+                    with gr.Column(scale=5, elem_id="fd-controls"):
                         image_in = gr.Image(
                             label="Image: drop, click to upload, or paste",
                             sources=["upload", "clipboard"],
@@ -826,7 +827,7 @@ def build_demo() -> gr.Blocks:
                                     )
                                     + "\n\nSee `assets/examples/ATTRIBUTION.md`."
                                 )
-                    with gr.Column(scale=7):
+                    with gr.Column(scale=7, elem_id="fd-results"):
                         # the combined headline of the last detection, above every result
                         headline_out = gr.HTML(elem_id="fd-headline")
                         with gr.Tabs() as result_tabs:
