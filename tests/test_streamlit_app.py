@@ -489,6 +489,17 @@ def browser_inputs(request, tmp_path) -> tuple[Path, Path, Path]:
     return request.getfixturevalue("trained_dir"), request.getfixturevalue("examples"), photo
 
 
+def overlay_caption(name: str, models: Path, image: np.ndarray) -> str:
+    """The caption of a model's Grad-CAM overlay on the Detect page: a large image scored on
+    several patches also names the patch the overlay explains."""
+    view = pres.heatmap_view(image, detector.load_model(name, models).explain(image))
+    caption = f"Grad-CAM overlay · {name}"
+    patches = view.patches
+    return (
+        caption if patches is None or patches.image is None else f"{caption} · {patches.explained}"
+    )
+
+
 def no_errors_shown(page) -> None:
     """No error box, exception or traceback on the page."""
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
@@ -542,7 +553,8 @@ def test_browser_upload_shows_verdict_and_classroom(request, tmp_path):
         wait_until_idle(page)
         assert page.locator(".fd-verdict").count() == 1
         assert_shows(verdict_card(page, best), expected[best])
-        assert page.get_by_text(f"Grad-CAM overlay · {best}", exact=True).count() == 1
+        overlay = {name: overlay_caption(name, models, image) for name in (best, second)}
+        assert page.get_by_text(overlay[best], exact=True).count() == 1
         no_errors_shown(page)
         page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"] input').click()
         page.get_by_role("option", name=second, exact=True).click()
@@ -551,7 +563,7 @@ def test_browser_upload_shows_verdict_and_classroom(request, tmp_path):
         wait_until_idle(page)
         assert page.locator(".fd-verdict").count() == 2
         assert_shows(verdict_card(page, second), expected[second])
-        assert page.get_by_text(f"Grad-CAM overlay · {second}", exact=True).count() == 1
+        assert page.get_by_text(overlay[second], exact=True).count() == 1
         assert (
             page.get_by_text(pres.agreement(list(expected.values()), default=best).text).count()
             == 1
