@@ -71,6 +71,10 @@ CSS = """
 #fd-verdict { min-height: 4rem; }
 .fd-card { border-left: 6px solid var(--fd-colour); border-radius: 8px; padding: 0.8rem 1rem;
   background: color-mix(in srgb, var(--fd-colour) 10%, transparent); }
+@media (max-width: 720px) { /* phones: the results right after the image, then the controls */
+  #fd-main { flex-direction: column; } #fd-controls { display: contents; } #fd-results { order: 1; }
+  #fd-controls > * { order: 2; } #fd-controls > #fd-input { order: 0; }
+  #fd-headline .fd-answer { max-height: 20rem; overflow-y: auto; } }
 """
 
 
@@ -163,8 +167,9 @@ def _warnings_html(warnings: tuple[str, ...] | list[str]) -> str:
     )
 
 
-def _verdict_html(prediction: detector.Prediction) -> str:
-    v = pres.verdict(prediction)
+def _verdict_html(prediction: detector.Prediction, stability: Any = None) -> str:
+    v = pres.verdict(prediction, stability)
+    reason = f'<div class="fd-reason">{html.escape(v.reason)}</div>' if v.reason else ""
     bar = _bar_html(pres.probability_bar(prediction))
     return (
         f'<div class="fd-card fd-verdict fd-{v.label}" data-label="{v.label}" '
@@ -174,7 +179,7 @@ def _verdict_html(prediction: detector.Prediction) -> str:
         f"{html.escape(v.headline)}</div>"
         f'<div class="fd-probability" style="font-size:1.15em;margin:0.2rem 0">'
         f"P(AI-generated) = <b>{v.probability}</b></div>"
-        f"{bar}"
+        f"{bar}{reason}"
         f'<div style="font-size:0.9em;opacity:.85">{html.escape(v.detail)}<br>'
         f"Model <code>{html.escape(v.model)}</code> · {v.milliseconds:.0f} ms</div>"
         f"{_warnings_html(prediction.warnings)}</div>"
@@ -235,7 +240,6 @@ def detect(
         loaded = pres.load_file(path)
     except detector.ImageLoadError as exc:
         message = _read_error(exc)
-        gr.Warning(message)
         return _notice_html(message, "error"), None, None, note, "", None
     array = loaded.array
     outcome = _scrubbed(
@@ -243,7 +247,6 @@ def detect(
     )
     if not outcome.ok or outcome.explanation is None:
         message = f"Model `{info.name}` failed: {outcome.error}"
-        gr.Warning(message)
         return _notice_html(message, "error"), None, None, note, "", None
     assert outcome.prediction is not None
     found = pres.assess_upload(loaded, outcome.prediction)  # evidence and stability, same decode
@@ -255,7 +258,7 @@ def detect(
             f"{pres.METHOD_TITLES[view.method]}."
         )
     return (
-        _verdict_html(outcome.prediction),
+        _verdict_html(outcome.prediction, found.stability),
         view.overlay(opacity),
         view.raw(),
         pres.heatmap_note(view.method),
@@ -322,12 +325,11 @@ def compare(
         )
     except detector.ImageLoadError as exc:
         message = _read_error(exc)
-        gr.Warning(message)
         return _notice_html(message, "error"), "", [], [], ""
     outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
     failed = [o for o in outcomes if not o.ok]
-    summary = pres.agreement(predictions, failed=len(failed))
+    summary = pres.agreement(predictions, failed=len(failed), default=outcomes[0].model)
     kind = ("ok" if summary.unanimous else "warning") if predictions else "error"
     agreement = _notice_html(summary.text, kind, "fd-agreement", agree=summary.unanimous)
     bars = "".join(
@@ -467,13 +469,11 @@ def evidence_board(
         report = detector.inspect_file(path)
     except detector.ImageLoadError as exc:
         message = _read_error(exc)
-        gr.Warning(message)
         return _no_evidence(_notice_html(message, "error", "fd-evidence-headline"))
     headline, tone = pres.evidence_headline(report)
     provenance, data = pres.evidence_markdown(report), pres.inspect_result(report)
     problem = pres.evidence_error(report)
     if problem is not None:
-        gr.Warning(problem)
         text = problem if tone == "unreadable" else f"{problem}. Its metadata says: {headline}"
         card = _notice_html(text, "error", "fd-evidence-headline", tone="unreadable")
         return card, provenance, data, None, None, None, [], ""
@@ -610,7 +610,7 @@ def api_compare(image: Any, request: gr.Request | None = None) -> dict[str, Any]
         raise _api_error(exc) from None
     outcomes = [_scrubbed(pres.outcome_with_warnings(o, loaded)) for o in outcomes]
     predictions = [o.prediction for o in outcomes if o.prediction is not None]
-    summary = pres.agreement(predictions, failed=len(outcomes) - len(predictions))
+    summary = pres.agreement(predictions, len(outcomes) - len(predictions), outcomes[0].model)
     return {
         "agreement": {
             "unanimous": summary.unanimous,
@@ -773,8 +773,8 @@ def build_demo() -> gr.Blocks:
                         elem_id="fd-examples",
                     )
                     example_md = gr.Markdown(elem_id="fd-example-note")
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=5):
+                with gr.Row(equal_height=False, elem_id="fd-main"):
+                    with gr.Column(scale=5, elem_id="fd-controls"):
                         image_in = gr.Image(
                             label="Image: drop, click to upload, or paste",
                             sources=["upload", "clipboard"],
@@ -827,7 +827,7 @@ def build_demo() -> gr.Blocks:
                                     )
                                     + "\n\nSee `assets/examples/ATTRIBUTION.md`."
                                 )
-                    with gr.Column(scale=7):
+                    with gr.Column(scale=7, elem_id="fd-results"):
                         # the combined headline of the last detection, above every result
                         headline_out = gr.HTML(elem_id="fd-headline")
                         with gr.Tabs() as result_tabs:

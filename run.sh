@@ -4,6 +4,7 @@
 #   bash run.sh streamlit  install (once) and launch the Streamlit app
 #   bash run.sh test       install (once, with dev tools) and run lint + the whole test suite
 #   bash run.sh setup      only install (with dev tools)
+#   bash run.sh screenshots  regenerate docs/screenshots/ from the apps on the bundled models
 # Every mode also installs the project itself into the venv (editable, no dependencies of its
 # own beyond the requirements file), so that `fakedetect ...` and `python -m detector ...` work
 # from any folder and find the bundled models in assets/models/.
@@ -73,8 +74,16 @@ case "$cmd" in
     "$VENV/bin/ruff" format --check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
+  screenshots)
+    # The browser tests that take the documentation's screenshots, run against real app servers
+    # on the bundled models (E2E_MODELS_DIR) and the bundled examples, not the tiny test models.
+    install requirements-dev.txt
+    E2E_MODELS_DIR="${E2E_MODELS_DIR:-assets/models}" SCREENSHOT_DIR="${SCREENSHOT_DIR:-docs/screenshots}" \
+      REQUIRE_BROWSER=1 exec "$VENV/bin/python" -m pytest -p no:cacheprovider -m browser \
+      -k "browser_drop_image or browser_upload_shows" tests/test_app_e2e.py tests/test_streamlit_app.py "$@"
+    ;;
   *)
-    echo "usage: bash run.sh [app|streamlit|test|setup] [args...]" >&2
+    echo "usage: bash run.sh [app|streamlit|test|setup|screenshots] [args...]" >&2
     exit 2
     ;;
 esac

@@ -64,7 +64,9 @@ def model_sees(upload: common.Upload, featured: str) -> cr.ModelInput | None:
     seen, error = common.model_input_cached(
         common.models_root(), upload.digest, featured, "gradcam", upload
     )
-    st.markdown(cr.lesson_pipeline(seen.size if seen else 0, view.prediction.threshold))
+    preprocessing, _ = cr.safe_call(lambda: cr.model_preprocessing(featured))
+    if preprocessing is not None:
+        st.markdown(cr.lesson_pipeline(preprocessing, view.prediction.threshold))
     checked = common.check_upload(upload.digest, upload)
     cols = st.columns(3, gap="medium")
     with cols[0]:
@@ -221,7 +223,7 @@ def model_cards(names: list[str]) -> None:
                     st.markdown(f"**On the test set**{size}")
                     st.table(dict(fact.test), hide_header=True)
                 if fact.ood:
-                    st.markdown("**On images from generators it never saw (out of distribution)**")
+                    st.markdown(f"**{cr.HELD_OUT_TITLE}**")
                     st.table(dict(fact.ood), hide_header=True)
                 if fact.per_generator:
                     st.markdown("**Fakes detected, per generator (test set)**")

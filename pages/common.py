@@ -259,6 +259,7 @@ def verdict_html(prediction: detector.Prediction, compact: bool = False) -> str:
     """A verdict card: headline, P(AI-generated), the bar and one sentence on the threshold."""
     v = pres.verdict(prediction)
     detail = "" if compact else f'<div class="fd-detail">{html.escape(v.detail)}</div>'
+    reason = f'<div class="fd-reason">{html.escape(v.reason)}</div>' if v.reason else ""
     return (
         f'<div class="fd-verdict" data-label="{v.label}" data-model="{html.escape(v.model)}" '
         f'style="border-left:6px solid {v.colour};border-radius:8px;padding:.55rem .85rem;'
@@ -268,7 +269,7 @@ def verdict_html(prediction: detector.Prediction, compact: bool = False) -> str:
         f'<div class="fd-headline" style="font-size:1.3rem;font-weight:700;color:{v.colour}">'
         f"{html.escape(v.headline)}</div>"
         f"<div>P(AI-generated) = <b>{v.probability}</b></div>"
-        f"{bar_html(prediction)}"
+        f"{bar_html(prediction)}{reason}"
         f'<div style="font-size:.82rem;opacity:.8">{detail}</div></div>'
     )
 
@@ -285,7 +286,8 @@ def show_verdict(prediction: detector.Prediction, compact: bool = False) -> None
 def show_agreement(views: list[cr.ModelView]) -> None:
     """Say whether the models that answered agree (and how many failed)."""
     predictions = [v.prediction for v in views if v.prediction is not None]
-    summary = pres.agreement(predictions, failed=len(views) - len(predictions))
+    default = next((info.name for info in pres.trained_models()), None)  # best first
+    summary = pres.agreement(predictions, failed=len(views) - len(predictions), default=default)
     if not predictions:
         st.error(summary.text)
     elif summary.unanimous:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -34,6 +38,24 @@ def encode(image: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format=fmt, **kwargs)
     return buf.getvalue()
+
+
+@contextmanager
+def no_toast(match: str) -> Iterator[None]:
+    """The app shows an error once, in the page: no Gradio toast repeats it.
+
+    Outside a request, Gradio's ``gr.Warning`` / ``gr.Info`` toasts are ``UserWarning``s; none
+    whose message matches ``match`` may be raised inside the block.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    toasts = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, UserWarning) and re.search(match, str(w.message))
+    ]
+    assert not toasts, f"the error was also shown as a toast: {toasts}"
 
 
 def tiny_card(name: str, recipe: str, **fields) -> ModelCard:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import encode, make_image, tiny_card
+from conftest import encode, make_image, no_toast, tiny_card
 
 import detector
 from detector.core.models import clear_cache
@@ -64,6 +64,32 @@ def test_detect_shows_the_verdict_overlay_and_heatmap(app, models, files, model)
     assert app.show_view(view)[0] == pres.headline_html(view.headline)
     np.testing.assert_array_equal(app.reblend(view, 0.0), files["array"])
     np.testing.assert_array_equal(app.reblend(view, 1.0), heatmap)
+
+
+@pytest.fixture(scope="module")
+def banded_dir(tmp_path_factory):
+    """A models folder with one tiny model whose uncertain band covers every score."""
+    from detector.core.models import export_model
+    from detector.core.recipes import get_recipe
+
+    root = tmp_path_factory.mktemp("banded-models")
+    card = tiny_card("tiny_banded", "simple_cnn", threshold=0.414, uncertain_band=(0.0, 1.0))
+    export_model(get_recipe("simple_cnn").build(card.spec), root / "tiny_banded", card)
+    return root
+
+
+def test_uncertain_verdict_card_says_why(app, banded_dir, files, monkeypatch):
+    from pages import common
+
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(banded_dir))
+    verdict, *_ = app.detect(files["image"], "tiny_banded", "gradcam", 0.3)
+    pred = expected("tiny_banded", files["array"], banded_dir)
+    assert pred.label == "uncertain" and 'data-label="uncertain"' in verdict
+    why = f"Uncertain because {pres.percent(pred.p_fake)} lies inside this model's uncertain band"
+    assert html.escape(why) in verdict and "(0.0% to 100.0%)" in verdict
+    assert f"its threshold ({pres.percent(0.414)})" in verdict
+    for compact in (False, True):  # the Streamlit card says it too, even the compact one
+        assert html.escape(why) in common.verdict_html(pred, compact)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +166,7 @@ def test_detect_attention_and_fallback(app, models, files):
     ("kind", "code"), [("text", "not_an_image"), ("truncated", "truncated_file")]
 )
 def test_detect_bad_file_is_a_clear_message(app, models, files, kind, code):
-    with pytest.warns(UserWarning, match=code):
+    with no_toast(code):
         verdict, overlay, heatmap, _, status, view = app.detect(files[kind], "tiny_cnn")
     assert overlay is None and heatmap is None and view is None
     assert f"Could not read this file as an image ({code})" in verdict
@@ -180,7 +206,7 @@ def test_model_changed_offers_only_supported_methods(app, models):
 def test_compare_runs_every_model(app, models, files):
     agreement, bars, rows, gallery, status = app.compare(files["image"])
     preds = {name: expected(name, files["array"]) for name in ("tiny_attention", "tiny_cnn")}
-    summary = pres.agreement(list(preds.values()))
+    summary = pres.agreement(list(preds.values()), default="tiny_attention")
     assert summary.text in agreement and f'data-agree="{summary.unanimous}"' in agreement
     assert [row[0] for row in rows] == ["tiny_attention", "tiny_cnn"]
     for row in rows:
@@ -196,6 +222,27 @@ def test_compare_runs_every_model(app, models, files):
     assert status == ""
     plain = app.compare(files["image"], 0.0)[3]
     assert all(np.array_equal(image, files["array"]) for image, _ in plain), "opacity 0 = image"
+
+
+def test_compare_summary_follows_the_default_model_not_the_majority(
+    app, models, files, monkeypatch
+):
+    labels = {"tiny_attention": (0.35, "real"), "tiny_cnn": (0.45, "uncertain")}
+    labels["third"] = (0.55, "uncertain")
+
+    def run_models(image, names=None, method="gradcam"):
+        return [
+            pres.ModelOutcome(name, detector.Prediction(name, p, label, 0.5, 0.01, (0.4, 0.6)))
+            for name, (p, label) in labels.items()
+        ]
+
+    monkeypatch.setattr(pres, "run_models", run_models)
+    agreement, *_ = app.compare(files["image"])
+    assert "the majority says" not in agreement
+    assert "the default model, tiny_attention, says real." in agreement
+    assert "(2 uncertain, 1 real)" in agreement
+    api = app.api_compare(files["image"])["agreement"]
+    assert "the majority says" not in api["text"] and "says real" in api["text"]
 
 
 def test_compare_reports_a_failing_model_and_keeps_the_others(
@@ -220,7 +267,7 @@ def test_compare_reports_a_failing_model_and_keeps_the_others(
 
 
 def test_compare_bad_file_and_no_image(app, models, files):
-    with pytest.warns(UserWarning, match="not_an_image"):
+    with no_toast("not_an_image"):
         agreement, _, rows, gallery, status = app.compare(files["text"])
     assert rows == [] and gallery == [] and status == ""
     assert "Could not read this file as an image (not_an_image)" in agreement
@@ -516,6 +563,47 @@ def test_batch_reads_at_most_the_limit_whatever_the_reported_size(app, monkeypat
     assert status[0] == "status.png" and 0 < len(status[1]) <= 100_000
 
 
+@pytest.mark.parametrize(
+    ("handler", "kind"),
+    [
+        ("detect", "text"),
+        ("detect", "truncated"),
+        ("detect", "model"),
+        ("compare", "text"),
+        ("evidence", "text"),
+        ("evidence", "truncated"),
+    ],
+)
+def test_one_error_is_one_notice(app, models, files, monkeypatch, handler, kind):
+    """Each error reaches the visitor once: a toast (gr.Warning / gr.Info / a raised gr.Error)
+    or an error card in the page, never both."""
+    import gradio as gr
+
+    toasts: list[str] = []
+    for name in ("Warning", "Info"):
+        monkeypatch.setattr(gr, name, lambda message, *a, **k: toasts.append(str(message)))
+    if kind == "model":
+
+        def broken(name, *args, **kwargs):
+            raise detector.ModelLoadError(f"weights file missing for model {name!r}", code="x")
+
+        monkeypatch.setattr(pres, "load_model", broken)
+        monkeypatch.setattr(detector, "load_model", broken)
+    image = files["image" if kind == "model" else kind]
+    call = {
+        "detect": lambda: app.detect(image, "tiny_cnn"),
+        "compare": lambda: app.compare(image),
+        "evidence": lambda: app.evidence_board(image, "tiny_cnn"),
+    }[handler]
+    try:
+        outputs = call()
+    except gr.Error as error:  # a raised gr.Error is a toast too
+        toasts.append(error.message)
+        outputs = ()
+    cards = sum(str(out).count('data-kind="error"') for out in outputs if isinstance(out, str))
+    assert len(toasts) + cards == 1, (toasts, cards)
+
+
 def test_errors_shown_to_visitors_name_no_server_path(app, models, files, tmp_path, monkeypatch):
     import gradio as gr
 
@@ -528,7 +616,7 @@ def test_errors_shown_to_visitors_name_no_server_path(app, models, files, tmp_pa
 
     monkeypatch.setattr(pres, "load_model", broken)
     monkeypatch.setattr(detector, "load_model", broken)
-    with pytest.warns(UserWarning, match="missing"):
+    with no_toast("missing"):
         verdict = app.detect(files["image"], "tiny_cnn")[0]
     shown = [
         verdict,

@@ -130,7 +130,10 @@ def test_gradio_client_endpoints_and_bad_file(server, inputs):
     for entry in compared["models"]:
         assert entry["error"] is None
         assert entry["p_fake"] == pytest.approx(expected[entry["model"]].p_fake, abs=1e-6)
-    assert compared["agreement"]["text"] == pres.agreement(list(expected.values())).text
+    assert (
+        compared["agreement"]["text"]
+        == pres.agreement(list(expected.values()), default="tiny_attention").text
+    )
 
     with pytest.raises(AppError, match=r"Could not read this file as an image \(not_an_image\)"):
         client.predict(handle_file(str(inputs["bad"])), "tiny_cnn", api_name="/predict")
@@ -350,6 +353,33 @@ def test_browser_drop_image_shows_verdict_and_overlay(server, inputs, tmp_path):
         page.screenshot(path=str(folder / "gradio_compare.png"), full_page=True)
     assert shot.stat().st_size > 20_000
     assert outside == [], f"the page fetched from other hosts: {outside}"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_phone_shows_the_verdict_right_under_the_image(server, inputs):
+    """On a 390 px wide phone the columns stack: the results come right after the image, and
+    the model controls after them (they used to push the verdict ~1,500 px down)."""
+    with browser_page(width=390, height=844) as page:
+        page.goto(server.url, wait_until="load")
+        page.wait_for_selector("#fd-input input[type=file]", state="attached", timeout=60_000)
+        page.set_input_files("#fd-input input[type=file]", str(inputs["image"]))
+        page.wait_for_selector("#fd-verdict .fd-verdict", timeout=60_000)
+        page.wait_for_selector("#fd-headline .fd-answer", timeout=60_000)
+        page.wait_for_timeout(500)
+        image = page.locator("#fd-input").bounding_box()
+        verdict = page.locator("#fd-verdict .fd-verdict").bounding_box()
+        model = page.locator("#fd-model").bounding_box()
+        below = verdict["y"] - (image["y"] + image["height"])
+        assert 0 <= below <= 600, f"the verdict starts {below:.0f} px below the image"
+        assert verdict["x"] + verdict["width"] <= 390 and image["width"] <= 390
+        assert model["y"] > verdict["y"], "the controls come after the verdict on a phone"
+    with browser_page(width=1400, height=1000) as page:  # wide screens keep the two columns
+        page.goto(server.url, wait_until="load")
+        page.wait_for_selector("#fd-input", timeout=60_000)
+        image, model = (page.locator(s).bounding_box() for s in ("#fd-input", "#fd-model"))
+        results = page.locator("#fd-results").bounding_box()
+        assert results["x"] > image["x"] + image["width"] and model["y"] > image["y"]
 
 
 @pytest.mark.slow

@@ -7,15 +7,20 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import encode, make_image, tiny_card
 
 import detector
+from detector.core.card import ModelCard
 from detector.core.models import clear_cache
+from detector.core.spec import Preprocessing
 from detector.ui import classroom as cr
 from detector.ui.presentation import BatchRow
+
+MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
 
 IMAGE = make_image(96, 128, seed=11)
 
@@ -316,6 +321,32 @@ def test_lessons_are_filled_in():
     text = cr.lesson_pipeline(128, 0.5)
     assert "**128 x 128 pixels**" in text and "threshold (50.0%)" in text
     assert "`examples.json`" in cr.NO_EXAMPLES
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent for p in MODELS.glob("*/card.json")))
+def test_lesson_pipeline_says_what_each_bundled_models_card_does(folder):
+    """The lesson follows the card: a native-resolution model is not described as shrinking."""
+    card = ModelCard.load(folder)
+    prep = card.spec.preprocessing
+    text = cr.lesson_pipeline(prep, card.threshold)
+    assert f"**{prep.size} x {prep.size} pixels**" in text
+    if prep.resize == "native_crop":
+        assert "**not shrunk**" in text and "up to 16 such patches" in text
+        assert "first shrunk" not in text
+    else:
+        assert "**not shrunk**" not in text
+
+
+def test_lesson_pipeline_per_resize_mode():
+    native = cr.lesson_pipeline(Preprocessing(size=224, resize="native_crop"), 0.414)
+    assert "first shrunk" not in native and "**not shrunk**" in native
+    assert "threshold (41.4%)" in native and "whole picture" not in native
+    whole = cr.lesson_pipeline(Preprocessing(size=64, resize="native_crop", whole_view=True), 0.5)
+    assert "The whole picture, shrunk to 64 x 64 pixels, is scored as one more view." in whole
+    squashed = cr.lesson_pipeline(Preprocessing(size=128, resize="resize"), 0.5)
+    assert "The image is first shrunk (squashed)" in squashed
+    cropped = cr.lesson_pipeline(Preprocessing(size=128, resize="center_crop"), 0.5)
+    assert "shorter side is **128 pixels**" in cropped and "first shrunk" not in cropped
 
 
 def test_safe_call():

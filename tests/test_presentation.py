@@ -111,6 +111,32 @@ def test_agreement_unanimous_majority_tie_and_none():
     assert one.unanimous and one.text == "Only one model answered: likely a real photo."
 
 
+def test_agreement_never_contradicts_the_default_models_card():
+    preds = [
+        prediction(0.35, "real", "best"),
+        prediction(0.45, "uncertain", "b"),
+        prediction(0.55, "uncertain", "c"),
+    ]
+    plain = pres.agreement(preds)
+    assert plain.label == "uncertain" and "the majority says uncertain" in plain.text
+    summary = pres.agreement(preds, default="best")
+    assert summary.counts == {"real": 1, "uncertain": 2}  # what it summarises: labels counted
+    assert summary.default == "best" and summary.default_label == "real"
+    assert (
+        summary.text
+        == "The models disagree (2 uncertain, 1 real); the default model, best, says real."
+    )
+    assert "majority" not in summary.text
+    same = pres.agreement([*preds[1:], prediction(0.4, "uncertain", "best")], default="best")
+    assert same.unanimous and same.text == "All 3 models agree: uncertain."
+    sided = pres.agreement([prediction(0.45, "uncertain", "best"), *preds], default="best")
+    assert sided.text.endswith("the default model, best, says uncertain (as does the majority).")
+    missing = pres.agreement(preds, failed=1, default="gone")  # the default failed
+    assert (
+        missing.default is None and "the majority says uncertain (1 model failed)" in missing.text
+    )
+
+
 # ------------------------------------------------------------------------------- notes
 def test_every_explanation_method_has_a_title_and_its_own_note():
     assert tuple(pres.METHOD_TITLES) == detector.EXPLAIN_METHODS
@@ -606,3 +632,21 @@ def test_headline_of_a_real_file_and_its_api_json(models_env):
     assert bare.evidence is None and bare.stability is None
     assert bare.headline.basis == "model" and bare.headline.reasons[1].strength == "unknown"
     assert bare.headline.reasons[-1].text == "The file's provenance was not read."
+
+
+def test_uncertain_verdict_says_why_inside_the_band():
+    pred = detector.Prediction("m", 0.609, "uncertain", 0.414, 0.01, uncertain_band=(0.4, 0.7))
+    reason = pres.verdict(pred).reason
+    assert reason.startswith("Uncertain because 60.9% lies inside this model's uncertain band")
+    assert "(40.0% to 70.0%)" in reason and "above its threshold (41.4%)" in reason
+    assert pres.verdict(prediction(0.9, "fake")).reason == ""
+
+
+def test_unstable_verdict_says_which_change_flips_it():
+    pred = detector.Prediction("m", 0.45, "fake", 0.414, 0.01, uncertain_band=(0.414, 0.414))
+    flipped = detector.evidence.stability.stability_from_scores("m", 0.45, 0.414, 0.30, 0.50)
+    reason = pres.verdict(pred, flipped).reason
+    assert reason.startswith("Not stable on this image: the verdict flips under JPEG q90")
+    assert "30%" in reason and "threshold 41%" in reason
+    steady = detector.evidence.stability.stability_from_scores("m", 0.45, 0.414, 0.44, 0.46)
+    assert pres.verdict(pred, steady).reason == ""

@@ -147,7 +147,7 @@ def test_detect_several_models_side_by_side_with_agreement(env):
     for name, prediction in zip(cards, predictions, strict=True):
         assert_card_matches(cards[name], prediction)
         assert f"Grad-CAM overlay · {name}" in captions(at)
-    expected = pres.agreement(predictions).text
+    expected = pres.agreement(predictions, default="tiny_attention").text
     assert expected in texts(at.success) + texts(at.warning)
 
 
@@ -301,9 +301,29 @@ def test_classroom_live_demos_on_an_example(env):
     assert "What tiny_attention sees: 32 x 32 pixels" in shown
     assert {"Grad-CAM · tiny_attention", "Attention map · tiny_attention"} <= set(shown)
     assert "What the model computed: 8 x 8 blocks" in shown
+    prep = featured.spec.preprocessing  # section 1 says what this model's card does to images
+    assert cr.lesson_pipeline(prep, featured.card.threshold) in texts(at.markdown)
+    assert cr.PIPELINE_READS[prep.resize].format(size=32, patches=16) in texts(at.markdown)
     assert "**Do the methods agree?**" in texts(at.markdown)
     # sections 4: the cards' measured results and limits
     assert [t.label for t in at.tabs] == ["Tiny efficientnet_b7_attention", "Tiny simple_cnn"]
+
+
+def test_classroom_names_the_held_out_split_a_source_not_unseen_generators(
+    trained_dir, examples, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    shutil.copytree(trained_dir, models)
+    card_file = models / "tiny_cnn" / "card.json"
+    card = json.loads(card_file.read_text(encoding="utf-8"))
+    card["metrics"]["test_ood"] = {"roc_auc": 0.61, "accuracy": 0.55}
+    card_file.write_text(json.dumps(card), encoding="utf-8")
+    monkeypatch.setenv("FAKEDETECT_MODELS_DIR", str(models))
+    monkeypatch.setenv(cr.EXAMPLES_DIR_ENV, str(examples))
+    at = start(CLASSROOM)
+    shown = texts(at.markdown)
+    assert "**On images from a held-out source (photos from a source it never saw" in shown
+    assert "generators it never saw" not in shown
 
 
 def test_classroom_jpeg_and_resize_curve_rescore_live(env):
@@ -469,6 +489,17 @@ def browser_inputs(request, tmp_path) -> tuple[Path, Path, Path]:
     return request.getfixturevalue("trained_dir"), request.getfixturevalue("examples"), photo
 
 
+def overlay_caption(name: str, models: Path, image: np.ndarray) -> str:
+    """The caption of a model's Grad-CAM overlay on the Detect page: a large image scored on
+    several patches also names the patch the overlay explains."""
+    view = pres.heatmap_view(image, detector.load_model(name, models).explain(image))
+    caption = f"Grad-CAM overlay · {name}"
+    patches = view.patches
+    return (
+        caption if patches is None or patches.image is None else f"{caption} · {patches.explained}"
+    )
+
+
 def no_errors_shown(page) -> None:
     """No error box, exception or traceback on the page."""
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
@@ -522,7 +553,8 @@ def test_browser_upload_shows_verdict_and_classroom(request, tmp_path):
         wait_until_idle(page)
         assert page.locator(".fd-verdict").count() == 1
         assert_shows(verdict_card(page, best), expected[best])
-        assert page.get_by_text(f"Grad-CAM overlay · {best}", exact=True).count() == 1
+        overlay = {name: overlay_caption(name, models, image) for name in (best, second)}
+        assert page.get_by_text(overlay[best], exact=True).count() == 1
         no_errors_shown(page)
         page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"] input').click()
         page.get_by_role("option", name=second, exact=True).click()
@@ -531,8 +563,11 @@ def test_browser_upload_shows_verdict_and_classroom(request, tmp_path):
         wait_until_idle(page)
         assert page.locator(".fd-verdict").count() == 2
         assert_shows(verdict_card(page, second), expected[second])
-        assert page.get_by_text(f"Grad-CAM overlay · {second}", exact=True).count() == 1
-        assert page.get_by_text(pres.agreement(list(expected.values())).text).count() == 1
+        assert page.get_by_text(overlay[second], exact=True).count() == 1
+        assert (
+            page.get_by_text(pres.agreement(list(expected.values()), default=best).text).count()
+            == 1
+        )
         no_errors_shown(page)
         # the shot ends at the evidence board's tabs (on for a single image; its own tests)
         main = screenshot_app(page, folder / "streamlit_main.png", until='[role="tabpanel"]', gap=0)

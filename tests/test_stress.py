@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import encode, make_image
 
+from detector.core.card import label_for
 from detector.core.models import load_model
 from detector.core.results import Prediction
 from detector.evidence.stress import (
@@ -171,3 +172,58 @@ def test_plot_stress(trained_dir):
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     assert buf.getvalue().startswith(b"\x89PNG")
+
+
+class BandedStub(StubDetector):
+    """A stub whose predictions carry an uncertain band and the card's label, as served."""
+
+    band = (0.4, 0.7)
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        pred = super().predict(image)
+        return Prediction(
+            model=pred.model,
+            p_fake=pred.p_fake,
+            label=label_for(pred.p_fake, self.threshold, self.band),
+            threshold=self.threshold,
+            seconds=0.0,
+            uncertain_band=self.band,
+        )
+
+
+def test_untouched_label_is_the_cards_label_inside_the_uncertain_band():
+    stub = BandedStub(IMAGE, 0.609, threshold=0.414)
+    card_label = stub.predict(IMAGE).label
+    item = stress_test(IMAGE, stub).model("stub")
+    assert card_label == "uncertain"
+    assert item.baseline_verdict == card_label  # not "fake", although 60.9 % >= 41.4 %
+    assert item.to_dict()["baseline_verdict"] == "uncertain"
+    assert item.uncertain_band == (0.4, 0.7)
+    assert not item.fragile  # fragility still asks whether the score crosses the threshold
+    outside = stress_test(IMAGE, BandedStub(IMAGE, 0.85, threshold=0.414)).model("stub")
+    assert outside.baseline_verdict == "fake"
+
+
+def test_plot_stress_legend_covers_no_title_and_no_point(trained_dir):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    names = ["s1_attention_mobilenetv2", "s4_mobilenetv2_finetune", "ensemble_s4_s3_dct"]
+    dets = [
+        StubDetector(IMAGE, 0.1 + 0.3 * i, jpeg={85: 0.95}, name=n) for i, n in enumerate(names)
+    ]
+    result = stress_test(IMAGE, dets)
+    fig = plot_stress(result, title="Stress test of photo.jpg")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    legend = fig.axes[1].get_legend().get_window_extent(renderer)
+    assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)
+    titles = [ax.title for ax in fig.axes] + [fig._suptitle]
+    for title in titles:
+        assert not legend.overlaps(title.get_window_extent(renderer)), title.get_text()
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            points = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+            for x, y in points[np.isfinite(points).all(axis=1)]:
+                assert not legend.contains(x, y), (line.get_label(), x, y)
+        assert not legend.overlaps(ax.get_window_extent(renderer))

@@ -211,10 +211,16 @@ class ModelCard:
 
     def label_for(self, p_fake: float) -> str:
         """The verdict for a calibrated P(fake): ``fake``, ``real`` or ``uncertain``."""
-        low, high = self.uncertain_band
-        if low < high and low <= p_fake < high:
-            return "uncertain"
-        return "fake" if p_fake >= self.threshold else "real"
+        return label_for(p_fake, self.threshold, self.uncertain_band)
+
+
+def label_for(p_fake: float, threshold: float, uncertain_band: tuple[float, float]) -> str:
+    """The one verdict rule of a model card: ``uncertain`` inside ``[low, high)``, else ``fake``
+    at or above the threshold and ``real`` below it (an empty band, low >= high, is ignored)."""
+    low, high = uncertain_band
+    if low < high and low <= p_fake < high:
+        return "uncertain"
+    return "fake" if p_fake >= threshold else "real"
 
 
 def card_label(folder: Path) -> str:

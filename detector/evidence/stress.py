@@ -10,7 +10,9 @@ Fragile, precisely: the verdict is ``fake`` when P(fake) >= the model's threshol
 fragile on an image when the verdict on at least one *mild* variant differs from the verdict on
 the untouched image; mild means JPEG quality >= `MILD_JPEG_QUALITY` (75) or downscaling to a
 scale >= `MILD_SCALE` (0.5) of each side, excluding scale 1.0 (the image itself). Flips that
-happen only under harsher changes are listed but do not make the model fragile.
+happen only under harsher changes are listed but do not make the model fragile. The label shown
+for the untouched image (`ModelStress.baseline_verdict`) is the model card's own verdict
+(`detector.core.card.label_for`, uncertain band included), the one its verdict card shows.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from detector.core.card import label_for
 from detector.core.images import ImageSource, load_image
 from detector.core.results import Prediction
 
@@ -71,6 +74,7 @@ class ModelStress:
         fragile: Whether the verdict flips under a mild change (see the module docstring).
         flips: Every variant whose verdict differs from the baseline's, e.g. ``"jpeg q=65"``
             or ``"scale 0.35"``, mild or not.
+        uncertain_band: The model's uncertain band, for the labels shown beside its card.
     """
 
     model: str
@@ -80,11 +84,13 @@ class ModelStress:
     scale: tuple[float, ...]
     fragile: bool
     flips: tuple[str, ...] = ()
+    uncertain_band: tuple[float, float] = (0.5, 0.5)
 
     @property
     def baseline_verdict(self) -> str:
-        """``fake`` or ``real`` for the untouched image."""
-        return verdict(self.baseline, self.threshold)
+        """The label of the untouched image, by the model card's rule (`label_for`): ``fake``,
+        ``real`` or ``uncertain`` (inside the uncertain band), as the model's verdict card says."""
+        return label_for(self.baseline, self.threshold, self.uncertain_band)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
@@ -229,7 +235,9 @@ def stress_test(
         scale = tuple(
             float(det.predict(im).p_fake) if im is not None else math.nan for im in scaled_images
         )
-        results.append(_summarise(det.name, threshold, baseline, qualities, jpeg, factors, scale))
+        item = _summarise(det.name, threshold, baseline, qualities, jpeg, factors, scale)
+        band = tuple(float(v) for v in baseline_pred.uncertain_band)
+        results.append(replace(item, uncertain_band=band))
     return StressResult(
         jpeg_qualities=qualities,
         scales=factors,
@@ -271,7 +279,8 @@ def plot_stress(result: StressResult, *, title: str | None = None) -> Figure:
     """P(fake) against JPEG quality and against scale, one line per model.
 
     The untouched image is drawn at quality "orig" on the left panel; each model's threshold is
-    a dashed line of the same colour; fragile models are marked in the legend.
+    a dashed line of the same colour; fragile models are marked in the legend, which stands
+    outside the panels (right of the right one), clear of their titles and points.
 
     Args:
         result: The output of `stress_test`.
@@ -309,7 +318,15 @@ def plot_stress(result: StressResult, *, title: str | None = None) -> Figure:
         ax.grid(True, alpha=0.3)
     ax_q.set_title("JPEG re-compression (grey: mild)")
     ax_s.set_title("Downscaling (grey: mild)")
-    ax_s.legend(loc="best", fontsize="small", title="dashed: threshold")
+    # outside the panels, on the right: inside one it would cover curves or a title; the
+    # constrained layout narrows the panels to make room for it
+    ax_s.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize="small",
+        title="dashed: threshold",
+    )
     if title:
         fig.suptitle(title)
     return fig

@@ -27,17 +27,25 @@ from detector.core.errors import DetectorError
 from detector.core.heatmaps import colorize, normalize_maps
 from detector.core.models import load_model, models_dir
 from detector.core.results import Prediction
+from detector.core.spec import Preprocessing
 from detector.ui.lessons import (
     LESSON_COMPRESSION,
     LESSON_HEATMAP,
     LESSON_INTRO,
     LESSON_LIMITS,
     NO_EXAMPLES,
+    PIPELINE_READS,
     QUIZ_INTRO,
     lesson_mislead,
     lesson_pipeline,
 )
-from detector.ui.model_cards import ModelFacts, condition_name, facts_from_card, model_facts
+from detector.ui.model_cards import (
+    HELD_OUT_TITLE,
+    ModelFacts,
+    condition_name,
+    facts_from_card,
+    model_facts,
+)
 from detector.ui.presentation import (
     BATCH_FIELDS,
     DISPLAY_MAX_SIDE,
@@ -313,6 +321,15 @@ def model_input(image: np.ndarray, name: str, method: str = "gradcam") -> ModelI
     )
 
 
+def model_preprocessing(name: str) -> Preprocessing:
+    """How a model brings an image to its input, as its card says (`Preprocessing`).
+
+    Raises:
+        DetectorError: if the model cannot be loaded.
+    """
+    return load_model(name).spec.preprocessing
+
+
 def _blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     colored = colorize(np.clip(heatmap, 0.0, 1.0)).astype(np.float32)
     return np.clip(np.rint(image * (1 - alpha) + colored * alpha), 0, 255).astype(np.uint8)
@@ -438,12 +455,14 @@ __all__ = [
     "DEGRADATIONS",
     "EXAMPLES_DIR_ENV",
     "GUESSES",
+    "HELD_OUT_TITLE",
     "JPEG_QUALITIES",
     "LESSON_COMPRESSION",
     "LESSON_HEATMAP",
     "LESSON_INTRO",
     "LESSON_LIMITS",
     "NO_EXAMPLES",
+    "PIPELINE_READS",
     "QUIZ_INTRO",
     "SIZES",
     "Example",
@@ -471,6 +490,7 @@ __all__ = [
     "md_escape",
     "model_facts",
     "model_input",
+    "model_preprocessing",
     "models_dir",
     "new_score",
     "plot_curves",

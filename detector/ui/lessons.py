@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from detector.core.patches import MAX_PATCHES
+from detector.core.spec import Preprocessing
 from detector.ui.texts import percent
 
 if TYPE_CHECKING:
@@ -18,13 +20,29 @@ or *AI-generated*. It never "understands" a picture: it learns statistical trace
 noise, colour patterns, the fingerprints that image generators leave) that separated the two
 kinds of images **in its training data**. This page lets you see what that means, live, on any
 image: pick one of the examples or upload your own."""
-LESSON_PIPELINE = """**How a score is made.** The image is first shrunk (and sometimes cropped)
-to the model's small square input, here **{size} x {size} pixels**: everything finer is gone
-before the model even looks. The network turns those pixels into one number, a *calibrated
-probability* that the image is AI-generated. Above the threshold ({threshold}) the verdict is
-*AI-generated*, below it *real*; scores close to the threshold are reported as *uncertain*
-rather than forced into a guess. A probability of 80% means: among images that got this score
-during testing, about 8 in 10 were AI-generated. It is evidence, not proof."""
+LESSON_PIPELINE = """**How a score is made.** {reads} The network turns those pixels into one
+number, a *calibrated probability* that the image is AI-generated. Above the
+threshold ({threshold}) the verdict is *AI-generated*, below it *real*; scores close to the
+threshold are reported as *uncertain* rather than forced into a guess. A probability of 80%
+means: among images that got this score during testing, about 8 in 10 were AI-generated. It is
+evidence, not proof."""
+#: How each preprocessing mode (`detector.core.spec.Preprocessing.resize`) reads an image.
+PIPELINE_READS = {
+    "resize": "The image is first shrunk (squashed) to the model's small square input, here "
+    "**{size} x {size} pixels**: everything finer is gone before the model even looks.",
+    "center_crop": "The image is first resized so that its shorter side is **{size} pixels**, "
+    "and the central **{size} x {size} pixels** square is cropped: the edges are cut off and "
+    "everything finer than that size is gone before the model even looks.",
+    "native_crop": "The image is **not shrunk**: the model reads squares of **{size} x {size} "
+    "pixels** cut out of it at its own resolution, so the finest pixel-level traces survive. "
+    "A large image is scored on up to {patches} such patches spread over it and their scores "
+    "are combined into one; an image smaller than {size} pixels is enlarged to fit. Below is "
+    "the central patch.",
+}
+#: Added for a ``native_crop`` model that also scores the whole picture (``whole_view``).
+PIPELINE_WHOLE_VIEW = (
+    " The whole picture, shrunk to {size} x {size} pixels, is scored as one more view."
+)
 LESSON_HEATMAP = """A heatmap tries to answer "where did the model look?". **Grad-CAM**
 follows the score back into the network's last layer of image features and colours the places
 whose features raised the *AI-generated* score the most. **Grad-CAM++** weighs those features
@@ -54,9 +72,19 @@ NO_EXAMPLES = """The quiz needs example images with known answers. Add image fil
 folder, then reload this page."""
 
 
-def lesson_pipeline(size: int, threshold: float) -> str:
-    """`LESSON_PIPELINE` filled in for one model."""
-    return LESSON_PIPELINE.format(size=size, threshold=percent(threshold))
+def lesson_pipeline(preprocessing: Preprocessing | int, threshold: float) -> str:
+    """`LESSON_PIPELINE` filled in for one model, from its card's preprocessing.
+
+    What the text says the model does to an image follows the card's ``resize`` mode (a bare
+    input size stands for the ``resize`` mode).
+    """
+    prep = preprocessing if isinstance(preprocessing, Preprocessing) else None
+    size = prep.size if prep else int(preprocessing)  # type: ignore[arg-type]
+    mode = prep.resize if prep else "resize"
+    reads = PIPELINE_READS[mode].format(size=size, patches=MAX_PATCHES)
+    if prep is not None and mode == "native_crop" and prep.whole_view:
+        reads += PIPELINE_WHOLE_VIEW.format(size=size)
+    return LESSON_PIPELINE.format(reads=reads, threshold=percent(threshold))
 
 
 def lesson_mislead(view: ModelInput) -> str:

@@ -53,6 +53,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+#: What a card's ``test_ood`` split is: photos from a source held out of training (the fakes in
+#: it come from the same generators as the training fakes), not unseen generators.
+HELD_OUT_TITLE = "On images from a held-out source (photos from a source it never saw in training)"
+
+
 @dataclass(frozen=True)
 class ModelFacts:
     """What a model card says about how good a model is and where it fails.
@@ -61,7 +66,8 @@ class ModelFacts:
         name, title, summary: Identity of the model.
         test: Rows (metric, value) measured on the test split.
         test_size: "n images (n_fake AI-generated, n_real real)" or "".
-        ood: Rows (metric, value) on an out-of-distribution test split, if measured.
+        ood: Rows (metric, value) on the held-out-source test split (`HELD_OUT_TITLE`), if
+            measured.
         robustness: Rows (condition, ROC-AUC, accuracy, accuracy change vs the clean test set).
         per_generator: Rows (generator, images, detection rate) on the test split.
         limitations: The known limits, in plain words.

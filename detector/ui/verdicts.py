@@ -15,6 +15,7 @@ from typing import Any
 from detector.core.results import Prediction
 from detector.evidence.assessment import Assessment
 from detector.evidence.metadata import EvidenceReport
+from detector.evidence.stability import Stability
 from detector.evidence.verdict import headline
 from detector.ui.texts import (
     COLOURS,
@@ -37,6 +38,8 @@ class Verdict:
         colour: Hex colour of the label.
         model: The model that produced it.
         milliseconds: Inference time in ms.
+        reason: Why the verdict is uncertain (the score lies in the uncertain band) and whether
+            it is unstable (it flips under the stability check's changes); empty otherwise.
     """
 
     label: str
@@ -47,10 +50,15 @@ class Verdict:
     colour: str
     model: str
     milliseconds: float
+    reason: str = ""
 
 
-def verdict(prediction: Prediction) -> Verdict:
-    """Turn a `Prediction` into headline, probability text and a one-sentence explanation."""
+def verdict(prediction: Prediction, stability: Stability | None = None) -> Verdict:
+    """Turn a `Prediction` into headline, probability text and a one-sentence explanation.
+
+    ``stability``, the score's stability check when there is one, adds why the verdict may not
+    hold (`Verdict.reason`).
+    """
     low, high = prediction.uncertain_band
     detail = (
         f"Calibrated probability that the image is AI-generated: {percent(prediction.p_fake)} "
@@ -68,7 +76,28 @@ def verdict(prediction: Prediction) -> Verdict:
         colour=COLOURS.get(prediction.label, "#616161"),
         model=prediction.model,
         milliseconds=1000.0 * float(prediction.seconds),
+        reason=verdict_reason(prediction, stability),
     )
+
+
+def verdict_reason(prediction: Prediction, stability: Stability | None = None) -> str:
+    """Why a verdict is uncertain or unstable, in plain words ("" when it is neither)."""
+    parts = []
+    low, high = prediction.uncertain_band
+    p, threshold = float(prediction.p_fake), float(prediction.threshold)
+    if prediction.label == "uncertain":
+        side, instead = ("above", "AI-generated") if p >= threshold else ("below", "real")
+        parts.append(
+            f"Uncertain because {percent(p)} lies inside this model's uncertain band "
+            f"({percent(low)} to {percent(high)}): scores there are too close to call, so the "
+            f"model reports them as uncertain rather than {instead}, although this one is "
+            f"{side} its threshold ({percent(threshold)})."
+        )
+    if stability is not None and stability.flipped:
+        parts.append(
+            f"Not stable on this image: {stability.summary().removeprefix('not stable: ')}."
+        )
+    return " ".join(parts)
 
 
 def api_result(prediction: Prediction) -> dict[str, Any]:
@@ -144,6 +173,8 @@ class Agreement:
         answered: How many models answered.
         failed: How many models failed.
         text: One plain sentence for the UIs.
+        default: The default model's name, when it answered and was named.
+        default_label: The default model's label (what its verdict card says), or None.
     """
 
     unanimous: bool
@@ -152,10 +183,19 @@ class Agreement:
     answered: int
     failed: int
     text: str
+    default: str | None = None
+    default_label: str | None = None
 
 
-def agreement(predictions: Sequence[Prediction], failed: int = 0) -> Agreement:
-    """Summarise whether models agree: unanimous, a majority, a tie, or nothing to compare."""
+def agreement(
+    predictions: Sequence[Prediction], failed: int = 0, default: str | None = None
+) -> Agreement:
+    """Summarise whether models agree: unanimous, a majority, a tie, or nothing to compare.
+
+    The text counts the models per label. With ``default``, the name of the default model (the
+    one whose verdict card an app shows first), a split verdict names that model's label and
+    never a majority that differs from it: the summary cannot contradict the default's card.
+    """
     counts = Counter(p.label for p in predictions)
     ordered = {label: counts[label] for label in LABELS if counts[label]}
     answered = len(predictions)
@@ -167,16 +207,24 @@ def agreement(predictions: Sequence[Prediction], failed: int = 0) -> Agreement:
     top = counts.most_common()
     tie = len(top) > 1 and top[0][1] == top[1][1]
     label = None if tie else top[0][0]
+    chosen = next((p for p in predictions if p.model == default), None)
+    named = (chosen.model, chosen.label) if chosen is not None else (None, None)
     if answered == 1:
         text = f"Only one model answered: {HEADLINES[top[0][0]].lower()}{failed_text}."
-        return Agreement(True, label, ordered, answered, failed, text)
+        return Agreement(True, label, ordered, answered, failed, text, *named)
     if len(counts) == 1:
         who = "Both models" if answered == 2 else f"All {answered} models"
         text = f"{who} agree: {HEADLINES[label].lower()}{failed_text}."
-        return Agreement(True, label, ordered, answered, failed, text)
+        return Agreement(True, label, ordered, answered, failed, text, *named)
     split = ", ".join(f"{n} {lab}" for lab, n in ordered.items())
-    if tie:
+    if chosen is not None:
+        others = " (as does the majority)" if label == chosen.label else ""
+        text = (
+            f"The models disagree ({split}); the default model, {chosen.model}, says "
+            f"{chosen.label}{others}{failed_text}."
+        )
+    elif tie:
         text = f"The models disagree ({split}): no majority{failed_text}."
     else:
         text = f"The models disagree ({split}); the majority says {label}{failed_text}."
-    return Agreement(False, label, ordered, answered, failed, text)
+    return Agreement(False, label, ordered, answered, failed, text, *named)
