@@ -245,46 +245,29 @@ def model_cards(names: list[str]) -> None:
                         st.dataframe(list(fact.training), hide_index=True)
 
 
-def new_game(count: int, names: list[str], game: int = 0) -> dict:
-    """A fresh quiz state (kept in ``st.session_state["quiz"]``)."""
-    return {
-        "count": count,
-        "game": game,
-        "order": cr.quiz_order(count, secrets.randbits(32)),
-        "pos": 0,
-        "revealed": False,
-        "feedback": "",
-        "score": cr.new_score(names),
-    }
-
-
 def reveal(guess_key: str, example: cr.Example, number: int, names: list[str]) -> None:
     """Button callback: score the round once, with the models' verdicts."""
-    state = st.session_state["quiz"]
+    state: cr.QuizState = st.session_state["quiz"]
     guess = st.session_state.get(guess_key)
-    if not guess or state["revealed"]:
+    if not guess or state.revealed:
         return
     upload = common.example_upload(example, number)
     views = [common.analyse(upload, name, None) for name in names]
     predictions = [v.prediction for v in views if v.prediction is not None]
-    state["score"] = cr.score_round(state["score"], guess, example.label, predictions)
-    feedback = cr.round_feedback(guess, example.label, predictions)
-    feedback += "".join(f"\n- `{v.model}` failed: {v.error}" for v in views if not v.ok)
-    if example.credit:
-        feedback += f"\n\n{cr.example_note(example, number)}"
-    state.update(revealed=True, feedback=feedback)
+    failures = [(v.model, v.error) for v in views if not v.ok]
+    note = cr.example_note(example, number) if example.credit else ""
+    notes = cr.reveal_notes(failures, note)
+    st.session_state["quiz"] = cr.reveal(state, guess, example.label, predictions, notes)
 
 
 def next_round() -> None:
     """Button callback: move on to the next image."""
-    state = st.session_state["quiz"]
-    state.update(pos=state["pos"] + 1, revealed=False, feedback="")
+    st.session_state["quiz"] = cr.next_question(st.session_state["quiz"])
 
 
-def play_again(count: int, names: list[str]) -> None:
+def play_again(names: list[str]) -> None:
     """Button callback: a new game, freshly shuffled, score reset."""
-    game = st.session_state["quiz"]["game"] + 1
-    st.session_state["quiz"] = new_game(count, names, game)
+    st.session_state["quiz"] = cr.play_again(st.session_state["quiz"], secrets.randbits(32), names)
 
 
 @st.fragment
@@ -297,39 +280,34 @@ def quiz(examples: list[cr.Example], names: list[str]) -> None:
         st.info(cr.NO_EXAMPLES, icon=":material/extension:")
         return
     state = st.session_state.get("quiz")
-    if not isinstance(state, dict) or state.get("count") != len(known):
-        state = st.session_state["quiz"] = new_game(len(known), names)
-    if state["pos"] >= len(state["order"]):
-        st.success(f"**Quiz complete.** {cr.score_text(state['score'])}", icon=":material/flag:")
+    if not isinstance(state, cr.QuizState) or state.count != len(known):
+        state = st.session_state["quiz"] = cr.new_game(len(known), secrets.randbits(32), 0, names)
+    if state.current is None:
+        st.success(f"**Quiz complete.** {cr.score_text(state.score)}", icon=":material/flag:")
         st.button(
-            "Play again",
-            key="quiz_again",
-            type="primary",
-            on_click=play_again,
-            args=(len(known), names),
+            "Play again", key="quiz_again", type="primary", on_click=play_again, args=(names,)
         )
         return
 
-    number, example = known[state["order"][state["pos"]]]
+    number, example = known[state.current]
     upload = common.example_upload(example, number + 1)
     checked = common.check_upload(upload.digest, upload)
     left, right = st.columns(2, gap="large")
     with left:
         if checked.image is not None:
-            caption = f"Image {state['pos'] + 1} of {len(state['order'])}"
-            st.image(checked.image, caption=caption, width="stretch")
+            st.image(checked.image, caption=cr.progress(state), width="stretch")
         else:
             st.error(f"This example cannot be read: {checked.error}")
     with right:
-        guess_key = f"quiz_guess_{state['game']}_{state['pos']}"
+        guess_key = f"quiz_guess_{state.game}_{state.pos}"
         guess = st.radio(
             "Your guess: is this image AI-generated or a real photo?",
             list(cr.GUESSES),
             index=None,
             key=guess_key,
-            disabled=state["revealed"],
+            disabled=state.revealed,
         )
-        if not state["revealed"]:
+        if not state.revealed:
             st.button(
                 "Reveal the answer",
                 key="quiz_reveal",
@@ -339,15 +317,14 @@ def quiz(examples: list[cr.Example], names: list[str]) -> None:
                 args=(guess_key, example, number + 1, names),
             )
         else:
-            st.markdown(state["feedback"])
-            last = state["pos"] + 1 >= len(state["order"])
+            st.markdown(state.feedback)
             st.button(
-                "See the final score" if last else "Next image",
+                "See the final score" if cr.is_last(state) else "Next image",
                 key="quiz_next",
                 on_click=next_round,
             )
-        if state["score"]["rounds"]:
-            st.markdown(f"**Score so far:** {cr.score_text(state['score'])}")
+        if state.score["rounds"]:
+            st.markdown(f"**Score so far:** {cr.score_text(state.score)}")
 
 
 # ---------------------------------------------------------------------------------- the page

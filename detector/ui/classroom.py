@@ -3,8 +3,8 @@
 Plain data in, plain data out: the example images and their known answers, a compact per-model
 analysis that is cheap to cache, what a model actually sees (its input and its coarse heatmap
 grid), live JPEG / downsizing curves of P(fake), the measured results and known limits from the
-model cards, quiz scoring, and the lesson texts. Nothing here imports a UI library, and nothing
-writes a user's file (or its name) to disk.
+model cards, the quiz (`detector.ui.quiz`, re-exported) and the lesson texts. Nothing here
+imports a UI library, and nothing writes a user's file (or its name) to disk.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import io
 import json
 import logging
 import os
-import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,15 +48,28 @@ from detector.ui.model_cards import (
 from detector.ui.presentation import (
     BATCH_FIELDS,
     DISPLAY_MAX_SIDE,
-    HEADLINES,
     METHOD_TITLES,
     BatchRow,
     HeatmapView,
     error_text,
     heatmap_view,
-    percent,
     run_model,
 )
+from detector.ui.quiz import GUESSES as GUESSES
+from detector.ui.quiz import QuizState as QuizState
+from detector.ui.quiz import is_done as is_done
+from detector.ui.quiz import is_last as is_last
+from detector.ui.quiz import new_game as new_game
+from detector.ui.quiz import new_score as new_score
+from detector.ui.quiz import next_question as next_question
+from detector.ui.quiz import play_again as play_again
+from detector.ui.quiz import progress as progress
+from detector.ui.quiz import quiz_order as quiz_order
+from detector.ui.quiz import reveal as reveal
+from detector.ui.quiz import reveal_notes as reveal_notes
+from detector.ui.quiz import round_feedback as round_feedback
+from detector.ui.quiz import score_round as score_round
+from detector.ui.quiz import score_text as score_text
 from detector.ui.robustness import (
     DEGRADATIONS,
     JPEG_QUALITIES,
@@ -355,77 +367,6 @@ def hot_overlap(first: np.ndarray, second: np.ndarray, top: float = 0.2) -> floa
     b = second >= np.quantile(second, 1.0 - top)
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
-# ---------------------------------------------------------------------------------- quiz
-#: The answers a player can give, and the labels they mean.
-GUESSES: dict[str, str] = {"AI-generated": "fake", "Real photo": "real"}
-
-
-def quiz_order(count: int, seed: int | None = None) -> list[int]:
-    """A shuffled order of ``count`` quiz rounds (the same for the same seed)."""
-    order = list(range(count))
-    random.Random(seed).shuffle(order)
-    return order
-
-
-def new_score(models: Sequence[str] = ()) -> dict[str, Any]:
-    """An empty quiz score (a plain dict, ready for a UI's session state)."""
-    return {"rounds": 0, "you": 0, "models": {name: 0 for name in models}, "history": []}
-
-
-def score_round(
-    score: Mapping[str, Any], guess: str, truth: str, predictions: Sequence[Prediction]
-) -> dict[str, Any]:
-    """The score after one round (a new dict; ``score`` is not changed).
-
-    A model is right when its label equals the truth; ``uncertain`` counts as not right.
-    """
-    guessed = GUESSES.get(guess, guess)
-    models = dict(score.get("models", {}))
-    for prediction in predictions:
-        right = prediction.label == truth
-        models[prediction.model] = models.get(prediction.model, 0) + int(right)
-    history = [
-        *score.get("history", []),
-        {
-            "truth": truth,
-            "guess": guessed,
-            "models": {p.model: p.label for p in predictions},
-        },
-    ]
-    return {
-        "rounds": int(score.get("rounds", 0)) + 1,
-        "you": int(score.get("you", 0)) + int(guessed == truth),
-        "models": models,
-        "history": history,
-    }
-
-
-def round_feedback(guess: str, truth: str, predictions: Sequence[Prediction]) -> str:
-    """What to say when a round is revealed (Markdown)."""
-    guessed = GUESSES.get(guess, guess)
-    answer = "AI-generated" if truth == "fake" else "a real photo"
-    you = "You were right" if guessed == truth else "Not this time"
-    lines = [f"**{you}: this image is {answer}.**", "", "What the models said:"]
-    for p in predictions:
-        if p.label == "uncertain":
-            mark = "unsure, counts as not right"
-        else:
-            mark = "right" if p.label == truth else "wrong"
-        lines.append(
-            f"- `{p.model}`: {HEADLINES[p.label].lower()}, P(AI-generated) {percent(p.p_fake)} "
-            f"({mark})"
-        )
-    return "\n".join(lines)
-
-
-def score_text(score: Mapping[str, Any]) -> str:
-    """The running score in one line."""
-    rounds = int(score.get("rounds", 0))
-    parts = [f"You {score.get('you', 0)}/{rounds}"]
-    parts += [f"`{name}` {right}/{rounds}" for name, right in score.get("models", {}).items()]
-    return " · ".join(parts)
 
 
 # ---------------------------------------------------------------------------------- helpers
