@@ -15,7 +15,7 @@ import streamlit as st
 import detector
 from detector.ui import classroom as cr
 from detector.ui import presentation as pres
-from pages import common
+from pages import common, evidence
 
 #: Models shown next to each other in one row; more wrap onto the next row.
 PER_ROW = 3
@@ -106,12 +106,12 @@ def score(
     holds its decode)."""
     if isinstance(item, pres.UploadItem):  # refused while reading (too big, bad archive...)
         return None, [], None
-    common.evidence_report(item.digest, item)  # read (and cached) before the page decodes
+    evidence.evidence_report(item.digest, item)  # read (and cached) before the page decodes
     checked = common.check_upload(item.digest, item)
     if checked.error is not None:
         return checked, [], None
     views = [common.analyse(item, name, method) for name in names]
-    return checked, views, common.headline_of(item, views)
+    return checked, views, evidence.headline_of(item, views)
 
 
 def show_result(
@@ -130,10 +130,10 @@ def show_result(
         return
     if checked.error is not None or checked.image is None:
         st.error(f"**{title}**: {checked.error}", icon=":material/block:")
-        common.show_unreadable_provenance(item)
+        evidence.show_unreadable_provenance(item)
         return
     if headline is not None:
-        common.show_headline(headline)
+        evidence.show_headline(headline)
     for start in range(0, len(views), PER_ROW):
         chunk = views[start : start + PER_ROW]
         widths = [1.0] * (PER_ROW + 1 if len(views) > PER_ROW else len(chunk) + 1)
@@ -165,7 +165,7 @@ def show_result(
         value=len(inputs) == 1,
         key=key,
     ):
-        common.show_evidence(item, names, key)
+        evidence.show_evidence(item, names, key)
 
 
 # Each input is scored and shown in turn, then dropped: only the table rows (and the failed

@@ -43,6 +43,8 @@ UI_ALLOWED = ("detector", "detector.ui", "detector.serving")
 #: Longest module, in lines, in the packages below.
 MAX_LINES = 600
 SIZE_CHECKED = ("detector", "training", "benchmarks")
+#: Longest Streamlit file (``streamlit_app.py``, ``pages/``), in lines.
+MAX_STREAMLIT_LINES = 300
 #: Modules that ``import detector`` must not load: UI and web libraries, Beam, and the layers the
 #: public API does not need at import (the Hub loaders load on first use).
 NOT_ON_IMPORT = (
@@ -229,6 +231,19 @@ def test_detector_never_imports_training_or_benchmarks(path):
 def test_no_module_is_longer_than_the_limit(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)}: {lines} lines (split it by concern)"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [ROOT / "streamlit_app.py", *sorted((ROOT / "pages").glob("*.py"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_streamlit_files_are_thin(path):
+    """The Streamlit app and pages are layout and handlers; their logic lives in `detector.ui`."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_STREAMLIT_LINES, (
+        f"{path.relative_to(ROOT)}: {lines} lines (move logic into detector.ui)"
+    )
 
 
 # ----------------------------------------------------------------------------------- import

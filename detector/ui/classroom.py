@@ -27,6 +27,13 @@ from detector.core.heatmaps import colorize, normalize_maps
 from detector.core.models import load_model, models_dir
 from detector.core.results import Prediction
 from detector.core.spec import Preprocessing
+from detector.ui.held import Checked as Checked
+from detector.ui.held import Degraded as Degraded
+from detector.ui.held import Upload as Upload
+from detector.ui.held import degraded_caption as degraded_caption
+from detector.ui.held import degraded_name as degraded_name
+from detector.ui.held import held_uploads as held_uploads
+from detector.ui.held import release as release
 from detector.ui.lessons import (
     LESSON_COMPRESSION,
     LESSON_HEATMAP,
@@ -85,6 +92,9 @@ from detector.ui.robustness import (
     stress_curves,
 )
 from detector.ui.uploads import _csv_cell
+from detector.ui.visitor import visitor_errors as visitor_errors
+from detector.ui.visitor import visitor_read_error as visitor_read_error
+from detector.ui.visitor import visitor_text as visitor_text
 
 log = logging.getLogger(__name__)
 

@@ -107,3 +107,19 @@ def model_summary(info: ModelInfo) -> str:
         + "."
     )
     return " ".join(parts)
+
+
+def picker_help(infos: Sequence[ModelInfo]) -> str:
+    """The help of a model picker: every trained model in a line, best first (Markdown)."""
+    return (
+        "Trained models, best on images from unseen sources first:\n\n"
+        + "\n".join(f"- {model_label(info)}" for info in infos)
+        + "\n\nPick several to compare them side by side."
+    )
+
+
+def offered_methods(infos: Sequence[ModelInfo], names: Sequence[str]) -> list[str]:
+    """The explanation methods any of the chosen models offers, in the usual order."""
+    chosen = [info for info in infos if info.name in names]
+    offered = [m for m in METHOD_TITLES if any(m in info.methods for info in chosen)]
+    return offered or ["gradcam"]

@@ -6,9 +6,10 @@ runs what the apps ask for: per-model runs that survive a failing model (`run_mo
 (`batch_rows`), a file's domain warnings (`load_file`, `with_warnings`) and the stress test
 (`run_stress`). What they show is built in sibling modules, re-exported here (`__all__`) so that
 an app needs only ``from detector.ui import presentation``: the texts (`texts`), models
-(`model_list`), verdicts and probability bars (`verdicts`), the headline as HTML or Markdown
-(`headline_view`), heatmaps and patch maps at display size (`heatmap_view`), in-memory zip
-extraction with limits and CSV files (`uploads`), and the evidence board (`evidence_board`).
+(`model_list`), verdicts and probability bars (`verdicts`, as HTML cards in `verdict_cards`), the
+headline as HTML or Markdown (`headline_view`), heatmaps and patch maps at display size
+(`heatmap_view`), in-memory zip extraction with limits and CSV files (`uploads`), and the
+evidence board (`evidence_board`).
 Nothing here imports a UI library or writes a user's file name to disk.
 """
 
@@ -91,6 +92,8 @@ from detector.ui.model_list import (
     model_label,
     model_summary,
     no_models_message,
+    offered_methods,
+    picker_help,
     preload_best_model,
     trained_models,
     untrained_message,
@@ -119,6 +122,7 @@ from detector.ui.uploads import (
     read_uploads,
     write_csv,
 )
+from detector.ui.verdict_cards import bar_html, verdict_html
 from detector.ui.verdicts import (
     Agreement,
     ProbabilityBar,
@@ -460,6 +464,7 @@ __all__ = [
     "api_prediction",
     "api_result",
     "assess_upload",
+    "bar_html",
     "batch_rows",
     "batch_summary",
     "clean_name",
@@ -488,9 +493,11 @@ __all__ = [
     "model_label",
     "model_summary",
     "no_models_message",
+    "offered_methods",
     "outcome_with_warnings",
     "patch_view",
     "percent",
+    "picker_help",
     "preload_best_model",
     "probability_bar",
     "probability_bars",
@@ -506,6 +513,7 @@ __all__ = [
     "trained_models",
     "untrained_message",
     "verdict",
+    "verdict_html",
     "warnings_markdown",
     "with_warnings",
     "write_csv",
