@@ -24,7 +24,7 @@ UPLOAD = "Upload my own image"
 def pick_image(examples: list[cr.Example]) -> common.Upload | None:
     """The image for the live demos: an example, or the user's own upload."""
     st.header("Pick an image for the live demos")
-    options = [f"Example {i + 1}: {e.title}" for i, e in enumerate(examples)] + [UPLOAD]
+    options = cr.example_options(examples, UPLOAD)
     left, right = st.columns([2, 1], gap="large")
     upload: common.Upload | None = None
     with left:
@@ -104,16 +104,7 @@ def heatmaps(upload: common.Upload, info: detector.ModelInfo, seen: cr.ModelInpu
             st.image(view.view.overlay(opacity), caption=f"{title} · {info.name}", width="stretch")
     maps = [v.view for v in views if v.view is not None]
     if len(maps) > 1:
-        pairs = "; ".join(
-            f"{pres.METHOD_TITLES[a.method]} vs {pres.METHOD_TITLES[b.method]}: "
-            f"**{cr.hot_overlap(a.heatmap, b.heatmap):.0%}**"
-            for i, a in enumerate(maps)
-            for b in maps[i + 1 :]
-        )
-        st.markdown(
-            f"**Do the methods agree?** Overlap of their hottest 20% of pixels: {pairs} "
-            "(100% = the same place, 0% = completely different places)."
-        )
+        st.markdown(cr.methods_agreement(maps))
     if seen is not None:
         rows, columns = seen.grid
         cols = st.columns([1, 1, 1.4], gap="medium")
@@ -214,8 +205,7 @@ def model_cards(names: list[str]) -> None:
             left, right = st.columns(2, gap="large")
             with left:
                 if fact.test:
-                    size = f" ({fact.test_size})" if fact.test_size else ""
-                    st.markdown(f"**On the test set**{size}")
+                    st.markdown(cr.test_set_title(fact))
                     st.table(dict(fact.test), hide_header=True)
                 if fact.ood:
                     st.markdown(f"**{cr.HELD_OUT_TITLE}**")
@@ -228,10 +218,7 @@ def model_cards(names: list[str]) -> None:
                     st.markdown("**When test images are degraded** (compare with the clean set)")
                     st.dataframe(list(fact.robustness), hide_index=True)
                 st.markdown("**Known limits**")
-                if fact.limitations:
-                    st.markdown("\n".join(f"- {item}" for item in fact.limitations))
-                else:
-                    st.markdown("- The card lists none: that does not mean there are none.")
+                st.markdown(cr.limits_markdown(fact))
             if fact.training or fact.dataset:
                 with st.expander("Training data"):
                     if fact.dataset:

@@ -3,9 +3,11 @@ cards and model pickers (`detector.ui.held`, `visitor`, `verdict_cards`, `model_
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,3 +87,24 @@ def test_pickers_offer_the_methods_of_the_chosen_models():
     text = pres.picker_help(infos)
     assert text.startswith("Trained models, best on images from unseen sources first:")
     assert text.count("\n- ") == 2 and text.endswith("Pick several to compare them side by side.")
+
+
+def test_classroom_texts_of_the_page():
+    examples = [cr.Example(file="a.png", path=Path("a.png"), label="fake")]
+    assert cr.example_options(examples, "Mine") == [f"Example 1: {examples[0].title}", "Mine"]
+    assert cr.example_options([], "Mine") == ["Mine"]
+    fact = cr.ModelFacts(name="m", title="M", summary="")
+    assert cr.test_set_title(fact) == "**On the test set**"
+    assert cr.limits_markdown(fact) == "- The card lists none: that does not mean there are none."
+    fact = dataclasses.replace(fact, test_size="1,000 images", limitations=("JPEG", "faces"))
+    assert cr.test_set_title(fact) == "**On the test set** (1,000 images)"
+    assert cr.limits_markdown(fact) == "- JPEG\n- faces"
+    assert cr.methods_agreement([]) == ""
+    heat = np.zeros((8, 8), np.float32)
+    heat[:2] = 1.0
+    views = [
+        pres.HeatmapView(method="gradcam", image=heat, heatmap=heat),
+        pres.HeatmapView(method="gradcam++", image=heat, heatmap=heat),
+    ]
+    text = cr.methods_agreement(views)
+    assert text.startswith("**Do the methods agree?**") and "**100%**" in text

@@ -52,6 +52,8 @@ from detector.ui.model_cards import (
     facts_from_card,
     model_facts,
 )
+from detector.ui.model_cards import limits_markdown as limits_markdown
+from detector.ui.model_cards import test_set_title as test_set_title
 from detector.ui.presentation import (
     BATCH_FIELDS,
     DISPLAY_MAX_SIDE,
@@ -377,6 +379,30 @@ def hot_overlap(first: np.ndarray, second: np.ndarray, top: float = 0.2) -> floa
     b = second >= np.quantile(second, 1.0 - top)
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def methods_agreement(maps: Sequence[HeatmapView]) -> str:
+    """Whether several explanation methods point at the same place (Markdown), pair by pair.
+
+    Empty for fewer than two heatmaps.
+    """
+    if len(maps) < 2:
+        return ""
+    pairs = "; ".join(
+        f"{METHOD_TITLES[a.method]} vs {METHOD_TITLES[b.method]}: "
+        f"**{hot_overlap(a.heatmap, b.heatmap):.0%}**"
+        for i, a in enumerate(maps)
+        for b in maps[i + 1 :]
+    )
+    return (
+        f"**Do the methods agree?** Overlap of their hottest 20% of pixels: {pairs} "
+        "(100% = the same place, 0% = completely different places)."
+    )
+
+
+def example_options(examples: Sequence[Example], own: str) -> list[str]:
+    """The choices of the classroom's image picker: every example, then ``own`` (an upload)."""
+    return [f"Example {i + 1}: {e.title}" for i, e in enumerate(examples)] + [own]
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -202,3 +202,16 @@ def model_facts(names: Sequence[str] | None = None) -> list[ModelFacts]:
     cards = trained_cards()
     wanted = list(names) if names is not None else list(cards)
     return [facts_from_card(cards[name]) for name in wanted if name in cards]
+
+
+def test_set_title(fact: ModelFacts) -> str:
+    """The heading of a model's test-set results (Markdown), with the set's size when known."""
+    size = f" ({fact.test_size})" if fact.test_size else ""
+    return f"**On the test set**{size}"
+
+
+def limits_markdown(fact: ModelFacts) -> str:
+    """A model's known limits as a Markdown list (saying so when its card lists none)."""
+    if not fact.limitations:
+        return "- The card lists none: that does not mean there are none."
+    return "\n".join(f"- {item}" for item in fact.limitations)
