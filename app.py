@@ -743,6 +743,18 @@ def _theme() -> gr.themes.Base:
     )
 
 
+def _result_image(label: str, elem_id: str, visible: bool = True) -> gr.Image:
+    """One of the Detect tab's result images (overlay, heatmap, patch map): JPEG, read-only."""
+    return gr.Image(
+        label=label,
+        format="jpeg",
+        interactive=False,
+        height=320,
+        visible=visible,
+        elem_id=elem_id,
+    )
+
+
 def build_demo() -> gr.Blocks:
     """Lay out the app and wire its events."""
     infos = _model_infos()
@@ -835,27 +847,10 @@ def build_demo() -> gr.Blocks:
                                 verdict_out = gr.HTML(elem_id="fd-verdict")
                                 status_out = gr.Markdown(elem_id="fd-status")
                                 with gr.Row():
-                                    overlay_out = gr.Image(
-                                        label="Explanation overlay",
-                                        format="jpeg",
-                                        interactive=False,
-                                        height=320,
-                                        elem_id="fd-overlay",
-                                    )
-                                    heatmap_out = gr.Image(
-                                        label="Raw heatmap",
-                                        format="jpeg",
-                                        interactive=False,
-                                        height=320,
-                                        elem_id="fd-heatmap",
-                                    )
-                                    patch_map_out = gr.Image(
-                                        label="Patch scores",
-                                        format="jpeg",
-                                        interactive=False,
-                                        height=320,
-                                        visible=False,
-                                        elem_id="fd-patch-map",
+                                    overlay_out = _result_image("Explanation overlay", "fd-overlay")
+                                    heatmap_out = _result_image("Raw heatmap", "fd-heatmap")
+                                    patch_map_out = _result_image(
+                                        "Patch scores", "fd-patch-map", visible=False
                                     )
                                 patches_md = gr.Markdown(elem_id="fd-patches")
                                 note_out = gr.Markdown(pres.heatmap_note("gradcam"))
