@@ -12,8 +12,8 @@ The layers of `detector` (see its package docstrings) and who may import whom:
 Around it: ``training`` and ``benchmarks`` may import `detector`, never the reverse; the apps
 (``app.py`` and its tabs in ``webapp/``, ``streamlit_app.py``, ``pages/``) import only
 ``detector`` (the public API), ``detector.ui`` (what both apps share) and ``detector.serving``
-(their upload policy and ASGI middleware). Imports are read with `ast`, including those inside functions; imports under
-``if TYPE_CHECKING:`` are annotations only and do not count.
+(their upload policy and ASGI middleware). Imports are read with `ast`, including those inside
+functions; imports under ``if TYPE_CHECKING:`` are annotations only and do not count.
 """
 
 from __future__ import annotations
