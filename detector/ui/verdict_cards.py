@@ -98,7 +98,7 @@ def verdict_html(
     reason = f'<div class="fd-reason">{html.escape(v.reason)}</div>' if v.reason else ""
     detail = "" if compact else f'<div class="fd-detail">{html.escape(v.detail)}</div>'
     return (
-        f'<div class="fd-card fd-verdict fd-{v.label}" data-label="{v.label}" '
+        f'<div class="fd-verdict" data-label="{v.label}" '
         f'data-model="{html.escape(v.model)}" style="--fd-colour:{v.colour};'
         f"border-left:6px solid {v.colour};border-radius:8px;padding:0.8rem 1rem;"
         f'background:{v.colour}14">'
