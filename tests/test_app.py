@@ -15,6 +15,7 @@ from conftest import encode, make_image, no_toast, tiny_card
 
 import detector
 from detector.core.models import clear_cache
+from detector.ui import example_gallery
 from detector.ui import presentation as pres
 
 
@@ -380,10 +381,10 @@ def test_api_explain_and_models(app, models, files):
 
 
 # ----------------------------------------------------------------------------------- examples
-def test_load_examples_is_robust(app, tmp_path):
-    assert app.load_examples(tmp_path / "missing") == []
+def test_load_examples_is_robust(tmp_path):
+    assert example_gallery.load_examples(tmp_path / "missing") == []
     (tmp_path / "examples.json").write_text("{not json")
-    assert app.load_examples(tmp_path) == []
+    assert example_gallery.load_examples(tmp_path) == []
     (tmp_path / "example_01.png").write_bytes(encode(make_image(32, 32)))
     entries = [
         {"file": "example_01.png", "label": "fake", "generator": "SDXL", "source": "kit"},
@@ -392,21 +393,24 @@ def test_load_examples_is_robust(app, tmp_path):
         "junk",
     ]
     (tmp_path / "examples.json").write_text(json.dumps(entries))
-    examples = app.load_examples(tmp_path)
+    examples = example_gallery.load_examples(tmp_path)
     assert [e["file"] for e in examples] == ["example_01.png"]
     assert examples[0]["path"] == str((tmp_path / "example_01.png").resolve())
-    note = app.example_note(0, examples)
+    note = example_gallery.example_note(0, examples)
     assert note == "**Example 1** is AI-generated (SDXL). source: kit"
-    assert app.example_credit(0, examples) == "source: kit"
-    assert app.example_note(5, examples) == ""
+    assert example_gallery.example_credit(0, examples) == "source: kit"
+    assert example_gallery.example_note(5, examples) == ""
 
 
 def test_shipped_examples_exist_and_are_small(app):
+    import webapp.common
+
     folder = app.EXAMPLES_DIR
     if not (folder / "examples.json").is_file():
         pytest.skip("no examples shipped yet")
     entries = json.loads((folder / "examples.json").read_text())
-    assert len(app.load_examples()) == len(entries) >= 4
+    assert len(example_gallery.load_examples(folder)) == len(entries) >= 4
+    assert len(webapp.common.EXAMPLES) == len(entries)
     assert {e["label"] for e in entries} == {"fake", "real"}
     for entry in entries:
         assert set(entry) >= {"file", "label", "source", "generator", "licence", "author"}
@@ -442,16 +446,27 @@ def test_demo_wiring_endpoints_queue_and_limits(app):
 
 
 def test_app_imports_only_the_public_detector_api():
-    source = (Path(__file__).resolve().parent.parent / "app.py").read_text()
+    root = Path(__file__).resolve().parent.parent
+    source = (root / "app.py").read_text()
     imports = [line.strip() for line in source.splitlines() if line.startswith(("import", "from"))]
     detector_imports = [line for line in imports if "detector" in line]
     assert detector_imports == [
         "import detector",
         "from detector import serving",
-        "from detector.ui import classroom",
+        "from detector.ui import app_texts",
         "from detector.ui import presentation as pres",
+        "from detector.ui.verdict_cards import notice_html",
     ]
     assert {"classroom", "presentation"} <= set(detector.ui.__all__)
+    # the tabs beside it: the public API, detector.ui and detector.serving only
+    for path in sorted((root / "webapp").glob("*.py")):
+        lines = path.read_text().splitlines()
+        used = [line for line in lines if line.startswith(("import detector", "from detector"))]
+        assert all(
+            line in ("import detector", "from detector import serving")
+            or line.startswith("from detector.ui")
+            for line in used
+        ), path.name
 
 
 # ----------------------------------------------------------------------------------- bundled
@@ -476,6 +491,8 @@ def test_events_confine_file_paths_to_uploads_and_examples(app, models, files, m
     """With a request (Gradio passes one to every event), only files in the upload cache or the
     examples folder are read; called without one, as here in the other tests, any path is."""
     import gradio as gr
+
+    from webapp.common import path_of
 
     cache = Path(files["image"]).parent
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache / "cache"))
@@ -506,9 +523,9 @@ def test_events_confine_file_paths_to_uploads_and_examples(app, models, files, m
     example = app.EXAMPLES_DIR / "example_01.png"
     if example.is_file():
         assert app.api_predict(str(example), "tiny_cnn", request=request)["model"] == "tiny_cnn"
-    assert app._path_of(None, request) is None
+    assert path_of(None, request) is None
     with pytest.raises(gr.Error):
-        app._path_of({"path": ["/etc/passwd"]}, request)
+        path_of({"path": ["/etc/passwd"]}, request)
 
 
 def test_every_event_that_decodes_or_scores_is_in_one_concurrency_group(app):
@@ -557,9 +574,11 @@ def test_batch_decodes_one_image_at_a_time(app, models, files, monkeypatch):
 def test_batch_reads_at_most_the_limit_whatever_the_reported_size(app, monkeypatch):
     limits = pres.UploadLimits(max_file_bytes=100_000, max_total_bytes=100_000)
     monkeypatch.setattr(pres, "UploadLimits", lambda: limits)
+    from webapp.batch import Uploads
+
     # /dev/zero reports 0 bytes and never ends: it used to be read whole
-    assert app._Uploads([("/dev/zero", "zero.png")])[0] == "/dev/zero"
-    status = app._Uploads([("/proc/self/status", "status.png")])[0]
+    assert Uploads([("/dev/zero", "zero.png")])[0] == "/dev/zero"
+    status = Uploads([("/proc/self/status", "status.png")])[0]
     assert status[0] == "status.png" and 0 < len(status[1]) <= 100_000
 
 

@@ -10,10 +10,10 @@ The layers of `detector` (see its package docstrings) and who may import whom:
   layer except the UI and serving ones, which only the apps use.
 
 Around it: ``training`` and ``benchmarks`` may import `detector`, never the reverse; the apps
-(``app.py``, ``streamlit_app.py``, ``pages/``) import only ``detector`` (the public API),
-``detector.ui`` (what both apps share) and ``detector.serving`` (their upload policy and ASGI
-middleware). Imports are read with `ast`, including those inside functions; imports under
-``if TYPE_CHECKING:`` are annotations only and do not count.
+(``app.py`` and its tabs in ``webapp/``, ``streamlit_app.py``, ``pages/``) import only
+``detector`` (the public API), ``detector.ui`` (what both apps share) and ``detector.serving``
+(their upload policy and ASGI middleware). Imports are read with `ast`, including those inside
+functions; imports under ``if TYPE_CHECKING:`` are annotations only and do not count.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ MAX_LINES = 600
 SIZE_CHECKED = ("detector", "training", "benchmarks")
 #: Longest Streamlit file (``streamlit_app.py``, ``pages/``), in lines.
 MAX_STREAMLIT_LINES = 300
+#: Longest ``app.py`` (layout assembly and server setup), and longest module of its tabs
+#: (``webapp/``), in lines.
+MAX_APP_LINES = 350
+MAX_WEBAPP_LINES = 300
+#: The Gradio app's files: ``app.py`` and its tabs.
+GRADIO_FILES = [ROOT / "app.py", *sorted((ROOT / "webapp").glob("*.py"))]
 #: Modules that ``import detector`` must not load: UI and web libraries, Beam, and the layers the
 #: public API does not need at import (the Hub loaders load on first use).
 NOT_ON_IMPORT = (
@@ -203,8 +209,8 @@ def test_lazy_imports_count_and_type_checking_imports_do_not(tmp_path):
 
 @pytest.mark.parametrize(
     "path",
-    [ROOT / "app.py", ROOT / "streamlit_app.py", *sorted((ROOT / "pages").glob("*.py"))],
-    ids=lambda p: p.name,
+    [*GRADIO_FILES, ROOT / "streamlit_app.py", *sorted((ROOT / "pages").glob("*.py"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_the_apps_import_only_the_public_api_and_the_ui_layer(path):
     used = {m for m in imports_of(path) if m.split(".")[0] == "detector"}
@@ -244,6 +250,22 @@ def test_streamlit_files_are_thin(path):
     assert lines <= MAX_STREAMLIT_LINES, (
         f"{path.relative_to(ROOT)}: {lines} lines (move logic into detector.ui)"
     )
+
+
+@pytest.mark.parametrize("path", GRADIO_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_gradio_files_are_thin(path):
+    """``app.py`` assembles the tabs and sets up the server; each tab of ``webapp/`` is layout
+    and handlers. Their logic lives in `detector.ui`."""
+    lines = len(path.read_text().splitlines())
+    limit = MAX_APP_LINES if path.name == "app.py" and path.parent == ROOT else MAX_WEBAPP_LINES
+    assert lines <= limit, f"{path.relative_to(ROOT)}: {lines} lines (move logic into detector.ui)"
+
+
+def test_the_gradio_tabs_are_found():
+    """The checks above see the tabs: a package with a docstring, one module per tab."""
+    names = {p.stem for p in GRADIO_FILES}
+    assert {"app", "__init__", "detect", "compare", "evidence", "batch", "api"} <= names
+    assert ast.get_docstring(ast.parse((ROOT / "webapp" / "__init__.py").read_text()))
 
 
 # ----------------------------------------------------------------------------------- import
