@@ -101,7 +101,7 @@ if not names:
 # ---------------------------------------------------------------------------------- results
 def score(
     item: common.Upload | pres.UploadItem,
-) -> tuple[common.Checked | None, list[cr.ModelView], detector.Headline | None]:
+) -> tuple[common.Checked | None, list[cr.ModelOutcome], detector.Headline | None]:
     """One input's display-size copy, model views and combined headline (the upload still
     holds its decode)."""
     if isinstance(item, pres.UploadItem):  # refused while reading (too big, bad archive...)
@@ -118,7 +118,7 @@ def show_result(
     index: int,
     item: common.Upload | pres.UploadItem,
     checked: common.Checked | None,
-    views: list[cr.ModelView],
+    views: list[cr.ModelOutcome],
     headline: detector.Headline | None = None,
 ) -> None:
     """One input's box: the combined headline, the verdict cards and heatmaps, then its

@@ -1,16 +1,16 @@
 """UI-agnostic presentation helpers shared by the Gradio and Streamlit apps: their one entry point.
 
-Everything here returns plain data (strings, numbers, dataclasses, numpy arrays). This module
-runs what the apps ask for: per-model runs that survive a failing model (`run_model`,
-`run_models`), an upload's combined headline (`assess_upload`), batch-table rows
-(`batch_rows`), a file's domain warnings (`load_file`, `with_warnings`) and the stress test
-(`run_stress`). What they show is built in sibling modules, re-exported here (`__all__`) so that
-an app needs only ``from detector.ui import presentation``: the texts (`texts`), models
-(`model_list`), verdicts and probability bars (`verdicts`, as HTML cards in `verdict_cards`), the
-headline as HTML or Markdown (`headline_view`), heatmaps and patch maps at display size
-(`heatmap_view`), in-memory zip extraction with limits and CSV files (`uploads`), and the
-evidence board (`evidence_board`).
-Nothing here imports a UI library or writes a user's file name to disk.
+Everything here returns plain data (strings, numbers, dataclasses, numpy arrays). This module runs
+what the apps ask for: per-model runs that survive a failing model (`run_model`, `run_models`,
+giving the one `ModelOutcome` type of `outcome` that both apps render), an upload's combined
+headline (`assess_upload`), batch-table rows (`batch_rows`), a file's domain warnings (`load_file`,
+`with_warnings`) and the stress test (`run_stress`). What they show is built in sibling modules,
+re-exported here (`__all__`) so that an app needs only ``from detector.ui import presentation``: the
+texts (`texts`), models (`model_list`), verdicts and probability bars (`verdicts`, as HTML cards in
+`verdict_cards`), the headline as HTML or Markdown (`headline_view`), heatmaps and patch maps at
+display size (`heatmap_view`), in-memory zip extraction with limits and CSV files (`uploads`), and
+the evidence board (`evidence_board`). Nothing here imports a UI library or writes a user's file
+name to disk.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from detector.core.images import (
     load_image,
 )
 from detector.core.models import load_model
-from detector.core.results import Explanation, Prediction
+from detector.core.results import Prediction
 from detector.evidence.assessment import Assessment
 from detector.evidence.metadata import inspect_file
 from detector.evidence.report import EVIDENCE_NOTE as EVIDENCE_NOTE
@@ -98,6 +98,7 @@ from detector.ui.model_list import (
     trained_models,
     untrained_message,
 )
+from detector.ui.outcome import ModelOutcome
 from detector.ui.texts import (
     COLOURS,
     DISPLAY_MAX_SIDE,
@@ -171,21 +172,6 @@ def assess_upload(
 # ---------------------------------------------------------------------------------- running
 
 
-@dataclass(frozen=True, eq=False)
-class ModelOutcome:
-    """One model's answer on one image: a prediction (and maybe an explanation) or an error."""
-
-    model: str
-    prediction: Prediction | None = None
-    explanation: Explanation | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the model produced a prediction."""
-        return self.prediction is not None
-
-
 def run_model(
     image: np.ndarray, name: str, method: str | None = "gradcam", *, alpha: float = DEFAULT_ALPHA
 ) -> ModelOutcome:
@@ -200,12 +186,12 @@ def run_model(
             return ModelOutcome(name, det.predict(image))
         chosen = method if method in det.methods else "gradcam"
         explanation = det.explain(image, chosen, alpha=alpha)
-        return ModelOutcome(name, explanation.prediction, explanation)
+        return ModelOutcome(name, explanation.prediction, explanation, method=method)
     except DetectorError as exc:
-        return ModelOutcome(name, error=error_text(exc))
+        return ModelOutcome(name, error=error_text(exc), method=method)
     except Exception as exc:  # one failing model must not take the others down
         log.exception("model %s failed", name)
-        return ModelOutcome(name, error=error_text(exc))
+        return ModelOutcome(name, error=error_text(exc), method=method)
 
 
 def run_models(
