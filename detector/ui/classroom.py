@@ -32,6 +32,7 @@ from detector.ui.held import Degraded as Degraded
 from detector.ui.held import Upload as Upload
 from detector.ui.held import degraded_caption as degraded_caption
 from detector.ui.held import degraded_name as degraded_name
+from detector.ui.held import held_rows as held_rows
 from detector.ui.held import held_uploads as held_uploads
 from detector.ui.held import release as release
 from detector.ui.lessons import (
@@ -224,26 +225,6 @@ def analyse(
     return ModelOutcome(name, outcome.prediction, view=view, method=method)
 
 
-def view_rows(file: str, views: Sequence[ModelOutcome]) -> list[BatchRow]:
-    """Batch-table rows (`presentation.BatchRow`) for one file's model outcomes."""
-    return [
-        BatchRow(
-            file,
-            v.model,
-            v.prediction.label if v.prediction else None,
-            v.prediction.p_fake if v.prediction else None,
-            v.prediction.seconds if v.prediction else None,
-            v.error,
-        )
-        for v in views
-    ]
-
-
-def error_row(file: str, names: Sequence[str], error: str) -> list[BatchRow]:
-    """One error row per model for a file that could not be read."""
-    return [BatchRow(file, name, None, None, None, error) for name in names]
-
-
 def results_csv(rows: Sequence[BatchRow]) -> bytes:
     """Rows as CSV bytes (`presentation.BATCH_FIELDS` columns), made safe for spreadsheets."""
     import csv
@@ -422,7 +403,6 @@ __all__ = [
     "degraded_file",
     "downsize",
     "enlarge",
-    "error_row",
     "example_note",
     "examples_dir",
     "facts_from_card",
@@ -447,5 +427,4 @@ __all__ = [
     "score_round",
     "score_text",
     "stress_curves",
-    "view_rows",
 ]

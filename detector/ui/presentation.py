@@ -16,7 +16,7 @@ name to disk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -45,6 +45,7 @@ from detector.evidence.stress import (
     stress_test,
 )
 from detector.evidence.verdict import headline
+from detector.scale.batch import ScanItem, scan
 from detector.ui.evidence_board import (
     EVIDENCE_INTRO,
     EVIDENCE_TONES,
@@ -242,59 +243,34 @@ def _is_rgb(image: object) -> bool:
 
 
 def batch_rows(
-    items: Sequence[UploadItem], names: Sequence[str], *, chunk: int = 16
+    items: Sequence[UploadItem | ScanItem],
+    names: Sequence[str],
+    *,
+    chunk: int = 16,
+    progress: Callable[[int], None] | None = None,
 ) -> list[BatchRow]:
     """Score in-memory files with several models: one row per (file, model), in file order.
 
-    Files are decoded ``chunk`` at a time (so a large batch never holds every image in memory).
-    A file that cannot be read gets an error row per model; a model that fails gets error rows
-    for its files while the other models go on.
+    The batch engine of the CLI's scan (`detector.scale.batch.scan`) makes the rows: files are
+    decoded ``chunk`` at a time (so a large batch never holds every image in memory) and
+    ``progress`` is called with the number of files finished after each chunk. Items are
+    uploads (`UploadItem`: bytes or the error that refused them) or `ScanItem` (bytes or decoded
+    pixels). A file that cannot be read gets an error row per model; a model that fails (or
+    cannot load) gets error rows for its files while the other models go on.
     """
-    rows: list[BatchRow] = []
-    models: dict[str, Any] = {}
-    model_errors: dict[str, str] = {}
-    for name in names:
-        try:
-            models[name] = load_model(name)
-        except Exception as exc:
-            model_errors[name] = f"model_failed: {error_text(exc)}"
-    for start in range(0, len(items), chunk):
-        part = items[start : start + chunk]
-        decoded: list[np.ndarray | str] = []
-        for item in part:
-            if item.data is None:
-                decoded.append(item.error or "unreadable_file")
-                continue
-            try:
-                decoded.append(load_image(item.data))
-            except DetectorError as exc:
-                decoded.append(error_text(exc))
-        good = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
-        results: dict[str, list[Prediction] | str] = {}
-        for name in names:
-            if name in model_errors:
-                results[name] = model_errors[name]
-                continue
-            try:
-                arrays = [decoded[i] for i in good]
-                results[name] = models[name].predict_batch(arrays) if arrays else []
-            except Exception as exc:
-                log.exception("model %s failed on a batch", name)
-                results[name] = f"model_failed: {error_text(exc)}"
-        position = {file_index: k for k, file_index in enumerate(good)}
-        for i, item in enumerate(part):
-            for name in names:
-                result = results[name]
-                if not isinstance(decoded[i], np.ndarray):
-                    rows.append(BatchRow(item.name, name, None, None, None, str(decoded[i])))
-                elif isinstance(result, str):
-                    rows.append(BatchRow(item.name, name, None, None, None, result))
-                else:
-                    pred = result[position[i]]
-                    rows.append(
-                        BatchRow(item.name, name, pred.label, pred.p_fake, pred.seconds, None)
-                    )
-    return rows
+    sources = [
+        item if isinstance(item, ScanItem) else ScanItem(item.name, item.data, item.error)
+        for item in items
+    ]
+    rows = scan(
+        sources,
+        list(names),
+        batch_size=max(1, chunk),
+        workers=1,
+        progress=progress,
+        load=load_model,
+    )
+    return [BatchRow.from_scan(row) for row in rows]
 
 
 # ---------------------------------------------------------------------------------- warnings
@@ -442,6 +418,7 @@ __all__ = [
     "ModelOutcome",
     "PatchView",
     "ProbabilityBar",
+    "ScanItem",
     "StressOutcome",
     "UploadItem",
     "UploadLimits",
