@@ -103,6 +103,7 @@ def test_batch_rows_report_progress_chunk_by_chunk(models_env, folder):
 def test_images_in_memory_score_as_files_on_disk(models_env, folder):
     files = sorted(folder.iterdir())
     image = detector.load_image(files[1])
+    assert detector.ScanItem is ScanItem and pres.ScanItem is ScanItem  # the public API's too
     sources = [
         ScanItem("bytes.png", files[1].read_bytes()),
         ScanItem("pixels", image),
