@@ -80,7 +80,7 @@ from detector.evidence.stress import (
     stress_test,
 )
 from detector.evidence.verdict import HEADLINE_FIELDS, Headline, Reason, headline
-from detector.scale.batch import SCAN_FIELDS, ScanRow, expand_paths, scan
+from detector.scale.batch import SCAN_FIELDS, ScanItem, ScanRow, expand_paths, scan
 
 if TYPE_CHECKING:
     from detector.core.runtime import Detector
@@ -123,6 +123,7 @@ __all__ = [
     "PatchScore",
     "Prediction",
     "Reason",
+    "ScanItem",
     "ScanRow",
     "Stability",
     "StressResult",

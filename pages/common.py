@@ -97,7 +97,7 @@ def load_detector(root: str, name: str) -> tuple[Any, str | None]:
 @st.cache_data(max_entries=256, max_size="400MB", ttl=3600, show_spinner=False)
 def analyse_cached(
     root: str, digest: str, name: str, method: str | None, _upload: Upload
-) -> cr.ModelView:
+) -> cr.ModelOutcome:
     """One model's verdict (and heatmap) for one image, keyed by image hash, model and method.
 
     The verdict carries the file's domain warnings (a decoded array alone gets none). What is
@@ -109,12 +109,12 @@ def analyse_cached(
     return dataclasses.replace(view, prediction=pres.with_warnings(view.prediction, _upload.loaded))
 
 
-def analyse(upload: Upload, name: str, method: str | None) -> cr.ModelView:
+def analyse(upload: Upload, name: str, method: str | None) -> cr.ModelOutcome:
     """`analyse_cached` behind the shared model cache: a model that cannot load is a failure."""
     root = models_root()
     _, error = load_detector(root, name)
     if error is not None:
-        return cr.ModelView(name, method=method, error=error)
+        return cr.ModelOutcome(name, error=error, method=method)
     return analyse_cached(root, upload.digest, name, method, upload)
 
 
@@ -169,7 +169,7 @@ def show_verdict(prediction: detector.Prediction, compact: bool = False) -> None
             st.caption(f"- {warning}")
 
 
-def show_agreement(views: list[cr.ModelView]) -> None:
+def show_agreement(views: list[cr.ModelOutcome]) -> None:
     """Say whether the models that answered agree (and how many failed)."""
     predictions = [v.prediction for v in views if v.prediction is not None]
     default = next((info.name for info in pres.trained_models()), None)  # best first
@@ -182,7 +182,7 @@ def show_agreement(views: list[cr.ModelView]) -> None:
         st.warning(summary.text, icon=":material/balance:")
 
 
-def show_model_card(view: cr.ModelView) -> None:
+def show_model_card(view: cr.ModelOutcome) -> None:
     """One model's verdict card, or why it failed."""
     if not view.ok:
         st.error(f"Model `{view.model}` failed: {view.error}", icon=":material/error:")
@@ -191,7 +191,7 @@ def show_model_card(view: cr.ModelView) -> None:
     show_verdict(view.prediction)
 
 
-def show_model_heatmap(view: cr.ModelView, opacity: float, raw: bool = False) -> None:
+def show_model_heatmap(view: cr.ModelOutcome, opacity: float, raw: bool = False) -> None:
     """One model's heatmap overlay at ``opacity``, the patch map beside it when the image was
     scored on several patches, how it was scored (and the heatmap alone if ``raw``)."""
     if view.view is None:

@@ -5,7 +5,8 @@ board (provenance, forensic views, stress test).
 
 A batch is scored and shown one image at a time: each decoded image is dropped as soon as its
 box is drawn, and its display copies and heatmaps once the page holds them, so a zip of many
-big images costs about what one of them costs.
+big images costs about what one of them costs. The summary table and the CSV rows come from
+the batch engine of the CLI's scan, run on each image's decode before it is dropped.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ if not names:
 # ---------------------------------------------------------------------------------- results
 def score(
     item: common.Upload | pres.UploadItem,
-) -> tuple[common.Checked | None, list[cr.ModelView], detector.Headline | None]:
+) -> tuple[common.Checked | None, list[cr.ModelOutcome], detector.Headline | None]:
     """One input's display-size copy, model views and combined headline (the upload still
     holds its decode)."""
     if isinstance(item, pres.UploadItem):  # refused while reading (too big, bad archive...)
@@ -114,11 +115,27 @@ def score(
     return checked, views, evidence.headline_of(item, views)
 
 
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def table_rows_cached(
+    root: str, digest: str, names: tuple[str, ...], error: str | None, _upload: common.Upload
+) -> list[pres.BatchRow]:
+    """One upload's table rows (`held_rows`), keyed by image hash, models and read error."""
+    return cr.held_rows(_upload, names, error)
+
+
+def table_rows(item: common.Upload | pres.UploadItem, error: str | None) -> list[pres.BatchRow]:
+    """An input's rows in the table and its CSV: the batch engine of the CLI's scan, run on
+    the decode the page holds (so before `release`)."""
+    if isinstance(item, pres.UploadItem):
+        return cr.held_rows(item, names, error)
+    return table_rows_cached(common.models_root(), item.digest, tuple(names), error, item)
+
+
 def show_result(
     index: int,
     item: common.Upload | pres.UploadItem,
     checked: common.Checked | None,
-    views: list[cr.ModelView],
+    views: list[cr.ModelOutcome],
     headline: detector.Headline | None = None,
 ) -> None:
     """One input's box: the combined headline, the verdict cards and heatmaps, then its
@@ -184,16 +201,11 @@ for index, item in enumerate(inputs):
     with box:
         try:
             checked, views, headline = score(item)
+            # the table's rows: the batch engine of the CLI's scan, on the decode held here
+            rows.extend(table_rows(item, checked.error if checked else None))
             show_result(index, item, checked, views, headline)
         finally:  # its box and evidence board are drawn: the decoded image goes
             common.release(item)
-    if checked is None:
-        error = common.visitor_text(item.error) or "unreadable_file"
-        rows.extend(cr.error_row(item.name, names, error))
-    elif checked.error is not None:
-        rows.extend(cr.error_row(item.name, names, checked.error))
-    else:
-        rows.extend(cr.view_rows(item.name, views))
     failed_models.update((view.model, view.error) for view in views if not view.ok)
     del checked, views, headline  # display copies and heatmaps: the page has them now
     if progress is not None:

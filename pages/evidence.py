@@ -59,7 +59,7 @@ def stability_cached(
     return common.safe_call(lambda: detector.check_stability(_upload.array, model, _prediction))
 
 
-def headline_of(upload: common.Upload, views: list[cr.ModelView]) -> detector.Headline:
+def headline_of(upload: common.Upload, views: list[cr.ModelOutcome]) -> detector.Headline:
     """The combined headline of an upload: its evidence (`evidence_report`, read before the page
     decodes the image), then the first chosen model that answered and that score's stability."""
     report, _ = evidence_report(upload.digest, upload)

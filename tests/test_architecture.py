@@ -4,7 +4,7 @@ The layers of `detector` (see its package docstrings) and who may import whom:
 
 - ``detector.core``: nothing else from `detector`.
 - ``detector.evidence``: core.
-- ``detector.ui``: core and evidence.
+- ``detector.ui``: core, evidence and scale (the batch engine under both apps' batch tables).
 - ``detector.serving``, ``detector.scale``, ``detector.hub``: core.
 - ``detector`` (the public API in ``__init__``), ``detector.cli``, ``detector.__main__``: every
   layer except the UI and serving ones, which only the apps use.
@@ -32,7 +32,7 @@ PACKAGE = ROOT / "detector"
 LAYERS: dict[str, frozenset[str]] = {
     "core": frozenset({"core"}),
     "evidence": frozenset({"core", "evidence"}),
-    "ui": frozenset({"core", "evidence", "ui"}),
+    "ui": frozenset({"core", "evidence", "scale", "ui"}),
     "serving": frozenset({"core", "serving"}),
     "scale": frozenset({"core", "scale"}),
     "hub": frozenset({"core", "hub"}),

@@ -18,6 +18,7 @@ from detector.core.card import ModelCard
 from detector.core.models import clear_cache
 from detector.core.spec import Preprocessing
 from detector.ui import classroom as cr
+from detector.ui import presentation as pres
 from detector.ui.presentation import BatchRow
 
 MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
@@ -84,6 +85,8 @@ def test_analyse_matches_the_detector_and_stays_small(models_env):
     assert view.view.method == "attention" and view.method_note == ""
     assert max(view.view.image.shape[:2]) == 768  # display size, not the full image
     assert view.view.heatmap.shape == view.view.image.shape[:2]
+    # one outcome type for both apps: the cacheable one drops the full-size explanation
+    assert isinstance(view, pres.ModelOutcome) and view.explanation is None
 
 
 def test_analyse_falls_back_and_reports_failures(models_env):
@@ -97,10 +100,12 @@ def test_analyse_falls_back_and_reports_failures(models_env):
 
 
 def test_rows_and_csv_are_spreadsheet_safe(models_env):
-    views = [cr.analyse(IMAGE, "tiny_cnn", None), cr.ModelView("broken", error="boom")]
-    rows = cr.view_rows("=cmd|' /C calc'!A0.png", views)
-    rows += cr.error_row("bad.png", ["tiny_cnn"], "not_an_image: nope")
-    assert rows[0].verdict == views[0].prediction.label and rows[1].error == "boom"
+    views = [cr.analyse(IMAGE, "tiny_cnn", None), cr.ModelOutcome("broken", error="boom")]
+    upload = cr.Upload("=cmd|' /C calc'!A0.png", encode(IMAGE))
+    rows = cr.held_rows(upload, ["tiny_cnn", "broken"])  # the batch engine's rows
+    rows += cr.held_rows(cr.Upload("bad.png", b"nope"), ["tiny_cnn"], "not_an_image: nope")
+    assert rows[0].verdict == views[0].prediction.label and not views[1].ok
+    assert rows[1].error.startswith("model_failed: model_not_found")
     table = list(csv.reader(io.StringIO(cr.results_csv(rows).decode())))
     assert table[0] == ["file", "model", "verdict", "p_fake", "seconds", "error"]
     assert table[1][0].startswith("'=") and table[3] == [

@@ -19,6 +19,8 @@ from PIL import Image, PngImagePlugin
 
 import detector
 from detector.core.models import clear_cache
+from detector.ui import classroom as cr
+from detector.ui import outcome as outcome_module
 from detector.ui import presentation as pres
 
 
@@ -351,8 +353,17 @@ def test_run_model_scores_and_explains_in_one_pass(models_env, monkeypatch):
 def test_run_model_falls_back_to_gradcam_without_attention(models_env):
     outcome = pres.run_model(make_image(64, 64), "tiny_cnn", "attention")
     assert outcome.ok and outcome.explanation.method == "gradcam"
+    assert outcome.method == "attention" and outcome.view is None
+    assert outcome.method_note == "`tiny_cnn` has no Attention map; showing Grad-CAM."
     outcome = pres.run_model(make_image(64, 64), "tiny_attention", "attention")
-    assert outcome.explanation.method == "attention"
+    assert outcome.explanation.method == "attention" and outcome.method_note == ""
+
+
+def test_one_outcome_type_for_both_apps():
+    assert cr.ModelOutcome is pres.ModelOutcome is outcome_module.ModelOutcome
+    assert not hasattr(cr, "ModelView")
+    failed = pres.ModelOutcome("m", error="boom", method="attention")
+    assert not failed.ok and failed.method_note == "" and failed.shown_method is None
 
 
 def test_run_models_without_trained_models(tmp_path, monkeypatch):

@@ -1,4 +1,9 @@
-"""Batch scanning of files and folders: one row per (file, model), bad files become error rows.
+"""The one batch engine: one row per (file, model), bad files and failing models become error rows.
+
+`scan` scores files on disk (the CLI, `detector.scan`) and images held in memory (`ScanItem`:
+bytes or decoded pixels, the apps' uploads) with models given loaded or by name, reporting its
+progress batch by batch; the Gradio and Streamlit batch tables are made from its rows
+(`detector.ui.presentation.batch_rows`).
 
 Each image is scored exactly as `Detector.predict` scores it: a ``native_crop`` model reads
 the patches `detector.core.patches.patch_grid` spreads over a large image and combines their fake
@@ -13,9 +18,10 @@ import errno
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ import numpy as np
 
 from detector.core.errors import DetectorError, ImageLoadError
 from detector.core.images import load_image
+from detector.core.models import load_model
 from detector.core.patches import MAX_PATCHES, calibrate, combine, image_views
 from detector.core.spec import Preprocessing
 
@@ -33,20 +40,55 @@ SCAN_FIELDS: tuple[str, ...] = ("path", "model", "p_fake", "label", "error")
 
 @dataclass(frozen=True)
 class ScanRow:
-    """One (file, model) result of a scan; exactly one of ``p_fake`` and ``error`` is set."""
+    """One (file, model) result of a scan; exactly one of ``p_fake`` and ``error`` is set.
+
+    Attributes:
+        path: The file's path, or the name of an in-memory `ScanItem`.
+        model: The model's name.
+        p_fake: The calibrated P(fake), or None on error.
+        label: The model card's verdict for ``p_fake``, or None on error.
+        error: What went wrong (``code: message``), or None.
+        seconds: The model's time for this image (its share of the batch's model call), or None
+            on error. A measurement: not in `SCAN_FIELDS`, nor compared between rows.
+    """
 
     path: str
     model: str
     p_fake: float | None
     label: str | None
     error: str | None
+    seconds: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the `SCAN_FIELDS` keys."""
-        data = asdict(self)
-        if data["p_fake"] is not None:
-            data["p_fake"] = round(float(data["p_fake"]), 6)
-        return data
+        p_fake = None if self.p_fake is None else round(float(self.p_fake), 6)
+        return {
+            "path": self.path,
+            "model": self.model,
+            "p_fake": p_fake,
+            "label": self.label,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ScanItem:
+    """An image held in memory for `scan`: a name to show, never used as a path.
+
+    Attributes:
+        name: What its rows show in the ``path`` column (e.g. an upload's file name).
+        image: The file's bytes or its decoded pixels (an array `load_image` reads); None when
+            ``error`` says why there is nothing to score.
+        error: The error every model's row for it reports (e.g. a refused upload), or None.
+    """
+
+    name: str
+    image: bytes | np.ndarray | None = field(default=None, repr=False)
+    error: str | None = None
+
+
+#: What `scan` reads: a file on disk (a path) or an image held in memory.
+Source = str | os.PathLike[str] | ScanItem
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -209,75 +251,133 @@ def _input_key(det: Any) -> _InputKey:
     return det.spec.preprocessing, int(det.max_patches)
 
 
-def _decode_inputs(path: Path, keys: Sequence[_InputKey]) -> dict[_InputKey, Any] | DetectorError:
-    """Decode one file and make each model input from it; the full-size pixels are dropped.
+def failure_text(exc: BaseException) -> str:
+    """An error as a row shows it: ``code: message`` for the package's own errors."""
+    if isinstance(exc, DetectorError):
+        return f"{exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _source_name(source: Source) -> str:
+    return source.name if isinstance(source, ScanItem) else str(source)
+
+
+def _read_source(source: Source) -> np.ndarray | str:
+    """A source's RGB uint8 pixels, or the error text of its rows."""
+    if not isinstance(source, ScanItem):
+        image = read_image(Path(source))
+        return f"{image.code}: {image}" if isinstance(image, DetectorError) else image
+    if source.image is None:
+        return source.error or "unreadable_file"
+    if isinstance(source.image, np.ndarray) and _is_rgb_uint8(source.image):
+        return source.image
+    try:
+        return load_image(source.image)
+    except (DetectorError, OSError) as exc:
+        return failure_text(exc)
+
+
+def _is_rgb_uint8(image: np.ndarray) -> bool:
+    return image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+def _decode_inputs(source: Source, keys: Sequence[_InputKey]) -> dict[_InputKey, Any] | str:
+    """Decode one source and make each model input from it; the full-size pixels are dropped.
 
     Returns:
-        The file's error, or for each (preprocessing, max_patches) key the model input, or a
-        ``model_failed`` text when making it failed.
+        The source's error text, or for each (preprocessing, max_patches) key the model input,
+        or a ``model_failed`` text when making it failed.
     """
-    image = read_image(path)
-    if isinstance(image, DetectorError):
+    image = _read_source(source)
+    if isinstance(image, str):
         return image
     inputs: dict[_InputKey, Any] = {}
     for key in keys:
         try:
             inputs[key] = model_inputs(image, *key)
         except Exception as exc:  # as a failing model: these models' rows for this file
-            log.exception("preprocessing failed on %s", path)
+            log.exception("preprocessing failed on %s", _source_name(source))
             inputs[key] = f"model_failed: {type(exc).__name__}: {exc}"
     return inputs
 
 
-def _score_batch(det: Any, decoded: Sequence[Any]) -> dict[int, float | str]:
-    """One model's P(fake) or error text for each readable file of a decoded batch."""
+def _score_batch(det: Any, decoded: Sequence[Any]) -> dict[int, tuple[float, float] | str]:
+    """One model's (P(fake), seconds) or error text for each readable file of a decoded batch."""
     key = _input_key(det)
-    results: dict[int, float | str] = {}
+    results: dict[int, tuple[float, float] | str] = {}
     good = []
     for i, item in enumerate(decoded):
-        if isinstance(item, DetectorError):
+        if isinstance(item, str):
             continue
         if isinstance(item[key], str):
             results[i] = item[key]
         else:
             good.append(i)
+    started = time.perf_counter()
     try:
         probs = whole_image_p_fake(det, [decoded[i][key] for i in good], det.temperature)
     except Exception as exc:  # one failing model must not stop the others
         log.exception("model %s failed on a batch", det.name)
         return {**results, **dict.fromkeys(good, f"model_failed: {type(exc).__name__}: {exc}")}
-    results.update(zip(good, probs, strict=True))
+    seconds = (time.perf_counter() - started) / max(len(good), 1)
+    results.update((i, (p, seconds)) for i, p in zip(good, probs, strict=True))
     return results
 
 
+@dataclass(frozen=True)
+class _FailedModel:
+    """A model named to `scan` that could not be loaded: its rows are errors."""
+
+    name: str
+    error: str
+
+
+def _load(model: Any, load: Callable[[str], Any]) -> Any:
+    """A loaded model (a name is loaded with ``load``), or `_FailedModel`."""
+    if not isinstance(model, str):
+        return model
+    try:
+        return load(model)
+    except Exception as exc:  # every file gets an error row for it; the other models go on
+        log.warning("model %s cannot load: %s", model, exc)
+        return _FailedModel(model, f"model_failed: {failure_text(exc)}")
+
+
 def scan(
-    files: Sequence[Path],
+    files: Sequence[Source],
     detectors: Sequence[Any],
     *,
     batch_size: int = 32,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
+    load: Callable[[str], Any] = load_model,
 ) -> Iterator[ScanRow]:
-    """Score files with several models, yielding rows in file order.
+    """Score files with several models, yielding rows in file order, model by model.
 
     Each P(fake) is the one `Detector.predict` gives for the file (every patch of a large image,
     for a ``native_crop`` model). Images are decoded in a thread pool while the previous batch
     is scored; each image is turned into its model inputs as soon as it is decoded and its
     full-size pixels are dropped, so only the decoding threads' current images are ever held at
-    full size. A file that cannot be read gives one error row per model; a model that fails
-    gives error rows for its files while the other models go on.
+    full size. A file that cannot be read gives one error row per model; a model that fails (or
+    cannot load) gives error rows for its files while the other models go on.
 
     Args:
-        files: Files to scan.
-        detectors: Loaded `Detector` objects.
+        files: Files on disk (paths) and images held in memory (`ScanItem`: bytes or decoded
+            pixels, or an error); a `ScanItem`'s name is only shown, never opened.
+        detectors: Loaded `Detector` objects, or model names (see ``load``).
         batch_size: Images per model call (each adds all its patches to the call).
         workers: Decoding threads.
-        progress: Called with the number of files finished after each batch.
+        progress: Called with the number of files finished after each batch (they add up to
+            ``len(files)``), once that batch's rows are yielded.
+        load: Loads the models named in ``detectors`` (default: `load_model`, from the default
+            models folder).
     """
-    keys = list(dict.fromkeys(_input_key(det) for det in detectors))
+    models = [_load(model, load) for model in detectors]
+    loaded = [det for det in models if not isinstance(det, _FailedModel)]
+    keys = list(dict.fromkeys(_input_key(det) for det in loaded))
 
-    def decode(path: Path) -> dict[_InputKey, Any] | DetectorError:
-        return _decode_inputs(path, keys)
+    def decode(source: Source) -> dict[_InputKey, Any] | str:
+        return _decode_inputs(source, keys)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
@@ -286,17 +386,22 @@ def scan(
             decoded = list(pending) if pending is not None else []
             if index + 1 < len(batches):
                 pending = pool.map(decode, batches[index + 1])
-            scores = [_score_batch(det, decoded) for det in detectors]
-            for i, path in enumerate(batch):
-                item = decoded[i]
-                for det, results in zip(detectors, scores, strict=True):
-                    if isinstance(item, DetectorError):
-                        yield ScanRow(str(path), det.name, None, None, f"{item.code}: {item}")
+            scores = {id(det): _score_batch(det, decoded) for det in loaded}
+            for i, source in enumerate(batch):
+                name, item = _source_name(source), decoded[i]
+                for det in models:
+                    if isinstance(item, str):
+                        yield ScanRow(name, det.name, None, None, item)
                         continue
-                    result = results[i]
+                    if isinstance(det, _FailedModel):
+                        yield ScanRow(name, det.name, None, None, det.error)
+                        continue
+                    result = scores[id(det)][i]
                     if isinstance(result, str):
-                        yield ScanRow(str(path), det.name, None, None, result)
+                        yield ScanRow(name, det.name, None, None, result)
                         continue
-                    yield ScanRow(str(path), det.name, result, det.card.label_for(result), None)
+                    p_fake, seconds = result
+                    label = det.card.label_for(p_fake)
+                    yield ScanRow(name, det.name, p_fake, label, None, seconds)
             if progress is not None:
                 progress(len(batch))

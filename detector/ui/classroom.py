@@ -1,10 +1,11 @@
 """UI-agnostic helpers for the classroom mode and for the Streamlit app.
 
 Plain data in, plain data out: the example images and their known answers, a compact per-model
-analysis that is cheap to cache, what a model actually sees (its input and its coarse heatmap
-grid), live JPEG / downsizing curves of P(fake), the measured results and known limits from the
-model cards, the quiz (`detector.ui.quiz`, re-exported) and the lesson texts. Nothing here
-imports a UI library, and nothing writes a user's file (or its name) to disk.
+analysis that is cheap to cache (a `ModelOutcome` without its full-size explanation), what a
+model actually sees (its input and its coarse heatmap grid), live JPEG / downsizing curves of
+P(fake), the measured results and known limits from the model cards, the quiz
+(`detector.ui.quiz`, re-exported) and the lesson texts. Nothing here imports a UI library, and
+nothing writes a user's file (or its name) to disk.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from PIL import Image
 from detector.core.errors import DetectorError
 from detector.core.heatmaps import colorize, normalize_maps
 from detector.core.models import load_model, models_dir
-from detector.core.results import Prediction
 from detector.core.spec import Preprocessing
 from detector.ui.held import Checked as Checked
 from detector.ui.held import Degraded as Degraded
 from detector.ui.held import Upload as Upload
 from detector.ui.held import degraded_caption as degraded_caption
 from detector.ui.held import degraded_name as degraded_name
+from detector.ui.held import held_rows as held_rows
 from detector.ui.held import held_uploads as held_uploads
 from detector.ui.held import release as release
 from detector.ui.lessons import (
@@ -60,6 +61,7 @@ from detector.ui.presentation import (
     METHOD_TITLES,
     BatchRow,
     HeatmapView,
+    ModelOutcome,
     error_text,
     heatmap_view,
     run_model,
@@ -204,75 +206,23 @@ def example_note(example: Example, number: int | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------- analysis
-@dataclass(frozen=True, eq=False)
-class ModelView:
-    """One model's answer on one image, small enough to cache: no full-size arrays.
-
-    Attributes:
-        model: The model's name.
-        prediction: Its prediction, or None when it failed.
-        view: The explanation at display size (None without an explanation or on failure).
-        method: The explanation method asked for (None: prediction only).
-        error: What went wrong, for the UI (None on success).
-    """
-
-    model: str
-    prediction: Prediction | None = None
-    view: HeatmapView | None = None
-    method: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the model produced a prediction."""
-        return self.prediction is not None
-
-    @property
-    def method_note(self) -> str:
-        """Says so when the model lacks the method asked for and another one is shown."""
-        if self.view is None or self.method is None or self.view.method == self.method:
-            return ""
-        return (
-            f"`{self.model}` has no {METHOD_TITLES.get(self.method, self.method)}; showing "
-            f"{METHOD_TITLES.get(self.view.method, self.view.method)}."
-        )
-
-
 def analyse(
     image: np.ndarray, name: str, method: str | None = "gradcam", max_side: int = DISPLAY_MAX_SIDE
-) -> ModelView:
+) -> ModelOutcome:
     """Score (and explain, unless ``method`` is None) a decoded image with one model.
 
-    Never raises: a model that fails gives a `ModelView` with an ``error``. Models without the
-    requested method fall back to Grad-CAM (see `ModelView.method_note`).
+    The `ModelOutcome` is small enough to cache: its full-size ``explanation`` is dropped (None)
+    and its heatmap kept at display size in ``view``. Never raises: a model that fails gives an
+    outcome with an ``error``. Models without the requested method fall back to Grad-CAM (see
+    `ModelOutcome.method_note`).
     """
     outcome = run_model(image, name, method)
     if outcome.prediction is None:
-        return ModelView(name, method=method, error=outcome.error or "unknown error")
+        return ModelOutcome(name, error=outcome.error or "unknown error", method=method)
     view = None
     if outcome.explanation is not None:
         view = heatmap_view(image, outcome.explanation, max_side)
-    return ModelView(name, outcome.prediction, view, method)
-
-
-def view_rows(file: str, views: Sequence[ModelView]) -> list[BatchRow]:
-    """Batch-table rows (`presentation.BatchRow`) for one file's model views."""
-    return [
-        BatchRow(
-            file,
-            v.model,
-            v.prediction.label if v.prediction else None,
-            v.prediction.p_fake if v.prediction else None,
-            v.prediction.seconds if v.prediction else None,
-            v.error,
-        )
-        for v in views
-    ]
-
-
-def error_row(file: str, names: Sequence[str], error: str) -> list[BatchRow]:
-    """One error row per model for a file that could not be read."""
-    return [BatchRow(file, name, None, None, None, error) for name in names]
+    return ModelOutcome(name, outcome.prediction, view=view, method=method)
 
 
 def results_csv(rows: Sequence[BatchRow]) -> bytes:
@@ -445,7 +395,7 @@ __all__ = [
     "Example",
     "ModelFacts",
     "ModelInput",
-    "ModelView",
+    "ModelOutcome",
     "StressRun",
     "analyse",
     "condition_name",
@@ -453,7 +403,6 @@ __all__ = [
     "degraded_file",
     "downsize",
     "enlarge",
-    "error_row",
     "example_note",
     "examples_dir",
     "facts_from_card",
@@ -478,5 +427,4 @@ __all__ = [
     "score_round",
     "score_text",
     "stress_curves",
-    "view_rows",
 ]

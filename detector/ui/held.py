@@ -1,21 +1,24 @@
 """Images held in memory by the apps: an upload's bytes, its decode while in use, what is shown.
 
 An `Upload` keeps its (compressed) bytes, and its decoded image only while a page works on it
-(`Upload.release`); `Checked` is the display-size copy (or the reason the bytes are unreadable)
-and `Degraded` an image re-encoded or downsized for the robustness demo. A user's file name is
-only ever shown, never used as a path. Nothing here imports a UI library.
+(`Upload.release`); `Checked` is the display-size copy (or the reason the bytes are unreadable) and
+`Degraded` an image re-encoded or downsized for the robustness demo; `held_rows` gives an input's
+batch-table rows from the batch engine. A user's file name is only ever shown, never used as a path.
+Nothing here imports a UI library.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
+from detector.core.errors import DetectorError
 from detector.ui import presentation
+from detector.ui.visitor import visitor_text
 
 
 @dataclass(eq=False)
@@ -64,6 +67,28 @@ def held_uploads(files: Sequence[tuple[str, bytes]]) -> list[Upload | presentati
     """Uploaded files (name, bytes) as in-memory items: zip archives opened, limits applied."""
     items = presentation.read_uploads(list(files))
     return [Upload(item.name, item.data) if item.data is not None else item for item in items]
+
+
+def held_rows(
+    item: Upload | presentation.UploadItem, names: Sequence[str], error: str | None = None
+) -> list[presentation.BatchRow]:
+    """One input's batch-table rows, made by the batch engine (`presentation.batch_rows`).
+
+    An `Upload` is scored on its decoded pixels (`Upload.array`: the page's own decode, not a
+    second one); ``error`` (why the page could not read it) or a refused `UploadItem`'s error
+    gives one error row per model. Error texts are made safe to show a visitor (`visitor_text`).
+    """
+    if error is not None:
+        source = presentation.ScanItem(item.name, error=error)
+    elif isinstance(item, Upload):
+        try:
+            source = presentation.ScanItem(item.name, item.array)
+        except DetectorError:  # the engine reads the bytes and names the problem
+            source = presentation.ScanItem(item.name, item.data)
+    else:
+        source = presentation.ScanItem(item.name, item.data, item.error)
+    rows = presentation.batch_rows([source], names, chunk=1)
+    return [replace(r, error=visitor_text(r.error)) if r.error else r for r in rows]
 
 
 @dataclass(frozen=True, eq=False)

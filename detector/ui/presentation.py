@@ -1,22 +1,22 @@
 """UI-agnostic presentation helpers shared by the Gradio and Streamlit apps: their one entry point.
 
-Everything here returns plain data (strings, numbers, dataclasses, numpy arrays). This module
-runs what the apps ask for: per-model runs that survive a failing model (`run_model`,
-`run_models`), an upload's combined headline (`assess_upload`), batch-table rows
-(`batch_rows`), a file's domain warnings (`load_file`, `with_warnings`) and the stress test
-(`run_stress`). What they show is built in sibling modules, re-exported here (`__all__`) so that
-an app needs only ``from detector.ui import presentation``: the texts (`texts`), models
-(`model_list`), verdicts and probability bars (`verdicts`, as HTML cards in `verdict_cards`), the
-headline as HTML or Markdown (`headline_view`), heatmaps and patch maps at display size
-(`heatmap_view`), in-memory zip extraction with limits and CSV files (`uploads`), and the
-evidence board (`evidence_board`).
-Nothing here imports a UI library or writes a user's file name to disk.
+Everything here returns plain data (strings, numbers, dataclasses, numpy arrays). This module runs
+what the apps ask for: per-model runs that survive a failing model (`run_model`, `run_models`,
+giving the one `ModelOutcome` type of `outcome` that both apps render), an upload's combined
+headline (`assess_upload`), batch-table rows (`batch_rows`), a file's domain warnings (`load_file`,
+`with_warnings`) and the stress test (`run_stress`). What they show is built in sibling modules,
+re-exported here (`__all__`) so that an app needs only ``from detector.ui import presentation``: the
+texts (`texts`), models (`model_list`), verdicts and probability bars (`verdicts`, as HTML cards in
+`verdict_cards`), the headline as HTML or Markdown (`headline_view`), heatmaps and patch maps at
+display size (`heatmap_view`), in-memory zip extraction with limits and CSV files (`uploads`), and
+the evidence board (`evidence_board`). Nothing here imports a UI library or writes a user's file
+name to disk.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -33,7 +33,7 @@ from detector.core.images import (
     load_image,
 )
 from detector.core.models import load_model
-from detector.core.results import Explanation, Prediction
+from detector.core.results import Prediction
 from detector.evidence.assessment import Assessment
 from detector.evidence.metadata import inspect_file
 from detector.evidence.report import EVIDENCE_NOTE as EVIDENCE_NOTE
@@ -45,6 +45,7 @@ from detector.evidence.stress import (
     stress_test,
 )
 from detector.evidence.verdict import headline
+from detector.scale.batch import ScanItem, scan
 from detector.ui.evidence_board import (
     EVIDENCE_INTRO,
     EVIDENCE_TONES,
@@ -98,6 +99,7 @@ from detector.ui.model_list import (
     trained_models,
     untrained_message,
 )
+from detector.ui.outcome import ModelOutcome
 from detector.ui.texts import (
     COLOURS,
     DISPLAY_MAX_SIDE,
@@ -171,21 +173,6 @@ def assess_upload(
 # ---------------------------------------------------------------------------------- running
 
 
-@dataclass(frozen=True, eq=False)
-class ModelOutcome:
-    """One model's answer on one image: a prediction (and maybe an explanation) or an error."""
-
-    model: str
-    prediction: Prediction | None = None
-    explanation: Explanation | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the model produced a prediction."""
-        return self.prediction is not None
-
-
 def run_model(
     image: np.ndarray, name: str, method: str | None = "gradcam", *, alpha: float = DEFAULT_ALPHA
 ) -> ModelOutcome:
@@ -200,12 +187,12 @@ def run_model(
             return ModelOutcome(name, det.predict(image))
         chosen = method if method in det.methods else "gradcam"
         explanation = det.explain(image, chosen, alpha=alpha)
-        return ModelOutcome(name, explanation.prediction, explanation)
+        return ModelOutcome(name, explanation.prediction, explanation, method=method)
     except DetectorError as exc:
-        return ModelOutcome(name, error=error_text(exc))
+        return ModelOutcome(name, error=error_text(exc), method=method)
     except Exception as exc:  # one failing model must not take the others down
         log.exception("model %s failed", name)
-        return ModelOutcome(name, error=error_text(exc))
+        return ModelOutcome(name, error=error_text(exc), method=method)
 
 
 def run_models(
@@ -256,59 +243,34 @@ def _is_rgb(image: object) -> bool:
 
 
 def batch_rows(
-    items: Sequence[UploadItem], names: Sequence[str], *, chunk: int = 16
+    items: Sequence[UploadItem | ScanItem],
+    names: Sequence[str],
+    *,
+    chunk: int = 16,
+    progress: Callable[[int], None] | None = None,
 ) -> list[BatchRow]:
     """Score in-memory files with several models: one row per (file, model), in file order.
 
-    Files are decoded ``chunk`` at a time (so a large batch never holds every image in memory).
-    A file that cannot be read gets an error row per model; a model that fails gets error rows
-    for its files while the other models go on.
+    The batch engine of the CLI's scan (`detector.scale.batch.scan`) makes the rows: files are
+    decoded ``chunk`` at a time (so a large batch never holds every image in memory) and
+    ``progress`` is called with the number of files finished after each chunk. Items are
+    uploads (`UploadItem`: bytes or the error that refused them) or `ScanItem` (bytes or decoded
+    pixels). A file that cannot be read gets an error row per model; a model that fails (or
+    cannot load) gets error rows for its files while the other models go on.
     """
-    rows: list[BatchRow] = []
-    models: dict[str, Any] = {}
-    model_errors: dict[str, str] = {}
-    for name in names:
-        try:
-            models[name] = load_model(name)
-        except Exception as exc:
-            model_errors[name] = f"model_failed: {error_text(exc)}"
-    for start in range(0, len(items), chunk):
-        part = items[start : start + chunk]
-        decoded: list[np.ndarray | str] = []
-        for item in part:
-            if item.data is None:
-                decoded.append(item.error or "unreadable_file")
-                continue
-            try:
-                decoded.append(load_image(item.data))
-            except DetectorError as exc:
-                decoded.append(error_text(exc))
-        good = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
-        results: dict[str, list[Prediction] | str] = {}
-        for name in names:
-            if name in model_errors:
-                results[name] = model_errors[name]
-                continue
-            try:
-                arrays = [decoded[i] for i in good]
-                results[name] = models[name].predict_batch(arrays) if arrays else []
-            except Exception as exc:
-                log.exception("model %s failed on a batch", name)
-                results[name] = f"model_failed: {error_text(exc)}"
-        position = {file_index: k for k, file_index in enumerate(good)}
-        for i, item in enumerate(part):
-            for name in names:
-                result = results[name]
-                if not isinstance(decoded[i], np.ndarray):
-                    rows.append(BatchRow(item.name, name, None, None, None, str(decoded[i])))
-                elif isinstance(result, str):
-                    rows.append(BatchRow(item.name, name, None, None, None, result))
-                else:
-                    pred = result[position[i]]
-                    rows.append(
-                        BatchRow(item.name, name, pred.label, pred.p_fake, pred.seconds, None)
-                    )
-    return rows
+    sources = [
+        item if isinstance(item, ScanItem) else ScanItem(item.name, item.data, item.error)
+        for item in items
+    ]
+    rows = scan(
+        sources,
+        list(names),
+        batch_size=max(1, chunk),
+        workers=1,
+        progress=progress,
+        load=load_model,
+    )
+    return [BatchRow.from_scan(row) for row in rows]
 
 
 # ---------------------------------------------------------------------------------- warnings
@@ -456,6 +418,7 @@ __all__ = [
     "ModelOutcome",
     "PatchView",
     "ProbabilityBar",
+    "ScanItem",
     "StressOutcome",
     "UploadItem",
     "UploadLimits",

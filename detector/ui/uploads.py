@@ -22,6 +22,7 @@ from typing import Any
 from detector.core.images import (
     MAX_FILE_BYTES,
 )
+from detector.scale.batch import ScanRow
 from detector.ui.texts import (
     LABELS,
 )
@@ -216,7 +217,11 @@ BATCH_FIELDS: tuple[str, ...] = ("file", "model", "verdict", "p_fake", "seconds"
 
 @dataclass(frozen=True)
 class BatchRow:
-    """One (file, model) row of a batch: a verdict and P(fake), or an error."""
+    """One (file, model) row of a batch table: a verdict and P(fake), or an error.
+
+    The apps' table and CSV columns (`BATCH_FIELDS`); its rows are made from the batch engine's
+    (`from_scan`), whose own columns (`detector.SCAN_FIELDS`) the CLI writes.
+    """
 
     file: str
     model: str
@@ -224,6 +229,11 @@ class BatchRow:
     p_fake: float | None
     seconds: float | None
     error: str | None
+
+    @classmethod
+    def from_scan(cls, row: ScanRow) -> BatchRow:
+        """The table row of a batch engine row (`detector.scale.batch.scan`)."""
+        return cls(row.path, row.model, row.label, row.p_fake, row.seconds, row.error)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the `BATCH_FIELDS` keys."""
