@@ -562,13 +562,25 @@ def test_batch_decodes_one_image_at_a_time(app, models, files, monkeypatch):
     chunks = []
     batch_rows = pres.batch_rows
 
-    def spy(items, names, *, chunk=16):
+    def spy(items, names, *, chunk=16, **kwargs):
         chunks.append(chunk)
-        return batch_rows(items, names, chunk=chunk)
+        return batch_rows(items, names, chunk=chunk, **kwargs)
 
     monkeypatch.setattr(pres, "batch_rows", spy)
     rows, _, _ = app.batch([files["image"], files["zip"]], ["tiny_cnn"])
     assert len(rows) == 3 and chunks == [1]
+
+
+def test_batch_reports_its_progress_file_by_file(app, models, files):
+    calls = []
+
+    def progress(fraction, desc=None, unit=None):
+        calls.append((fraction, unit))
+
+    rows, _, _ = app.batch([files["image"], files["zip"]], ["tiny_cnn"], progress=progress)
+    assert len(rows) == 3
+    assert [c[0] for c in calls] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert {c[1] for c in calls} == {"files"}
 
 
 def test_batch_reads_at_most_the_limit_whatever_the_reported_size(app, monkeypatch):

@@ -103,14 +103,6 @@ def test_stress_names_follow_the_scope():
     assert names == [] and problem and "nope" in problem
 
 
-def test_method_note_says_when_the_method_is_not_the_one_asked_for():
-    assert app_views.method_note("m", "gradcam", "gradcam") == ""
-    note = app_views.method_note("m", "attention", "gradcam")
-    titles = pres.METHOD_TITLES
-    assert note == f"`m` has no {titles['attention']}; showing {titles['gradcam']}."
-
-
-# ----------------------------------------------------------------------------------- compare
 def test_compare_view_lines_up_answers_and_failures():
     outcomes = [
         pres.ModelOutcome("a", prediction("a", 0.9)),

@@ -52,7 +52,10 @@ class Uploads(Sequence[str | tuple[str, bytes]]):
 
 
 def batch(
-    files: Any, model_names: list[str] | None, request: gr.Request | None = None
+    files: Any,
+    model_names: list[str] | None,
+    request: gr.Request | None = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio fills it in per event)
 ) -> tuple[list[list[Any]], str | None, str]:
     """Score many files (images or zip archives) with the chosen models.
 
@@ -77,10 +80,18 @@ def batch(
         return [], None, f"Unknown model `{unknown[0]}`. Trained models: {', '.join(trained)}."
     names = requested or trained[:1]
     items = pres.read_uploads(Uploads(uploads))
+
+    done = [0]
+
+    def advance(files_done: int) -> None:  # the engine reports each chunk's number of files
+        done[0] += files_done
+        progress((done[0], len(items)), desc="Scoring", unit="files")
+
+    advance(0)
     # One image decoded at a time: a batch of large images never sits in memory at once.
     rows = [
         replace(row, error=serving.scrub_paths(row.error)) if row.error else row
-        for row in pres.batch_rows(items, names, chunk=1)
+        for row in pres.batch_rows(items, names, chunk=1, progress=advance)
     ]
     folder = _csv_dir()
     pres.prune_files(folder)

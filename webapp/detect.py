@@ -12,7 +12,6 @@ import numpy as np
 import detector
 from detector.ui import example_gallery
 from detector.ui import presentation as pres
-from detector.ui.app_views import method_note
 from detector.ui.verdict_cards import notice_html, verdict_html
 from webapp import compare, evidence
 from webapp.common import (
@@ -66,7 +65,7 @@ def detect(
     card = verdict_html(
         outcome.prediction, stability=found.stability, warnings_title=pres.WARNINGS_TITLE
     )
-    status = method_note(info.name, method, view.method)
+    status = outcome.method_note
     return card, view.overlay(opacity), view.raw(), pres.heatmap_note(view.method), status, view
 
 

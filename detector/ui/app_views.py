@@ -54,14 +54,6 @@ def stress_names(
     return ([info.name], None) if info is not None else ([], problem)
 
 
-def method_note(model: str, asked: str, shown: str) -> str:
-    """Why the heatmap shown is not the method asked for ("" when it is)."""
-    if shown == asked:
-        return ""
-    title = pres.METHOD_TITLES.get(asked, asked)
-    return f"`{model}` has no {title}; showing {pres.METHOD_TITLES[shown]}."
-
-
 @dataclass(frozen=True)
 class CompareView:
     """Every model's answer on one image, as the Compare tab shows it.

@@ -253,7 +253,7 @@ def batch_rows(
 
     The batch engine of the CLI's scan (`detector.scale.batch.scan`) makes the rows: files are
     decoded ``chunk`` at a time (so a large batch never holds every image in memory) and
-    ``progress`` is called with the number of files finished after each chunk. Items are
+    ``progress`` is called after each chunk with the number of files it held. Items are
     uploads (`UploadItem`: bytes or the error that refused them) or `ScanItem` (bytes or decoded
     pixels). A file that cannot be read gets an error row per model; a model that fails (or
     cannot load) gets error rows for its files while the other models go on.
