@@ -2,6 +2,7 @@
 
 Inference never goes through ``model.predict``: each path is a ``tf.function`` with a fixed input
 signature (traced once), and one forward pass serves both the prediction and its explanation.
+None of them has Python control flow, so none is converted by AutoGraph (a cheaper trace).
 The prediction function runs an inference-only copy of the model in which every batch
 normalisation that directly follows a convolution is folded into that convolution's kernel and
 bias (`detector.core.folding`): the same function with two element-wise passes fewer per layer. The
@@ -150,7 +151,7 @@ class Detector:
         if self._attention_model is not None:
             attention_model = self._attention_model
 
-            @tf.function(input_signature=signature, reduce_retracing=True)
+            @tf.function(input_signature=signature, reduce_retracing=True, autograph=False)
             def attention_fn(x):
                 attention, z = attention_model(x, training=False)
                 return fake_logit(z, output), attention[..., 0]
@@ -172,7 +173,9 @@ class Detector:
                 logit_model = keras.Model(inference.inputs, logits, name=f"{model.name}_logits")
                 output = self.spec.output
 
-                @tf.function(input_signature=self._signature, reduce_retracing=True)
+                @tf.function(
+                    input_signature=self._signature, reduce_retracing=True, autograph=False
+                )
                 def predict_fn(x):
                     return fake_logit(logit_model(x, training=False), output)
 
