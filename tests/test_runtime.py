@@ -327,3 +327,65 @@ def test_a_large_image_runs_all_its_patches_in_one_call(monkeypatch):
     assert sizes == [16, 1]
     with pytest.raises(ValueError, match="max_patches"):
         Detector(det.keras_model, card, warmup=False, max_patches=0)
+
+
+# ----------------------------------------------------------------------------- explanation passes
+def _tape_maps(det: Detector, x: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM / Grad-CAM++ as a GradientTape watching the input computes them (reference)."""
+    import tensorflow as tf
+
+    from detector.core.runtime import fake_logit
+
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        conv_out, z = det._cam_model(x, training=False)
+        score = fake_logit(z, det.spec.output)
+    grads = tape.gradient(score, conv_out)
+    if method == "gradcam":
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(conv_out * weights, axis=-1))
+        return score.numpy(), cam.numpy()
+    first = tf.reshape(tf.exp(score), [-1, 1, 1, 1]) * grads
+    second = first * grads
+    third = second * grads
+    global_sum = tf.reduce_sum(conv_out, axis=(1, 2), keepdims=True)
+    denom = second * 2.0 + third * global_sum
+    alphas = second / (denom + tf.cast(tf.equal(second, 0.0), denom.dtype))
+    norm = tf.reduce_sum(alphas, axis=(1, 2), keepdims=True)
+    alphas = alphas / (norm + tf.cast(tf.equal(norm, 0.0), norm.dtype))
+    weights = tf.reduce_sum(tf.nn.relu(first) * alphas, axis=(1, 2), keepdims=True)
+    return score.numpy(), tf.nn.relu(tf.reduce_sum(weights * conv_out, axis=-1)).numpy()
+
+
+@pytest.mark.parametrize("recipe", ["ensemble", "simple_cnn", "efficientnet_b7_attention"])
+def test_gradient_maps_match_a_tape_over_the_whole_model(recipe):
+    keras.utils.set_random_seed(0)
+    card = tiny_card("t", recipe, temperature=1.5)
+    model = get_recipe(recipe).build(card.spec)
+    randomise_batch_norms(model)
+    det = Detector(model, card)
+    size = card.spec.input_size
+    x = np.stack([card.spec.preprocessing.apply(make_image(size, size, seed=s)) for s in (1, 2)])
+    for method in ("gradcam", "gradcam++"):
+        z, cam = _tape_maps(det, x, method)
+        logits, coarse = det._coarse_logits(x, method)
+        np.testing.assert_allclose(logits, z, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(coarse, cam, rtol=1e-5, atol=1e-6 * float(cam.max() + 1))
+
+
+def test_images_of_other_sizes_do_not_retrace_the_explanation():
+    keras.utils.set_random_seed(0)
+    card = tiny_card("t", "ensemble")
+    det = Detector(get_recipe("ensemble").build(card.spec), card)  # warm-up: one trace
+    gradcam = det._explain_fn("gradcam")
+    assert gradcam.experimental_get_tracing_count() == 1
+    size = card.spec.input_size
+    det.explain(make_image(size + 7, size + 3, seed=1), warnings=False)  # one view
+    det.explain(make_image(4 * size, 3 * size, seed=2), warnings=False)  # a grid of patches
+    predict = det._compiled_prediction()
+    assert predict.experimental_get_tracing_count() == 1
+    det.explain(make_image(2 * size, 5 * size, seed=3), warnings=False)  # another grid
+    det.predict(make_image(3 * size, 3 * size, seed=4), warnings=False)
+    assert gradcam.experimental_get_tracing_count() == 1
+    assert predict.experimental_get_tracing_count() == 1

@@ -2,6 +2,7 @@
 
 Inference never goes through ``model.predict``: each path is a ``tf.function`` with a fixed input
 signature (traced once), and one forward pass serves both the prediction and its explanation.
+None of them has Python control flow, so none is converted by AutoGraph (a cheaper trace).
 The prediction function runs an inference-only copy of the model in which every batch
 normalisation that directly follows a convolution is folded into that convolution's kernel and
 bias (`detector.core.folding`): the same function with two element-wise passes fewer per layer. The
@@ -117,26 +118,20 @@ class Detector:
         self.temperature = float(card.temperature)
         # the compiled functions give fake logits; the temperature is applied in float64 after
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
+        @tf.function(input_signature=signature, reduce_retracing=True, autograph=False)
         def gradcam_fn(x):
-            with tf.GradientTape() as tape:
-                # watched so that layers without weights before the explained layer (fixed
-                # transforms) are still recorded on the tape
-                tape.watch(x)
-                conv_out, z = self._cam_model(x, training=False)
-                score = fake_logit(z, output)
-            grads = tape.gradient(score, conv_out)
+            conv_out, z = self._cam_model(x, training=False)
+            score = fake_logit(z, output)
+            grads = _gradient(score, conv_out)
             weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
             cam = tf.nn.relu(tf.reduce_sum(conv_out * weights, axis=-1))
             return score, cam
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
+        @tf.function(input_signature=signature, reduce_retracing=True, autograph=False)
         def gradcampp_fn(x):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                conv_out, z = self._cam_model(x, training=False)
-                score = fake_logit(z, output)
-            grads = tape.gradient(score, conv_out)
+            conv_out, z = self._cam_model(x, training=False)
+            score = fake_logit(z, output)
+            grads = _gradient(score, conv_out)
             exp_score = tf.reshape(tf.exp(score), [-1, 1, 1, 1])
             first = exp_score * grads
             second = first * grads
@@ -156,7 +151,7 @@ class Detector:
         if self._attention_model is not None:
             attention_model = self._attention_model
 
-            @tf.function(input_signature=signature, reduce_retracing=True)
+            @tf.function(input_signature=signature, reduce_retracing=True, autograph=False)
             def attention_fn(x):
                 attention, z = attention_model(x, training=False)
                 return fake_logit(z, output), attention[..., 0]
@@ -178,7 +173,9 @@ class Detector:
                 logit_model = keras.Model(inference.inputs, logits, name=f"{model.name}_logits")
                 output = self.spec.output
 
-                @tf.function(input_signature=self._signature, reduce_retracing=True)
+                @tf.function(
+                    input_signature=self._signature, reduce_retracing=True, autograph=False
+                )
                 def predict_fn(x):
                     return fake_logit(logit_model(x, training=False), output)
 
@@ -434,6 +431,19 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"Detector(name={self.name!r}, recipe={self.spec.recipe!r})"
+
+
+def _gradient(score, conv_out):
+    """d(sum of ``score``)/d``conv_out`` inside a compiled function, built over the ops between
+    them only.
+
+    A ``GradientTape`` watching the input records every op of the model and traces the gradient
+    of all of them (the whole backbone, and every other ensemble member), which the graph
+    optimiser then prunes again; the symbolic gradient is built on the path from the explained
+    layer to the score alone: the same gradient ops, a fraction of the tracing. Rows are
+    independent (no op mixes the batch), so each row's gradient is that of its own score.
+    """
+    return tf.gradients(score, conv_out)[0]
 
 
 def _in_chunks(fn: Any, batch: np.ndarray) -> list[Any]:
