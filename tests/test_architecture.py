@@ -293,3 +293,20 @@ def test_the_public_api_names_resolve():
     missing = [name for name in detector.__all__ if not hasattr(detector, name)]
     assert not missing
     assert callable(detector.explain) and callable(detector.scan)
+
+
+def test_keras_loads_without_its_unused_optional_imports():
+    """`detector.core._keras` keeps scikit-learn and pyplot out of Keras's import, and both
+    still import afterwards (training uses scikit-learn, the stress plot matplotlib)."""
+    code = (
+        "import sys; import detector.core._keras as k; "
+        "assert 'sklearn' not in sys.modules and 'matplotlib.pyplot' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith(('sklearn', 'matplotlib.pyplot'))); "
+        "import sklearn.linear_model, matplotlib.pyplot; "
+        "print(k.keras.__version__, sklearn.__version__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip()
