@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -342,21 +342,50 @@ def test_wild_limit_spreads_over_repositories():
     assert len({r.source_repo for r in chosen if r.label_id}) >= 6  # not one repo's files
 
 
-def test_lofo_sets_collect_the_left_out_family_and_the_test_reals():
-    from training.lofo import false_alarm_set, held_out_fakes
+def test_lofo_sets_collect_the_left_out_family_and_the_test_reals(wild_kit):
+    from training.config import TrainConfig
+    from training.lofo import HELD_OUT, false_alarm_set, held_out_fakes
 
-    train = _set([1, 1, 0], ["wild"] * 3, families=["gan", "diffusion_unet", ""])
+    kit, _, _ = wild_kit
+    manifest = [r for r in _rows(kit) if r["label"] == "fake" and r["family"] == "gan"]
+    assert len({r["split"] for r in manifest}) >= 2  # the fixture spreads GANs over splits
+    config = TrainConfig(recipe="simple_cnn", data=str(kit), out="", exclude_families=["gan"])
+    fakes, by_split = held_out_fakes(config, "gan")
+    # every GAN fake of the kit, whatever its split: none was trained or validated on
+    assert len(fakes) == len(manifest) and set(fakes.families) == {"gan"}
+    assert set(fakes.labels) == {1} and sum(by_split.values()) == len(manifest)
+    assert by_split == dict(Counter(r["split"] for r in manifest))
+    assert held_out_fakes(config, "no_such_family") == (None, {})
+    assert HELD_OUT == "every split"
     test = _set(
         [1, 0, 0, 1],
         ["wild", "wild", "control", "package"],
         families=["gan", "", "", "upscaler"],
         controls=["", "", "jpeg_random_quality", ""],
     )
-    fakes = held_out_fakes({"train": train, "test": test}, "gan")
-    assert len(fakes) == 2 and set(fakes.families) == {"gan"} and set(fakes.labels) == {1}
-    assert held_out_fakes({"test": test}, "diffusion_transformer") is None
     reals = false_alarm_set({"test": test})
     assert sorted(reals.origins) == ["control", "wild"] and set(reals.labels) == {0}
+
+
+def test_lofo_measures_old_rows_again_without_training(wild_kit, tmp_path, monkeypatch):
+    import json
+
+    from training import lofo
+    from training.config import TrainConfig
+
+    kit, _, _ = wild_kit
+    out = tmp_path / "lofo"
+    (out / "without_gan").mkdir(parents=True)
+    (out / "without_gan" / "card.json").write_text("{}")
+    old = {"n": 3, "recall": 0.5, "train_seconds": 12.0}  # measured on the test split only
+    done = {"n": 4, "held_out": lofo.HELD_OUT, "recall": 1.0}
+    (out / "lofo.json").write_text(json.dumps({"families": {"gan": old, "upscaler": done}}))
+    calls = []
+    monkeypatch.setattr(lofo, "remeasure_family", lambda c, f, o, r: calls.append(("re", f)) or {})
+    monkeypatch.setattr(lofo, "run_family", lambda c, f, o, v=0: calls.append(("train", f)) or {})
+    config = TrainConfig(recipe="simple_cnn", data=str(kit), out="")
+    lofo.run_lofo(config, out, ("gan", "upscaler", "diffusion_unet"))
+    assert calls == [("re", "gan"), ("train", "diffusion_unet")]
 
 
 def test_exclude_family_drops_its_fakes_from_training_and_validation_only(wild_kit):
