@@ -280,7 +280,7 @@ def to_markdown(results: dict) -> str:
         "",
         "Targets (2 cores): single image >= 5x faster than `model.predict`, simple_cnn p50 < 10 ms;"
         " Grad-CAM <= 2x a prediction and >= 10x faster than tf-keras-vis; scan >= 150 images/s "
-        "with simple_cnn; app warm p50 <= 200 ms, cold start <= 15 s; whole-image verdict on a "
+        "with simple_cnn; app warm p50 <= 200 ms, cold start <= 10 s; whole-image verdict on a "
         "12 MP JPEG <= 1.0 s and on a 256 px tile <= 30 ms (p50, default model).",
         "",
         "![benchmark chart](results.png)",
