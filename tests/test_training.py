@@ -307,6 +307,24 @@ def test_every_config_field_has_a_command_line_flag():
     assert set(_FLAGS.values()) <= options
 
 
+@pytest.mark.parametrize(
+    ("patience", "lr_patience", "expected"), [(3, None, 1), (6, None, 3), (1, None, 1), (3, 4, 4)]
+)
+def test_learning_rate_drops_after_its_own_patience(tmp_path, patience, lr_patience, expected):
+    from types import SimpleNamespace
+
+    from training.procedures import _callbacks
+
+    config = TrainConfig(recipe="simple_cnn", data="kit", out="", lr_patience=lr_patience)
+    ctx = SimpleNamespace(config=config, workdir=tmp_path, verbose=0)
+    callbacks = {type(c).__name__: c for c in _callbacks(ctx, patience, "finetune")}
+    assert callbacks["EarlyStopping"].patience == patience
+    assert callbacks["ReduceLROnPlateau"].patience == expected
+    assert "ReduceLROnPlateau" not in {
+        type(c).__name__ for c in _callbacks(ctx, patience, "frozen", reduce_lr=False)
+    }
+
+
 def test_fusion_procedure_freezes_the_backbone_only_in_its_first_phase(monkeypatch, tmp_path):
     from detector.core.recipes import is_head_layer
     from training import procedures

@@ -57,6 +57,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fgsm_epsilon=args.fgsm_epsilon,
         fgsm_fraction=args.fgsm_fraction,
         patience=args.patience,
+        lr_patience=args.lr_patience,
         strategy=args.strategy,
         deterministic=args.deterministic,
         steps_per_epoch=args.steps_per_epoch,
@@ -240,6 +241,11 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--fgsm-epsilon", type=float, default=0.05, help="S2 FGSM step, 0-1 pixels")
     t.add_argument("--fgsm-fraction", type=float, default=0.3, help="S2 share of each batch")
     t.add_argument("--patience", type=int)
+    t.add_argument(
+        "--lr-patience",
+        type=int,
+        help="epochs without progress before the learning rate drops tenfold (default patience/2)",
+    )
     t.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
     t.add_argument("--deterministic", action="store_true")
     t.add_argument("--steps-per-epoch", type=int)

@@ -48,6 +48,8 @@ class TrainConfig:
         fgsm_epsilon: FGSM step in [0, 1] pixel units.
         fgsm_fraction: Fraction of each batch that also gets an adversarial copy.
         patience: Early-stopping patience (recipe default when None).
+        lr_patience: Epochs without a better validation loss before the learning rate drops
+            tenfold (None: half the early-stopping patience, at least 1).
         strategy: ``default``, ``mirrored`` (all local GPUs/CPU) or ``multiworker`` (TF_CONFIG).
         deterministic: Enable TensorFlow's deterministic kernels.
         steps_per_epoch: Cap on steps per epoch (quick runs and tests).
@@ -89,6 +91,7 @@ class TrainConfig:
     fgsm_epsilon: float = 0.05
     fgsm_fraction: float = 0.3
     patience: int | None = None
+    lr_patience: int | None = None
     strategy: str = "default"
     deterministic: bool = False
     steps_per_epoch: int | None = None
@@ -193,6 +196,7 @@ _FLAGS = {
     "fgsm_epsilon": "--fgsm-epsilon",
     "fgsm_fraction": "--fgsm-fraction",
     "patience": "--patience",
+    "lr_patience": "--lr-patience",
     "strategy": "--strategy",
     "deterministic": "--deterministic",
     "steps_per_epoch": "--steps-per-epoch",

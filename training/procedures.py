@@ -100,9 +100,10 @@ def _callbacks(ctx: TrainingContext, patience: int, tag: str, reduce_lr: bool = 
         ),
     ]
     if reduce_lr:
+        lr_patience = ctx.config.lr_patience or max(1, patience // 2)
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.1, patience=max(1, patience // 2), verbose=ctx.verbose
+                monitor="val_loss", factor=0.1, patience=lr_patience, verbose=ctx.verbose
             )
         )
     return callbacks
