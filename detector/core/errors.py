@@ -23,6 +23,14 @@ class DetectorError(Exception):
         return str(self.args[0]) if self.args else self.code
 
 
+def error_text(exc: BaseException) -> str:
+    """A one-line description of an error, as rows and notices show it: ``code: message`` for
+    the package's own errors, ``ExceptionType: message`` for any other."""
+    if isinstance(exc, DetectorError):
+        return f"{exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class ImageLoadError(DetectorError):
     """The input is not an image this tool can read (empty, truncated, not an image, too big...)."""
 

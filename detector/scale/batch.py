@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.core.errors import DetectorError, ImageLoadError
+from detector.core.errors import DetectorError, ImageLoadError, error_text
 from detector.core.images import load_image
 from detector.core.models import load_model
 from detector.core.patches import MAX_PATCHES, calibrate, combine, image_views
@@ -251,13 +251,6 @@ def _input_key(det: Any) -> _InputKey:
     return det.spec.preprocessing, int(det.max_patches)
 
 
-def failure_text(exc: BaseException) -> str:
-    """An error as a row shows it: ``code: message`` for the package's own errors."""
-    if isinstance(exc, DetectorError):
-        return f"{exc.code}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _source_name(source: Source) -> str:
     return source.name if isinstance(source, ScanItem) else str(source)
 
@@ -266,7 +259,7 @@ def _read_source(source: Source) -> np.ndarray | str:
     """A source's RGB uint8 pixels, or the error text of its rows."""
     if not isinstance(source, ScanItem):
         image = read_image(Path(source))
-        return f"{image.code}: {image}" if isinstance(image, DetectorError) else image
+        return error_text(image) if isinstance(image, DetectorError) else image
     if source.image is None:
         return source.error or "unreadable_file"
     if isinstance(source.image, np.ndarray) and _is_rgb_uint8(source.image):
@@ -274,7 +267,7 @@ def _read_source(source: Source) -> np.ndarray | str:
     try:
         return load_image(source.image)
     except (DetectorError, OSError) as exc:
-        return failure_text(exc)
+        return error_text(exc)
 
 
 def _is_rgb_uint8(image: np.ndarray) -> bool:
@@ -340,7 +333,7 @@ def _load(model: Any, load: Callable[[str], Any]) -> Any:
         return load(model)
     except Exception as exc:  # every file gets an error row for it; the other models go on
         log.warning("model %s cannot load: %s", model, exc)
-        return _FailedModel(model, f"model_failed: {failure_text(exc)}")
+        return _FailedModel(model, f"model_failed: {error_text(exc)}")
 
 
 def scan(

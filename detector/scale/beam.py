@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.core.errors import DetectorError
+from detector.core.errors import DetectorError, error_text
 from detector.core.models import load_model, resolve_model_names, trained_cards
 from detector.core.patches import MAX_PATCHES
 from detector.scale.batch import SCAN_FIELDS, model_inputs, whole_image_p_fake
@@ -199,7 +199,7 @@ def _define_beam_types() -> dict[str, type]:
             path, item = _decode(element)
             if isinstance(item, DetectorError):
                 self._failed.inc()
-                yield from _error_rows(path, self.model_names, f"{item.code}: {item}")
+                yield from _error_rows(path, self.model_names, error_text(item))
                 return
             self._decoded.inc()
             done: dict[Any, np.ndarray] = {}

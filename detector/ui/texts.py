@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from detector.core.errors import DetectorError
+from detector.core.errors import error_text as error_text
 
 #: The verdict labels, in the order the UIs list them.
 LABELS: tuple[str, ...] = ("fake", "uncertain", "real")
@@ -42,13 +42,6 @@ DISPLAY_MAX_SIDE = 768
 def percent(value: float) -> str:
     """A probability as a percentage with one decimal, e.g. ``"87.3%"``."""
     return f"{100.0 * float(value):.1f}%"
-
-
-def error_text(exc: BaseException) -> str:
-    """A one-line, user-facing description of an error (its code and message)."""
-    if isinstance(exc, DetectorError):
-        return f"{exc.code}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
