@@ -157,6 +157,19 @@ def test_neutral_shrink_erases_the_jpeg_grid():
     assert jpeg_grid_strength(gray) < 1.1
 
 
+def test_jpeg_grid_strength_ignores_a_4x_enlargement():
+    # a 4x enlargement repeats every 4 px, so 8 px borders and the columns midway between them
+    # look alike: that is an interpolation (or upscaler) trace, not a JPEG grid
+    small = photo_array(96, 96, 7)
+    for method in (Image.BICUBIC, Image.BILINEAR, Image.NEAREST):
+        up = np.asarray(Image.fromarray(small).resize((384, 384), method).convert("L"))
+        assert 0.9 < jpeg_grid_strength(up) < 1.1, method
+    # ... while the same enlargement saved as a JPEG shows its 8x8 grid
+    big = Image.fromarray(small).resize((384, 384), Image.BICUBIC)
+    decoded = np.asarray(Image.open(io.BytesIO(_encode(np.asarray(big), "JPEG", quality=50))))
+    assert jpeg_grid_strength(np.asarray(Image.fromarray(decoded).convert("L"))) > 1.2
+
+
 # ---------------------------------------------------------------------- controls
 
 

@@ -39,10 +39,14 @@ FEATURES: tuple[str, ...] = (
 
 
 def jpeg_grid_strength(gray: np.ndarray) -> float:
-    """How much stronger luma steps are across 8 px block borders than inside blocks.
+    """How much stronger luma steps are across 8 px block borders than 4 px away from them.
 
     About 1 for pixels without a JPEG past (or with a grid erased by resampling), above 1 when
-    8x8 blocks show; measured on both axes.
+    8x8 blocks show; measured on both axes. The reference is the column (row) midway between
+    two borders, not all columns inside a block: a 2x or 4x enlargement, whether plain
+    interpolation or a learnt upscaler, repeats every 2 or 4 pixels, which makes the border
+    columns and the midway columns alike, so only a real 8x8 grid counts (comparing with every
+    inner column would read an upscaler's own 4 px pattern as a JPEG grid).
     """
     g = gray.astype(np.float64)
     if min(g.shape) < 32:
@@ -51,9 +55,9 @@ def jpeg_grid_strength(gray: np.ndarray) -> float:
     dy = np.abs(np.diff(g, axis=0)).mean(axis=1)
     ratios = []
     for d in (dx, dy):
-        at = d[7::8]
-        inside = np.delete(d, np.arange(7, len(d), 8))
-        ratios.append(float(at.mean() / max(inside.mean(), 1e-6)))
+        border, midway = d[7::8], d[3::8]
+        n = min(len(border), len(midway))
+        ratios.append(float(border[:n].mean() / max(midway[:n].mean(), 1e-6)))
     return float(np.mean(ratios))
 
 
