@@ -417,6 +417,31 @@ def test_exclude_family_drops_its_fakes_from_training_and_validation_only(wild_k
     assert splits["test"].families == everything["test"].families  # test keeps the family
 
 
+def test_auc_interval_brackets_the_auc_and_narrows_with_more_images():
+    from sklearn.metrics import roc_auc_score
+
+    from training.truth import auc_interval
+
+    rng = np.random.default_rng(0)
+
+    def sample(n):  # fakes score higher on average: a true ROC-AUC of about 0.76
+        y = np.r_[np.ones(n), np.zeros(n)].astype(int)
+        return y, np.r_[rng.normal(1.0, 1.0, n), rng.normal(0.0, 1.0, n)]
+
+    y, p = sample(40)
+    low, high = auc_interval(y, p)
+    assert low < roc_auc_score(y, p) < high
+    assert 0.1 < high - low < 0.4  # 40 + 40 images leave a wide interval
+    y2, p2 = sample(2000)
+    low2, high2 = auc_interval(y2, p2)
+    assert high2 - low2 < 0.05 and low2 < 0.76 < high2
+    assert auc_interval(y, p) == [low, high]  # seeded: the same interval every time
+    assert auc_interval(np.array([1, 1, 0, 0]), np.array([0.9, 0.8, 0.2, 0.1])) == [1.0, 1.0]
+    assert auc_interval(np.array([0, 0]), np.array([0.3, 0.4])) is None
+    # ties count half, as in roc_auc_score
+    assert auc_interval(np.array([1, 0]), np.array([0.5, 0.5]), resamples=10) == [0.5, 0.5]
+
+
 def test_model_table_shows_truth_columns_and_reference_rows(tmp_path):
     import json
 
@@ -425,7 +450,13 @@ def test_model_table_shows_truth_columns_and_reference_rows(tmp_path):
     ref = tmp_path / "ref"
     ref.mkdir()
     truth = {
-        "wild_test": {"clean": {"roc_auc": 0.61, "roc_auc_per_content": {"photo": 0.7}}},
+        "wild_test": {
+            "clean": {
+                "roc_auc": 0.61,
+                "roc_auc_ci95": [0.523, 0.694],
+                "roc_auc_per_content": {"photo": 0.7},
+            }
+        },
         "controls_test": {"clean": {"false_positive_rate": 0.2}},
     }
     doc = {"name": "probe", "recipe": "linear_probe", "backbone": "mobilenet_v2"}
@@ -436,4 +467,4 @@ def test_model_table_shows_truth_columns_and_reference_rows(tmp_path):
     assert "wild test" in text.splitlines()[0] and "controls flagged" in text.splitlines()[0]
     row = text.splitlines()[-1]
     assert row.startswith("| `probe` | `linear_probe` |")
-    assert "0.610" in row and "0.700" in row and "0.200" in row and "reference" in row
+    assert "0.610 (0.52-0.69)" in row and "0.700" in row and "0.200" in row and "reference" in row

@@ -43,8 +43,15 @@ def _row(metrics: dict[str, Any]) -> dict[str, Any]:
     return {"kit_test_auc": metrics.get("test", {}).get("roc_auc")}
 
 
+def _cell(row: dict[str, Any], key: str) -> str:
+    interval = row.get(f"{key}_ci95")
+    if interval and row.get(key) is not None:  # the 95 % bootstrap interval, to two digits
+        return f"{row[key]:.3f} ({interval[0]:.2f}-{interval[1]:.2f})"
+    return _fmt(row.get(key))
+
+
 def _line(name: str, recipe: str, backbone: str, row: dict[str, Any], extra: str) -> str:
-    cells = " | ".join(_fmt(row.get(key)) for key, _ in COLUMNS)
+    cells = " | ".join(_cell(row, key) for key, _ in COLUMNS)
     return f"| `{name}` | `{recipe}` | {backbone} | {cells} | {extra} |"
 
 
