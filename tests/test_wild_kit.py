@@ -468,3 +468,41 @@ def test_model_table_shows_truth_columns_and_reference_rows(tmp_path):
     row = text.splitlines()[-1]
     assert row.startswith("| `probe` | `linear_probe` |")
     assert "0.610 (0.52-0.69)" in row and "0.700" in row and "0.200" in row and "reference" in row
+
+
+def test_choose_ranks_models_and_averages_on_validation_only():
+    from training.choose import ValScores, markdown, rank
+
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = np.r_[np.ones(n), np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n)].astype(int)
+    origins = ["wild"] * (2 * n) + ["control"] * n + ["package"] * (2 * n)
+    truth = labels * 2.0 - 1.0
+
+    def noisy(scale):  # a calibrated model: log-odds = signal + independent noise
+        z = truth + rng.normal(0.0, scale, len(labels))
+        return 1 / (1 + np.exp(-z))
+
+    a, b = noisy(1.5), noisy(1.5)
+    flags_controls = a.copy()
+    flags_controls[2 * n : 3 * n] = 0.9  # calls every control fake
+    scores = {
+        "a": ValScores(a, 0.5),
+        "b": ValScores(b, 0.5),
+        "c": ValScores(flags_controls, 0.5),
+    }
+    ranking = rank(scores, labels, origins, max_members=2)
+    assert len(ranking) == 3 + 3
+    best = ranking[0]
+    # two independent errors average out: the pair beats each alone
+    assert best.members == ("a", "b")
+    alone = {c.members[0]: c for c in ranking if len(c.members) == 1}
+    assert best.wild_auc > max(alone["a"].wild_auc, alone["b"].wild_auc)
+    c = alone["c"]  # as good as a on wild images, but flags every control
+    assert c.controls_flagged == 1.0 and c.wild_auc == alone["a"].wild_auc
+    assert c.score == pytest.approx((c.wild_auc + c.val_auc) / 2 - 1.0, abs=1e-3)
+    assert all(x.score > c.score for x in ranking if "c" not in x.members)
+    assert best.wild_auc_ci95[0] < best.wild_auc < best.wild_auc_ci95[1]
+    assert "`a` + `b`" in markdown(ranking).splitlines()[2]
+    with pytest.raises(ValueError, match="controls"):
+        rank(scores, labels, ["wild"] * len(labels))

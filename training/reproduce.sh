@@ -53,6 +53,11 @@ STEPS=(--steps-per-epoch 100 --seed 0)
 "$PY" -m training.model_table --save-reference data/models/s4_wild \
   --note "S4 recipe on MobileNetV2 (5 epochs): a member of the default, not shipped alone"
 
+# Which models, alone or averaged, rank best on validation (never the test splits): prints the
+# ranking by the default's selection rule, each wild validation ROC-AUC with its 95 % interval.
+"$PY" -m training.choose s4_efficientnet_lite0 data/models/s4_wild s3_simple_cnn_npr \
+  s2_mobilenetv2_fgsm s1_attention_mobilenetv2 --data "$KIT" --max-members 3
+
 # The default: both S4 networks' calibrated logits averaged in one model, then calibrated.
 "$PY" -m training train ensemble --data "$KIT" --out assets/models/ensemble_lite0_mobilenetv2 \
   --title "Ensemble: EfficientNet-Lite0 and MobileNetV2, S4 recipe, on the kit and the wild pool" \
