@@ -91,7 +91,7 @@ OUTPUT_STRIDE: Final[int] = 32
 """Ratio of the input size to the final feature map size."""
 
 NATIVE_SIZE: Final[int] = 224
-"""Input size the ImageNet weights were trained and evaluated at."""
+"""Input size the Lite0 ImageNet weights were trained and evaluated at (see :data:`VARIANTS`)."""
 
 BLOCK_SETTING: Final[tuple[tuple[int, int, int, int, int], ...]] = (
     # kernel k, repeats r, first stride s, expansion e, output channels o (EfficientNet-B0's)
