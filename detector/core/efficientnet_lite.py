@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 feature extractor rebuilt flat in Keras 3.
+"""EfficientNet-Lite feature extractors (Lite0, Lite2) rebuilt flat in Keras 3.
 
 EfficientNet-Lite0 (TensorFlow's ``efficientnet-lite0``, from ``tensorflow/tpu``
 ``models/official/efficientnet/lite``) is EfficientNet-B0 made friendly to integer quantisation:
@@ -13,17 +13,25 @@ EfficientNet-Lite0 (TensorFlow's ``efficientnet-lite0``, from ``tensorflow/tpu``
   ``STDDEV_RGB`` for the Lite models). :func:`build_efficientnet_lite0` adds that scaling as
   its first layer (``{prefix}_rescale``) unless told not to, so the backbone takes raw 0-255.
 
+The larger Lite models scale that network like the EfficientNets (:data:`VARIANTS`): every
+block's channels by the width multiplier (:func:`round_filters`) and the repeats of every stage
+but the first and the last by the depth multiplier, while the stem and the head stay 32 and 1280
+channels (TensorFlow's ``fix_head_stem``). :func:`block_setting` gives a variant's stages and
+:func:`build_efficientnet_lite` builds any variant; :func:`build_efficientnet_lite0` is Lite0.
+
 The network is built layer by layer on a given input tensor with the functional API, so every
 layer is reachable by name from the enclosing model (Grad-CAM tools need this; see
 ``docs/stack.md``). Layer names follow the PyTorch checkpoint's modules (lukemelas
 EfficientNet-PyTorch layout): ``{prefix}_stem_*`` is ``_conv_stem``/``_bn0``,
-``{prefix}_block{i}_*`` is ``_blocks.{i}`` for ``i`` in 0..15, ``{prefix}_head_*`` is
+``{prefix}_block{i}_*`` is ``_blocks.{i}`` (``i`` in 0..15 for Lite0, 0..20 for Lite2),
+``{prefix}_head_*`` is
 ``_conv_head``/``_bn1``. :func:`backbone_layer_table` lists, for each layer holding weights, the
 torch module it comes from; ``training/pretrained_lite.py`` uses it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Final, NamedTuple
 
 import keras
@@ -43,12 +51,20 @@ __all__ = [
     "NATIVE_SIZE",
     "NUM_BLOCKS",
     "OUTPUT_STRIDE",
+    "VARIANTS",
     "LayerSpec",
+    "LiteVariant",
     "backbone_layer_names",
     "backbone_layer_table",
+    "block_setting",
+    "build_efficientnet_lite",
     "build_efficientnet_lite0",
+    "get_variant",
     "last_conv_layer_name",
     "lite_normalize",
+    "num_blocks",
+    "round_filters",
+    "round_repeats",
     "torch_key_to_layer",
 ]
 
@@ -75,7 +91,7 @@ OUTPUT_STRIDE: Final[int] = 32
 """Ratio of the input size to the final feature map size."""
 
 NATIVE_SIZE: Final[int] = 224
-"""Input size the ImageNet weights were trained and evaluated at."""
+"""Input size the Lite0 ImageNet weights were trained and evaluated at (see :data:`VARIANTS`)."""
 
 BLOCK_SETTING: Final[tuple[tuple[int, int, int, int, int], ...]] = (
     # kernel k, repeats r, first stride s, expansion e, output channels o (EfficientNet-B0's)
@@ -90,7 +106,123 @@ BLOCK_SETTING: Final[tuple[tuple[int, int, int, int, int], ...]] = (
 """The MBConv stages of EfficientNet-Lite0 (width and depth multipliers 1.0)."""
 
 NUM_BLOCKS: Final[int] = sum(r for _, r, _, _, _ in BLOCK_SETTING)
-"""Number of MBConv blocks (16): ``_blocks.0`` .. ``_blocks.15``."""
+"""Number of MBConv blocks of Lite0 (16): ``_blocks.0`` .. ``_blocks.15``."""
+
+CHANNEL_DIVISOR: Final[int] = 8
+"""Scaled channel counts are rounded to multiples of this."""
+
+
+class LiteVariant(NamedTuple):
+    """One EfficientNet-Lite model: how it scales Lite0 (TensorFlow's ``efficientnet_lite_params``).
+
+    Attributes:
+        name: ``"lite0"``, ``"lite2"``...; also the default layer-name prefix.
+        width: Channel multiplier of every block (not of the stem nor the head).
+        depth: Repeat multiplier of every stage but the first and the last.
+        native_size: Input size the ImageNet weights were trained and evaluated at.
+    """
+
+    name: str
+    width: float
+    depth: float
+    native_size: int
+
+
+VARIANTS: Final[dict[str, LiteVariant]] = {
+    "lite0": LiteVariant("lite0", 1.0, 1.0, 224),
+    "lite2": LiteVariant("lite2", 1.1, 1.2, 260),
+}
+"""The EfficientNet-Lite models this module builds, by name."""
+
+
+def get_variant(name: str) -> LiteVariant:
+    """Looks a variant up by name.
+
+    Args:
+        name: A key of :data:`VARIANTS`, e.g. ``"lite2"``.
+
+    Returns:
+        The variant's multipliers and native size.
+
+    Raises:
+        ValueError: If the name is unknown.
+    """
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown EfficientNet-Lite variant {name!r}; known: {', '.join(VARIANTS)}"
+        ) from None
+
+
+def round_filters(channels: int, width: float) -> int:
+    """Scales a channel count by ``width`` and rounds it as TensorFlow's ``round_filters`` does.
+
+    Args:
+        channels: Channels of the unscaled (Lite0) block.
+        width: The width multiplier.
+
+    Returns:
+        The nearest multiple of 8 (at least 8), plus 8 if that lost more than 10 %.
+    """
+    scaled = channels * width
+    rounded = max(
+        CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR
+    )
+    if rounded < 0.9 * scaled:
+        rounded += CHANNEL_DIVISOR
+    return int(rounded)
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    """Scales a stage's repeat count by ``depth``, rounding up (TensorFlow's ``round_repeats``).
+
+    Args:
+        repeats: Repeats of the unscaled stage.
+        depth: The depth multiplier.
+
+    Returns:
+        ``ceil(depth * repeats)``.
+    """
+    return math.ceil(depth * repeats)
+
+
+def block_setting(variant: str = "lite0") -> tuple[tuple[int, int, int, int, int], ...]:
+    """Lists a variant's MBConv stages, scaled from :data:`BLOCK_SETTING`.
+
+    The first and last stages keep their repeats (``fix_head_stem``); every stage's output
+    channels are :func:`round_filters` of Lite0's.
+
+    Args:
+        variant: A key of :data:`VARIANTS`.
+
+    Returns:
+        ``(kernel, repeats, first stride, expansion, output channels)`` per stage.
+    """
+    scale = get_variant(variant)
+    last = len(BLOCK_SETTING) - 1
+    return tuple(
+        (
+            kernel,
+            repeats if i in (0, last) else round_repeats(repeats, scale.depth),
+            stride,
+            expansion,
+            round_filters(channels, scale.width),
+        )
+        for i, (kernel, repeats, stride, expansion, channels) in enumerate(BLOCK_SETTING)
+    )
+
+
+def num_blocks(variant: str = "lite0") -> int:
+    """Returns how many MBConv blocks a variant has (16 for Lite0, 21 for Lite2).
+
+    Args:
+        variant: A key of :data:`VARIANTS`.
+
+    Returns:
+        The number of ``_blocks.{i}`` modules of its checkpoint.
+    """
+    return sum(repeats for _, repeats, _, _, _ in block_setting(variant))
 
 
 class _BlockConfig(NamedTuple):
@@ -106,11 +238,11 @@ class _BlockConfig(NamedTuple):
         return self.stride == 1 and self.in_channels == self.out_channels
 
 
-def _block_configs() -> list[_BlockConfig]:
-    """Lists the 16 MBConv blocks in order (``_blocks.0`` .. ``_blocks.15``)."""
+def _block_configs(variant: str = "lite0") -> list[_BlockConfig]:
+    """Lists a variant's MBConv blocks in order (``_blocks.0`` .. ``_blocks.{n - 1}``)."""
     blocks: list[_BlockConfig] = []
     in_channels = STEM_CHANNELS
-    for kernel, repeats, first_stride, expansion, channels in BLOCK_SETTING:
+    for kernel, repeats, first_stride, expansion, channels in block_setting(variant):
         for repeat in range(repeats):
             stride = first_stride if repeat == 0 else 1
             blocks.append(
@@ -124,7 +256,7 @@ def last_conv_layer_name(prefix: str = DEFAULT_PREFIX) -> str:
     """Returns the name of the layer whose output is the final 1280-channel feature map.
 
     Args:
-        prefix: The prefix given to :func:`build_efficientnet_lite0`.
+        prefix: The prefix the backbone was built with (``"lite2"`` for Lite2's default).
 
     Returns:
         The name of the ReLU6 after the head's 1x1 convolution (a good Grad-CAM target).
@@ -136,20 +268,23 @@ LAST_CONV_LAYER: Final[str] = last_conv_layer_name(DEFAULT_PREFIX)
 """Name of the layer giving the final feature map, for the default prefix."""
 
 
-def backbone_layer_table(prefix: str = DEFAULT_PREFIX) -> list[LayerSpec]:
+def backbone_layer_table(prefix: str | None = None, *, variant: str = "lite0") -> list[LayerSpec]:
     """Lists every backbone layer that holds weights, with its torch source module.
 
     Args:
-        prefix: The prefix given to :func:`build_efficientnet_lite0`.
+        prefix: The prefix the backbone was built with; defaults to the variant's name.
+        variant: A key of :data:`VARIANTS`.
 
     Returns:
-        49 convolution/depthwise entries and 49 batch-norm entries, in network order.
+        The convolution/depthwise entries and as many batch-norm entries, in network order
+        (49 + 49 for Lite0, 64 + 64 for Lite2).
     """
+    prefix = prefix or variant
     table = [
         LayerSpec(f"{prefix}_stem_conv", "_conv_stem", "conv"),
         LayerSpec(f"{prefix}_stem_bn", "_bn0", "bn"),
     ]
-    for block in _block_configs():
+    for block in _block_configs(variant):
         name, module = f"{prefix}_block{block.index}", f"_blocks.{block.index}"
         if block.expansion != 1:
             table += [
@@ -176,39 +311,44 @@ _PARAMS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def torch_key_to_layer(key: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | None:
+def torch_key_to_layer(
+    key: str, prefix: str | None = None, *, variant: str = "lite0"
+) -> tuple[str, str] | None:
     """Maps a checkpoint key to the Keras layer that holds it.
 
     Args:
         key: A state-dict key such as ``"_blocks.3._bn1.running_var"``.
-        prefix: The prefix given to :func:`build_efficientnet_lite0`.
+        prefix: The prefix the backbone was built with; defaults to the variant's name.
+        variant: A key of :data:`VARIANTS`.
 
     Returns:
         ``(layer_name, param)`` with the torch parameter name, or ``None`` if the key is not part
         of the feature extractor (the classifier ``_fc.weight`` / ``_fc.bias``).
     """
     module, _, param = key.rpartition(".")
-    for spec in backbone_layer_table(prefix):
+    for spec in backbone_layer_table(prefix, variant=variant):
         if spec.torch_module == module and param in _PARAMS[spec.kind]:
             return spec.layer, param
     return None
 
 
 def backbone_layer_names(
-    prefix: str = DEFAULT_PREFIX, *, include_rescaling: bool = True
+    prefix: str | None = None, *, include_rescaling: bool = True, variant: str = "lite0"
 ) -> list[str]:
-    """Lists the names of all layers :func:`build_efficientnet_lite0` creates, in order.
+    """Lists the names of all layers :func:`build_efficientnet_lite` creates, in order.
 
     Args:
-        prefix: The prefix given to :func:`build_efficientnet_lite0`.
-        include_rescaling: As given to :func:`build_efficientnet_lite0`.
+        prefix: The prefix the backbone was built with; defaults to the variant's name.
+        include_rescaling: As given to :func:`build_efficientnet_lite`.
+        variant: A key of :data:`VARIANTS`.
 
     Returns:
         Every layer name, weightless ones (rescaling, ReLU6, add) included.
     """
+    prefix = prefix or variant
     names = [f"{prefix}_rescale"] if include_rescaling else []
     names += [f"{prefix}_stem_conv", f"{prefix}_stem_bn", f"{prefix}_stem_relu"]
-    for block in _block_configs():
+    for block in _block_configs(variant):
         name = f"{prefix}_block{block.index}"
         if block.expansion != 1:
             names += [f"{name}_expand_conv", f"{name}_expand_bn", f"{name}_expand_relu"]
@@ -263,6 +403,55 @@ def _mbconv(x: keras.KerasTensor, block: _BlockConfig, prefix: str) -> keras.Ker
     return x
 
 
+def build_efficientnet_lite(
+    inputs: keras.KerasTensor,
+    variant: str,
+    *,
+    prefix: str | None = None,
+    include_rescaling: bool = True,
+) -> keras.KerasTensor:
+    """Builds an EfficientNet-Lite feature extractor flat on ``inputs``.
+
+    Example:
+        >>> inputs = keras.Input((260, 260, 3))  # RGB, 0-255
+        >>> features = build_efficientnet_lite(inputs, "lite2")  # (None, 9, 9, 1280)
+
+    Args:
+        inputs: A channels-last tensor with 3 channels: RGB in ``[0, 255]``, or already scaled
+            by :func:`lite_normalize` when ``include_rescaling`` is False. Any spatial size works;
+            the variant's ``native_size`` is the one its ImageNet weights were trained at.
+        variant: A key of :data:`VARIANTS` (``"lite0"``, ``"lite2"``).
+        prefix: Prefix of every layer name (defaults to the variant's name); use distinct
+            prefixes to put two backbones in one model.
+        include_rescaling: Add the ``(x - 127) / 128`` input scaling as layer ``{prefix}_rescale``.
+
+    Returns:
+        The final feature map, shape ``(batch, ceil(h / 32), ceil(w / 32), 1280)``: the output of
+        the ReLU6 after the head's 1x1 convolution (layer :func:`last_conv_layer_name`).
+
+    Raises:
+        ValueError: If the variant is unknown, the input does not have 3 channels or the data
+            format is channels-first.
+    """
+    title = f"EfficientNet-{get_variant(variant).name.capitalize()}"
+    prefix = prefix or variant
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(f"{title} needs keras.config.image_data_format() == 'channels_last'")
+    if inputs.shape[-1] != 3:
+        raise ValueError(f"{title} expects 3 input channels, got shape {inputs.shape}")
+    x = inputs
+    if include_rescaling:
+        x = keras.layers.Rescaling(
+            1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name=f"{prefix}_rescale"
+        )(x)
+    x = _conv(x, STEM_CHANNELS, 3, 2, f"{prefix}_stem_conv")
+    x = _relu6(_bn(x, f"{prefix}_stem_bn"), f"{prefix}_stem_relu")
+    for block in _block_configs(variant):
+        x = _mbconv(x, block, prefix)
+    x = _bn(_conv(x, FEATURE_CHANNELS, 1, 1, f"{prefix}_head_conv"), f"{prefix}_head_bn")
+    return _relu6(x, last_conv_layer_name(prefix))
+
+
 def build_efficientnet_lite0(
     inputs: keras.KerasTensor, *, prefix: str = DEFAULT_PREFIX, include_rescaling: bool = True
 ) -> keras.KerasTensor:
@@ -274,41 +463,24 @@ def build_efficientnet_lite0(
         >>> pooled = keras.layers.GlobalAveragePooling2D()(features)
 
     Args:
-        inputs: A channels-last tensor with 3 channels: RGB in ``[0, 255]``, or already scaled
-            by :func:`lite_normalize` when ``include_rescaling`` is False. Any spatial size works;
-            224 is the native one.
+        inputs: As in :func:`build_efficientnet_lite`; 224 is Lite0's native size.
         prefix: Prefix of every layer name; use distinct prefixes to put two backbones in one
             model.
         include_rescaling: Add the ``(x - 127) / 128`` input scaling as layer ``{prefix}_rescale``.
 
     Returns:
-        The final feature map, shape ``(batch, ceil(h / 32), ceil(w / 32), 1280)``: the output of
-        the ReLU6 after the head's 1x1 convolution (layer :func:`last_conv_layer_name`).
+        The final feature map, shape ``(batch, ceil(h / 32), ceil(w / 32), 1280)``.
 
     Raises:
         ValueError: If the input does not have 3 channels or the data format is channels-first.
     """
-    if keras.config.image_data_format() != "channels_last":
-        raise ValueError(
-            "build_efficientnet_lite0 needs keras.config.image_data_format() == 'channels_last'"
-        )
-    if inputs.shape[-1] != 3:
-        raise ValueError(f"EfficientNet-Lite0 expects 3 input channels, got shape {inputs.shape}")
-    x = inputs
-    if include_rescaling:
-        x = keras.layers.Rescaling(
-            1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name=f"{prefix}_rescale"
-        )(x)
-    x = _conv(x, STEM_CHANNELS, 3, 2, f"{prefix}_stem_conv")
-    x = _relu6(_bn(x, f"{prefix}_stem_bn"), f"{prefix}_stem_relu")
-    for block in _block_configs():
-        x = _mbconv(x, block, prefix)
-    x = _bn(_conv(x, FEATURE_CHANNELS, 1, 1, f"{prefix}_head_conv"), f"{prefix}_head_bn")
-    return _relu6(x, last_conv_layer_name(prefix))
+    return build_efficientnet_lite(
+        inputs, "lite0", prefix=prefix, include_rescaling=include_rescaling
+    )
 
 
 def lite_normalize(images: np.ndarray) -> np.ndarray:
-    """Scales RGB images in ``[0, 255]`` the way the Lite0 weights expect.
+    """Scales RGB images in ``[0, 255]`` the way the Lite weights expect.
 
     Args:
         images: Array ``(..., 3)`` of RGB values in ``[0, 255]``.
