@@ -67,7 +67,8 @@ STEPS=(--steps-per-epoch 100 --seed 0)
 # the baseline to beat.
 "$PY" -m training train linear_probe --data "$KIT" --out data/models/baseline_linear_probe \
   --title "Reference: logistic regression on frozen MobileNetV2 features" --epochs 2 --seed 0
-"$PY" -m training.model_table --save-reference data/models/baseline_linear_probe
+"$PY" -m training.model_table --save-reference data/models/baseline_linear_probe \
+  --note "reference (frozen features + logistic regression), not shipped"
 
 # Leave-one-family-out for the default model's recipe and settings (four trainings; resumable).
 # Five epochs instead of twelve: the full run's best epoch was its fourth (it stopped at seven),
