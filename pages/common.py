@@ -35,7 +35,6 @@ UPLOAD_FILTER: list[str] | None = None
 #: Side of example thumbnails, in pixels.
 THUMB_SIDE = 320
 
-
 #: What the pages hold in memory and show (`detector.ui.held`, `detector.ui.visitor`).
 Upload = cr.Upload
 Checked = cr.Checked
@@ -45,6 +44,7 @@ visitor_text = cr.visitor_text
 #: A verdict as an HTML card (`detector.ui.verdict_cards`).
 verdict_html = pres.verdict_html
 bar_html = pres.bar_html
+Stable = detector.Stability | None
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -160,9 +160,11 @@ def no_models() -> None:
 
 
 # ------------------------------------------------------------------------------------ verdicts
-def show_verdict(prediction: detector.Prediction, compact: bool = False) -> None:
-    """Render a verdict card and, under it, why the score may not be trustworthy."""
-    st.html(verdict_html(prediction, compact))
+def show_verdict(
+    prediction: detector.Prediction, compact: bool = False, stability: Stable = None
+) -> None:
+    """A verdict card (saying if `stability` flips it), then why the score may not be trusted."""
+    st.html(verdict_html(prediction, compact, stability=stability))
     if prediction.warnings:
         st.caption(f":material/warning: **{pres.WARNINGS_TITLE}**")
         for warning in prediction.warnings:
@@ -182,13 +184,13 @@ def show_agreement(views: list[cr.ModelOutcome]) -> None:
         st.warning(summary.text, icon=":material/balance:")
 
 
-def show_model_card(view: cr.ModelOutcome) -> None:
-    """One model's verdict card, or why it failed."""
+def show_model_card(view: cr.ModelOutcome, stability: detector.Stability | None = None) -> None:
+    """One model's verdict card (with its stability check, when it had one), or why it failed."""
     if not view.ok:
         st.error(f"Model `{view.model}` failed: {view.error}", icon=":material/error:")
         return
     assert view.prediction is not None
-    show_verdict(view.prediction)
+    show_verdict(view.prediction, stability=stability)
 
 
 def show_model_heatmap(view: cr.ModelOutcome, opacity: float, raw: bool = False) -> None:

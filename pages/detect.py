@@ -151,6 +151,7 @@ def show_result(
         return
     if headline is not None:
         evidence.show_headline(headline)
+    checked_view, stability = evidence.stability_of(item, views)
     for start in range(0, len(views), PER_ROW):
         chunk = views[start : start + PER_ROW]
         widths = [1.0] * (PER_ROW + 1 if len(views) > PER_ROW else len(chunk) + 1)
@@ -166,7 +167,7 @@ def show_result(
                     common.show_agreement(views)
         for view, column in zip(chunk, top[1:], strict=False):
             with column:
-                common.show_model_card(view)
+                common.show_model_card(view, stability if view is checked_view else None)
         # Row 2: the input next to each model's heatmap, aligned under the cards.
         bottom = st.columns(widths, gap="medium")
         with bottom[0]:

@@ -59,16 +59,27 @@ def stability_cached(
     return common.safe_call(lambda: detector.check_stability(_upload.array, model, _prediction))
 
 
+def stability_of(
+    upload: common.Upload, views: list[cr.ModelOutcome]
+) -> tuple[cr.ModelOutcome | None, detector.Stability | None]:
+    """The first chosen model that answered, and its score's stability (None if the check could
+    not run): the score the headline stands on, whose verdict card also says when it flips."""
+    view = next((v for v in views if v.prediction is not None), None)
+    if view is None or view.prediction is None:
+        return None, None
+    stability, _ = stability_cached(
+        common.models_root(), upload.digest, view.model, view.prediction, upload
+    )
+    return view, stability
+
+
 def headline_of(upload: common.Upload, views: list[cr.ModelOutcome]) -> detector.Headline:
     """The combined headline of an upload: its evidence (`evidence_report`, read before the page
     decodes the image), then the first chosen model that answered and that score's stability."""
     report, _ = evidence_report(upload.digest, upload)
-    view = next((v for v in views if v.prediction is not None), None)
-    if view is None or view.prediction is None:
+    view, stability = stability_of(upload, views)
+    if view is None:
         return detector.headline(report, None, None)
-    stability, _ = stability_cached(
-        common.models_root(), upload.digest, view.model, view.prediction, upload
-    )
     return detector.headline(report, view.prediction, stability)
 
 

@@ -135,6 +135,22 @@ def test_detect_one_model_shows_verdict_and_overlay(env):
     assert at.get("download_button"), "the results can be downloaded as CSV"
 
 
+def test_detect_card_says_when_the_headline_score_flips(env, monkeypatch):
+    # the stability check behind the headline also reaches that model's verdict card (only)
+    def flips(image, model, prediction, **kwargs):
+        p = prediction.p_fake
+        return detector.Stability(model.name, p, 0.5, 0.3, True, 1 - p, p, ("JPEG q90",))
+
+    monkeypatch.setattr(detector, "check_stability", flips)
+    at = start()
+    at.sidebar.multiselect[0].set_value(["tiny_attention", "tiny_cnn"]).run()
+    at.file_uploader[0].set_value(("photo.png", png(seed=9)[0], "image/png")).run()
+    assert not at.exception and not at.error
+    cards = verdicts(at)
+    assert "Not stable on this image" in cards["tiny_attention"]
+    assert "Not stable on this image" not in cards["tiny_cnn"]
+
+
 def test_detect_several_models_side_by_side_with_agreement(env):
     at = start()
     data, image = png(seed=6)
