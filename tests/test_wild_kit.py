@@ -506,3 +506,34 @@ def test_choose_ranks_models_and_averages_on_validation_only():
     assert "`a` + `b`" in markdown(ranking).splitlines()[2]
     with pytest.raises(ValueError, match="controls"):
         rank(scores, labels, ["wild"] * len(labels))
+
+
+def test_wild_files_reads_the_published_files_of_a_split(tmp_path):
+    from training.truth import wild_files
+
+    pool = tmp_path / "wild"
+    (pool / "fake").mkdir(parents=True)
+    (pool / "real").mkdir()
+    (pool / "fake" / "a.webp").write_bytes(_encode(photo_array(300, 500, 1), "WEBP"))
+    (pool / "real" / "b.jpg").write_bytes(_encode(photo_array(600, 400, 2), "JPEG", quality=90))
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    cols = ["file", "label_id", "split", "origin", "original_file", "generator", "source_package"]
+    cols += ["content", "family"]
+    rows = [
+        ["x.png", "1", "test", "wild", "fake/a.webp", "sdxl", "wild", "art", "diffusion_unet"],
+        ["y.png", "0", "test", "wild", "real/b.jpg", "", "wild", "photo", ""],
+        ["z.png", "0", "val", "wild", "real/b.jpg", "", "wild", "photo", ""],
+        ["t.png", "0", "test", "package", "", "", "lomiri", "photo", ""],
+    ]
+    with (kit / "manifest.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([cols, *rows])
+    files = wild_files(kit, pool)
+    assert [im.shape for im in files.images] == [(300, 500, 3), (600, 400, 3)]  # as published
+    assert files.labels.tolist() == [1, 0] and files.contents == ["art", "photo"]
+    assert files.families == ["diffusion_unet", ""] and set(files.origins) == {"wild"}
+    rows[0][4] = "../outside.png"  # a manifest path never leaves the pool
+    with (kit / "manifest.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([cols, *rows])
+    with pytest.raises(FileNotFoundError, match="not in the wild pool"):
+        wild_files(kit, pool)

@@ -111,13 +111,16 @@ def _truth(args: argparse.Namespace) -> int:
     from detector.core.models import load_model, models_dir
     from training.config import TrainConfig
     from training.train import EVAL_SPLITS, load_splits
-    from training.truth import headline, truth_table
+    from training.truth import headline, truth_table, wild_files
 
     root = models_dir(args.models_dir)
     det = load_model(args.model, root, cache=False)
     config = TrainConfig(recipe=det.spec.recipe, data=args.data, out="", seed=args.seed)
     splits = {k: v for k, v in load_splits(config).items() if k in ("val", *EVAL_SPLITS)}
     table = truth_table(det, splits)
+    if args.wild_files:  # the wild test images as published: the figure a user sees
+        files = wild_files(args.data, args.wild_files)
+        table["wild_files_test"] = truth_table(det, {"test": files}, {"clean": None})["wild_test"]
     if args.update_card:
         replace(det.card, metrics={**det.card.metrics, "truth": table}).save(root / det.name)
     print(json.dumps(headline(table, det.card.metrics.get("lofo")), indent=2))
@@ -196,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--models-dir")
     tt.add_argument("--seed", type=int, default=0)
     tt.add_argument("--update-card", action="store_true", help="write it into the card")
+    tt.add_argument(
+        "--wild-files",
+        metavar="DIR",
+        help="also score the wild test images as published, from the wild pool in DIR",
+    )
     tt.set_defaults(func=_truth)
     return parser
 

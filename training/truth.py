@@ -13,6 +13,11 @@ the same kind of photos as its training split. This module scores a model, the w
 each clean and after JPEG q90, JPEG q75 and a 0.5x resize. Leave-one-family-out recall comes from
 :mod:`training.lofo` and is stored beside these figures in the card.
 
+``wild_files_test`` (with ``--wild-files DIR``): the same wild test images as their files were
+published, at their own size and in their own format, decoded as the apps decode uploads: the
+figure a user sees. Fakes are mostly PNG/WebP and reals JPEG there, which the model was trained
+not to read, so the kit's neutral copies stay the figure models are compared on.
+
 The wild groups are small (about 80 fakes and 100 reals each), so every ROC-AUC there comes with
 a 95 % bootstrap interval (`auc_interval`): two models whose intervals overlap widely are not
 told apart by these images, whatever their third digit says.
@@ -20,7 +25,9 @@ told apart by these images, whatever their third digit says.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,6 +95,37 @@ def groups(splits: dict[str, ImageSet]) -> dict[str, ImageSet]:
             if len(index):
                 out[f"{prefix}_{split}"] = data.subset(index)
     return out
+
+
+def wild_files(kit: str | Path, wild_dir: str | Path, split: str = "test") -> ImageSet:
+    """The wild images of a kit split as published (``wild_dir`` / the manifest's
+    ``original_file``), decoded by `detector.load_image` as an upload is.
+
+    Raises:
+        FileNotFoundError: a file of the split is missing from ``wild_dir``.
+    """
+    from detector.core.images import load_image
+
+    with (Path(kit) / "manifest.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("origin") == "wild" and r["split"] == split]
+    root = Path(wild_dir).resolve()
+    images = []
+    for r in rows:
+        path = (root / r["original_file"]).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise FileNotFoundError(f"{r['original_file']}: not in the wild pool at {root}")
+        images.append(load_image(path))
+    return ImageSet(
+        images,
+        np.array([int(r["label_id"]) for r in rows], dtype=np.int64),
+        [r["original_file"] for r in rows],
+        [r["generator"] for r in rows],
+        [r["source_package"] for r in rows],
+        [r["content"] for r in rows],
+        ["wild"] * len(rows),
+        [r["family"] for r in rows],
+        [""] * len(rows),
+    )
 
 
 def _perturbed(images: list[np.ndarray], change) -> list[np.ndarray]:
