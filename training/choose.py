@@ -80,13 +80,14 @@ def rank(
         )
     out = []
     names = sorted(scores)
+    log_odds = {name: logit(scores[name].p_fake) for name in names}
     for k in range(1, min(max_members, len(names)) + 1):
         for members in itertools.combinations(names, k):
             if k == 1:
                 only = scores[members[0]]
-                z, flagged = logit(only.p_fake), only.p_fake >= only.threshold
+                z, flagged = log_odds[members[0]], only.p_fake >= only.threshold
             else:
-                z = np.mean([logit(scores[m].p_fake) for m in members], axis=0)
+                z = np.mean([log_odds[m] for m in members], axis=0)
                 flagged = z >= 0
             wild_auc = float(roc_auc_score(labels[wild], z[wild]))
             val_auc = float(roc_auc_score(labels, z))

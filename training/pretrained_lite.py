@@ -45,6 +45,7 @@ from training.pretrained import (
     _sha256,
     default_cache_dir,
     read_torch_state_dict,
+    set_converted_weights,
 )
 
 __all__ = [
@@ -367,23 +368,9 @@ def load_efficientnet_lite_imagenet(
     if state_dict is None:
         state_dict = _read(variant, weights_path)
     converted = convert_lite_state_dict(state_dict, variant=variant, prefix=prefix)
-    layers = {layer.name: layer for layer in model.layers}
-    missing = [name for name in converted if name not in layers]
-    if missing:
-        raise ValueError(
-            f"model has no layer(s) {missing[:5]}{'...' if len(missing) > 5 else ''} "
-            f"({len(missing)} of {len(converted)} backbone layers missing): was it built with "
-            f"build_efficientnet_lite(x, {variant!r}, prefix={prefix!r}) and flat (not as a "
-            "nested sub-model)?"
-        )
-    for name, weights in converted.items():
-        expected = [tuple(w.shape) for w in layers[name].weights]
-        got = [tuple(w.shape) for w in weights]
-        if expected != got:
-            raise ValueError(f"layer {name}: weight shapes {got} do not fit the layer's {expected}")
-    for name, weights in converted.items():
-        layers[name].set_weights(weights)
-    return len(converted)
+    return set_converted_weights(
+        model, converted, f"build_efficientnet_lite(x, {variant!r}, prefix={prefix!r})"
+    )
 
 
 def load_efficientnet_lite0_imagenet(
