@@ -245,6 +245,32 @@ def test_add_wild_is_idempotent(wild_kit, tmp_path):
     assert (kit / "manifest.csv").read_bytes() == before
 
 
+def test_train_views_add_train_rows_only(wild_kit, tmp_path):
+    """--wild-train-views 3: each wild train image gets up to two more, different views; the
+    validation and test rows, the first views and the controls are those of the one-view kit."""
+    import shutil
+
+    kit, pool, rows = wild_kit
+    three = tmp_path / "kit3"
+    shutil.copytree(kit, three)
+    add_wild(three, pool, rows=rows, quiet=True, train_views=3)
+    one, many = _rows(kit), _rows(three)
+    extra = [r for r in many if r["gen_params"].startswith("view=")]
+    assert extra and {r["split"] for r in extra} == {"train"}
+    assert {r["origin"] for r in extra} == {"wild"}
+    key = lambda r: (r["file"], r["photo_id"], r["split"])  # noqa: E731
+    assert sorted(map(key, one)) == sorted(key(r) for r in many if r not in extra)
+    per_image = Counter(
+        r["photo_id"] for r in many if r["origin"] == "wild" and r["split"] == "train"
+    )
+    assert max(per_image.values()) == 3
+    for pid in per_image:  # the views of one image are different pixels
+        files = [r["file"] for r in many if r["photo_id"] == pid and r["origin"] == "wild"]
+        assert len(files) == len(set(files))
+    with pytest.raises(ValueError, match="train_views"):
+        add_wild(three, pool, rows=rows, quiet=True, train_views=0)
+
+
 def test_missing_wild_files_are_named(tmp_path):
     pool = tmp_path / "pool"
     rows = make_pool(pool, per_class=20)

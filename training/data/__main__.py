@@ -120,6 +120,14 @@ def _add_wild_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wild-limit", type=int, default=None, help="use only N wild images per class (tests)"
     )
+    p.add_argument(
+        "--wild-train-views",
+        type=int,
+        default=1,
+        metavar="N",
+        help="neutral views (random windows and shrinks) of each wild train image (default 1; "
+        "validation and test keep one)",
+    )
 
 
 def _spread(rows: list, per_class: int) -> list:
@@ -156,7 +164,9 @@ def _add_wild(args: argparse.Namespace, kit: Path) -> int:
     if args.wild_limit:  # N per class, taken in turn from each source repository
         rows = _spread(rows, args.wild_limit)
     try:
-        summary = add_wild(kit, wild_dir, seed=args.seed, rows=rows)
+        summary = add_wild(
+            kit, wild_dir, seed=args.seed, rows=rows, train_views=args.wild_train_views
+        )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

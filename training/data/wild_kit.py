@@ -18,6 +18,7 @@ them (``content=photo``, ``origin=package``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -102,8 +103,16 @@ def add_wild(
     rows: list[WildImage] | None = None,
     settings: NeutralSettings | None = None,
     quiet: bool = False,
+    train_views: int = 1,
 ) -> dict:
-    """Add the wild pool and the controls to the kit in ``out``; returns the new summary."""
+    """Add the wild pool and the controls to the kit in ``out``; returns the new summary.
+
+    ``train_views`` neutral views (windows, shrink factors and filters drawn anew) are written
+    of each wild image of the train split; validation and test keep one view per image, so
+    their figures stay comparable. The first view and the controls do not depend on it.
+    """
+    if train_views < 1:
+        raise ValueError(f"train_views must be at least 1, got {train_views}")
     t0 = time.time()
     out, wild_dir = Path(out), Path(wild_dir)
     rows = rows if rows is not None else read_wild_manifest()
@@ -130,6 +139,8 @@ def add_wild(
         rec.update(scale=round(res.factor, 4), resample=res.resample, tile_y=res.window[1])
         rec.update(tile_x=res.window[0], gen_params="")
         added.append(rec)
+        if split == "train":
+            added += _extra_views(out, w, data, res.pixels, seed, train_views, settings, known)
         if w.label == "real":
             sources.append((split, res.pixels, _larger(data, rng, res.pixels.shape[0]), rec))
     if missing:
@@ -157,6 +168,33 @@ def add_wild(
     summary["wild_seconds"] = round(time.time() - t0, 1)
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _extra_views(
+    out: Path,
+    w: WildImage,
+    data: bytes,
+    first: np.ndarray,
+    seed: int,
+    views: int,
+    settings: NeutralSettings | None,
+    known: dict[str, str],
+) -> list[dict]:
+    """Views 1..views-1 of a train image, each from its own random stream; a view identical to
+    one already written (an image of exactly the kit's size has only one) is left out."""
+    rows: list[dict] = []
+    seen = {hashlib.sha256(first.tobytes()).digest()}
+    for k in range(1, views):
+        res = neutral_pixels(data, T.rng_for(seed, "wild", w.file, "view", str(k)), settings)
+        digest = hashlib.sha256(res.pixels.tobytes()).digest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        rec = {**wild_row_fields(w, "train"), **_write(out, "train", w.label, res.pixels, known)}
+        rec.update(scale=round(res.factor, 4), resample=res.resample, tile_y=res.window[1])
+        rec.update(tile_x=res.window[0], gen_params=f"view={k}")
+        rows.append(rec)
+    return rows
 
 
 def wild_splits(rows: list[WildImage], seed: int) -> dict[str, str]:
