@@ -15,7 +15,7 @@ import detector
 from detector import serving
 from detector.ui import app_texts
 from detector.ui import presentation as pres
-from webapp.common import RAW, name_of, path_of
+from webapp.common import RAW, find_model, name_of, path_of
 
 BATCH_HEADERS = list(pres.BATCH_FIELDS)
 _CSV_DIR: list[Path] = []
@@ -70,15 +70,13 @@ def batch(
     uploads = [(p, name_of(f)) for f in (files or []) if (p := path_of(f, request))]
     if not uploads:
         return [], None, "Upload images or a .zip archive first."
-    trained = [info.name for info in pres.trained_models()]
-    if not trained:
-        return [], None, pres.no_models_message()
     # Only trained models' names (this event skips Gradio's check of the choices).
-    requested = [name for name in (model_names or []) if name]
-    unknown = [str(name)[:80] for name in requested if name not in trained]
-    if unknown:
-        return [], None, f"Unknown model `{unknown[0]}`. Trained models: {', '.join(trained)}."
-    names = requested or trained[:1]
+    names = []
+    for requested in [name for name in (model_names or []) if name] or [None]:
+        info, problem = find_model(str(requested)[:80] if requested is not None else None)
+        if info is None:
+            return [], None, problem or pres.no_models_message()
+        names.append(info.name)
     items = pres.read_uploads(Uploads(uploads))
 
     done = [0]
