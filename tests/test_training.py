@@ -116,6 +116,26 @@ def _jpeg_steps(sequence) -> list:
     return found
 
 
+def test_freeze_fraction_freezes_the_early_backbone_layers():
+    from training.procedures import freeze_early_layers, set_backbone_trainable
+
+    recipe = get_recipe("efficientnet_b7_finetune")
+    model = recipe.build(recipe.spec(**recipe.tiny), weights=None)
+    set_backbone_trainable(model, True)
+    weighted = [layer for layer in model.layers if layer.weights]
+    before = len(model.trainable_weights)
+    frozen = freeze_early_layers(model, 0.5)
+    assert frozen and len(model.trainable_weights) < before
+    names = [layer.name for layer in weighted]
+    # the first half of the backbone in graph order: no later layer frozen, the head trained
+    assert frozen == names[: len(frozen)]
+    assert all(model.get_layer(n).trainable is False for n in frozen)
+    assert weighted[-1].trainable and frozen[-1] != names[-1]
+    assert freeze_early_layers(model, 0.0) == []
+    with pytest.raises(ValueError, match="freeze_fraction"):
+        TrainConfig(recipe=recipe.name, data="kit", out="o", freeze_fraction=1.0)
+
+
 def test_jpeg_settings_reach_the_training_augmentation(tmp_path):
     from training import procedures
 
@@ -282,6 +302,7 @@ def test_training_under_mirrored_strategy(tiny_csv, tmp_path):
             jpeg_quality_max=95,
             jpeg_last=True,
             init_from="assets/models/s4_mobilenetv2_finetune",
+            freeze_fraction=0.4,
         ),
     ],
 )

@@ -58,6 +58,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fgsm_fraction=args.fgsm_fraction,
         patience=args.patience,
         lr_patience=args.lr_patience,
+        freeze_fraction=args.freeze_fraction,
         strategy=args.strategy,
         deterministic=args.deterministic,
         steps_per_epoch=args.steps_per_epoch,
@@ -253,6 +254,13 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
         "--lr-patience",
         type=int,
         help="epochs without progress before the learning rate drops tenfold (default patience/2)",
+    )
+    t.add_argument(
+        "--freeze-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="S4: keep the first F (0-1) of the backbone's layers at their pretrained values",
     )
     t.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
     t.add_argument("--deterministic", action="store_true")

@@ -50,6 +50,9 @@ class TrainConfig:
         patience: Early-stopping patience (recipe default when None).
         lr_patience: Epochs without a better validation loss before the learning rate drops
             tenfold (None: half the early-stopping patience, at least 1).
+        freeze_fraction: S4: the first this share of the backbone's layers with weights (in
+            graph order, so the early, generic stages) stay at their pretrained values, batch
+            normalisation statistics included; 0 trains them all.
         strategy: ``default``, ``mirrored`` (all local GPUs/CPU) or ``multiworker`` (TF_CONFIG).
         deterministic: Enable TensorFlow's deterministic kernels.
         steps_per_epoch: Cap on steps per epoch (quick runs and tests).
@@ -92,12 +95,15 @@ class TrainConfig:
     fgsm_fraction: float = 0.3
     patience: int | None = None
     lr_patience: int | None = None
+    freeze_fraction: float = 0.0
     strategy: str = "default"
     deterministic: bool = False
     steps_per_epoch: int | None = None
     recipe_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.freeze_fraction < 1.0:
+            raise ValueError(f"freeze_fraction must be in [0, 1), got {self.freeze_fraction}")
         if not 0.0 <= self.jpeg_probability <= 1.0:
             raise ValueError(f"jpeg_probability must be in [0, 1], got {self.jpeg_probability}")
         if not 1 <= self.jpeg_quality_min <= self.jpeg_quality_max <= 100:
@@ -197,6 +203,7 @@ _FLAGS = {
     "fgsm_fraction": "--fgsm-fraction",
     "patience": "--patience",
     "lr_patience": "--lr-patience",
+    "freeze_fraction": "--freeze-fraction",
     "strategy": "--strategy",
     "deterministic": "--deterministic",
     "steps_per_epoch": "--steps-per-epoch",

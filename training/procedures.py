@@ -89,6 +89,17 @@ def set_backbone_trainable(model: keras.Model, trainable: bool) -> int:
     return changed
 
 
+def freeze_early_layers(model: keras.Model, fraction: float) -> list[str]:
+    """Freeze the first ``fraction`` of the backbone's layers with weights, in graph order (the
+    early, generic stages); frozen batch normalisation layers keep their statistics. Returns the
+    names of the frozen layers."""
+    backbone = [layer for layer in model.layers if not is_head_layer(layer.name) and layer.weights]
+    frozen = backbone[: round(fraction * len(backbone))]
+    for layer in frozen:
+        layer.trainable = False
+    return [layer.name for layer in frozen]
+
+
 def _callbacks(ctx: TrainingContext, patience: int, tag: str, reduce_lr: bool = True) -> list:
     checkpoint = ctx.workdir / f"best_{tag}.weights.h5"
     callbacks = [
@@ -297,6 +308,7 @@ def train_s4(model, ctx: TrainingContext) -> list[dict[str, Any]]:
     """S4: all weights trained, flip/rotation/colour jitter, early stopping, best checkpoint."""
     cfg = ctx.config
     set_backbone_trainable(model, True)
+    freeze_early_layers(model, cfg.freeze_fraction)
     return [
         _fit(
             model,
