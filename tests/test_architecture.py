@@ -310,3 +310,28 @@ def test_keras_loads_without_its_unused_optional_imports():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip()
+
+
+def test_listing_models_and_resolving_specs_load_no_keras():
+    """Model cards, recipe specs and backbone names are plain data: `python -m detector list`
+    and the apps' model menus must not pay for importing TensorFlow and Keras."""
+    code = (
+        "import sys, detector\n"
+        "from detector.core.backbones import BACKBONES, get_backbone\n"
+        "from detector.core.models import trained_cards\n"
+        "from detector.core.recipes import recipes\n"
+        "assert detector.list_models() and detector.default_model_name()\n"
+        "trained_cards()\n"
+        "for recipe in recipes().values():\n"
+        "    recipe.spec(**recipe.tiny)\n"
+        "    if recipe.name != 'ensemble':  # an ensemble needs its members named\n"
+        "        recipe.spec()\n"
+        "for name in BACKBONES:\n"
+        "    get_backbone(name).native_scale, get_backbone(name).last_conv_layer\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", f"loaded Keras: {done.stdout[:300]}"

@@ -2,17 +2,14 @@
 
 A backbone is a function from an input tensor to a convolutional feature map. Its layers are
 added to the caller's functional graph directly (never as a nested sub-model), which keeps
-Grad-CAM and tf-keras-vis working and lets training freeze them by name.
+Grad-CAM and tf-keras-vis working and lets training freeze them by name. The registry is plain
+data: looking a backbone up imports no Keras, building one does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-from detector.core._keras import keras
-
-layers = keras.layers
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,8 @@ class Backbone:
 
 def _efficientnet(variant: str) -> Callable[..., object]:
     def build(x, weights: str | None = None):
+        from detector.core._keras import keras
+
         app = getattr(keras.applications, f"EfficientNet{variant}")
         base = app(include_top=False, weights=weights, input_tensor=x)
         return base.output
@@ -81,6 +80,10 @@ def _tiny(x, weights: str | None = None):
     """A two-conv feature extractor for fast tests (not a detector)."""
     if weights not in (None, "none"):
         raise ValueError("the tiny test backbone has no pretrained weights")
+    from detector.core._keras import keras
+
+    layers = keras.layers
+
     x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="tiny_conv1")(x)
     x = layers.Conv2D(16, 3, strides=2, padding="same", name="tiny_conv2")(x)
     return layers.Activation("relu", name="tiny_top")(x)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from detector.core._keras import keras
-from detector.core.spec import IMAGENET_MEAN, IMAGENET_STD, VALUE_SCALES
+from detector.core.spec import IMAGENET_MEAN, IMAGENET_STD, JPEG_BLOCK, VALUE_SCALES
 
 ops = keras.ops
 
@@ -89,9 +89,6 @@ class NPRFilter(keras.layers.Layer):
 
 #: ITU-R BT.601 luma weights, the Y of JPEG's YCbCr.
 LUMA = (0.299, 0.587, 0.114)
-
-#: JPEG's block side, in pixels.
-JPEG_BLOCK = 8
 
 
 def dct_basis(n: int = 8) -> np.ndarray:

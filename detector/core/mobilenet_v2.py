@@ -21,10 +21,12 @@ module it comes from; converters use it (``training/pretrained.py``).
 
 from __future__ import annotations
 
-from typing import Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
-import keras
 import numpy as np
+
+if TYPE_CHECKING:  # imported by the functions that build layers: the tables need no Keras
+    import keras
 
 __all__ = [
     "BN_EPSILON",
@@ -238,18 +240,24 @@ def backbone_layer_names(prefix: str = DEFAULT_PREFIX) -> list[str]:
 
 
 def _bn(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    import keras
+
     return keras.layers.BatchNormalization(
         axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name
     )(x)
 
 
 def _relu6(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    import keras
+
     return keras.layers.ReLU(max_value=6.0, name=name)(x)
 
 
 def _conv(
     x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str
 ) -> keras.KerasTensor:
+    import keras
+
     return keras.layers.Conv2D(
         filters,
         kernel,
@@ -261,6 +269,8 @@ def _conv(
 
 
 def _inverted_residual(x: keras.KerasTensor, block: _BlockConfig, prefix: str) -> keras.KerasTensor:
+    import keras
+
     name = f"{prefix}_block{block.index}"
     shortcut = x
     hidden = block.in_channels * block.expansion
@@ -313,6 +323,8 @@ def build_mobilenet_v2(
     Raises:
         ValueError: If the input does not have 3 channels or the data format is channels-first.
     """
+    import keras
+
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "build_mobilenet_v2 needs keras.config.image_data_format() == 'channels_last'"

@@ -35,6 +35,9 @@ GRADIENT_METHODS: tuple[str, ...] = EXPLAIN_METHODS[:2]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: JPEG's block side, in pixels.
+JPEG_BLOCK = 8
+
 
 @dataclass(frozen=True)
 class Preprocessing:

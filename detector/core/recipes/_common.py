@@ -1,19 +1,22 @@
-"""Building blocks shared by the recipe modules."""
+"""Building blocks shared by the recipe modules.
+
+Resolving a spec imports no Keras: the functions that add layers import it (and
+`detector.core.layers`) when called.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from detector.core._keras import keras
 from detector.core.backbones import get_backbone
-from detector.core.layers import NPRFilter, ValueScaling
 from detector.core.spec import ModelSpec, Preprocessing
-
-layers = keras.layers
 
 
 def model_input(spec: ModelSpec):
     """The model input (0-255 RGB at the spec's size) followed by the spec's value scaling."""
+    from detector.core._keras import keras
+    from detector.core.layers import ValueScaling
+
     size = spec.input_size
     inputs = keras.Input(shape=(size, size, 3), name="input")
     scaled = ValueScaling(spec.preprocessing.scale, name="scale")(inputs)
@@ -27,6 +30,10 @@ def backbone_features(spec: ModelSpec, x, weights: str | None):
 
 def output_head(x, spec: ModelSpec):
     """The final ``logits`` Dense layer and ``probs`` activation for the spec's convention."""
+    from detector.core._keras import keras
+
+    layers = keras.layers
+
     if spec.output == "softmax_fake_real":
         logits = layers.Dense(2, name="logits")(x)
         return layers.Activation("softmax", name="probs")(logits)
@@ -67,12 +74,19 @@ def npr_residuals(x, gain: float, prefix: str = "scale_npr"):
     """
     if x.shape[1] is not None and (x.shape[1] % 2 or x.shape[2] % 2):
         raise ValueError("the NPR input filter needs an even input size")
+    from detector.core._keras import keras
+    from detector.core.layers import NPRFilter
+
     x = NPRFilter(name=prefix)(x)
-    return layers.Rescaling(float(gain), name=f"{prefix}_gain")(x)
+    return keras.layers.Rescaling(float(gain), name=f"{prefix}_gain")(x)
 
 
 def conv_blocks(x, widths, prefix: str = "head_block"):
     """S3's blocks: Conv 3x3 + ReLU, BatchNorm, MaxPool 2 per width (layers ``{prefix}{i}_*``)."""
+    from detector.core._keras import keras
+
+    layers = keras.layers
+
     for i, width in enumerate(widths, start=1):
         x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{prefix}{i}_conv")(x)
         x = layers.BatchNormalization(name=f"{prefix}{i}_bn")(x)

@@ -8,10 +8,8 @@ weak where the other is strong on the starter kit, so the head learns from both.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector.core._keras import keras
-from detector.core.layers import ValueScaling
 from detector.core.recipes import Recipe, register
 from detector.core.recipes._common import (
     backbone_features,
@@ -23,7 +21,8 @@ from detector.core.recipes._common import (
 )
 from detector.core.spec import ModelSpec
 
-layers = keras.layers
+if TYPE_CHECKING:
+    from detector.core._keras import keras
 
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
@@ -34,6 +33,11 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
+    from detector.core._keras import keras
+    from detector.core.layers import ValueScaling
+
+    layers = keras.layers
+
     inputs, x = model_input(spec)
     features = backbone_features(spec, x, weights)
     semantic = layers.GlobalAveragePooling2D(name="head_gap")(features)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector.core._keras import keras
-from detector.core.layers import JPEG_BLOCK, BlockDCT, CoefficientFeatures
 from detector.core.recipes import Recipe, register
 from detector.core.recipes._common import model_input, output_head
-from detector.core.spec import ModelSpec, Preprocessing
+from detector.core.spec import JPEG_BLOCK, ModelSpec, Preprocessing
 
-layers = keras.layers
+if TYPE_CHECKING:
+    from detector.core._keras import keras
 
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
@@ -37,6 +36,11 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
+    from detector.core._keras import keras
+    from detector.core.layers import BlockDCT, CoefficientFeatures
+
+    layers = keras.layers
+
     if weights not in (None, "none"):
         raise ValueError("dct_spectrum is trained from scratch; it has no pretrained weights")
     p = spec.params

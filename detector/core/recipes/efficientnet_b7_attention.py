@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector.core._keras import keras
-from detector.core.layers import AttentionPooling
 from detector.core.recipes import Recipe, register
 from detector.core.recipes._common import (
     backbone_features,
@@ -15,7 +13,8 @@ from detector.core.recipes._common import (
 )
 from detector.core.spec import ModelSpec
 
-layers = keras.layers
+if TYPE_CHECKING:
+    from detector.core._keras import keras
 
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
@@ -32,6 +31,11 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
+    from detector.core._keras import keras
+    from detector.core.layers import AttentionPooling
+
+    layers = keras.layers
+
     l2 = keras.regularizers.L2(float(spec.params["l2"]))
     inputs, x = model_input(spec)
     features = backbone_features(spec, x, weights)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector.core._keras import keras
 from detector.core.recipes import Recipe, register
 from detector.core.recipes._common import (
     backbone_features,
@@ -14,7 +13,8 @@ from detector.core.recipes._common import (
 )
 from detector.core.spec import ModelSpec
 
-layers = keras.layers
+if TYPE_CHECKING:
+    from detector.core._keras import keras
 
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
@@ -22,6 +22,10 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
+    from detector.core._keras import keras
+
+    layers = keras.layers
+
     inputs, x = model_input(spec)
     features = backbone_features(spec, x, weights)
     x = layers.GlobalAveragePooling2D(name="head_gap")(features)

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.core._keras import keras
 from detector.core.card import ModelCard
 from detector.core.recipes import Recipe, get_recipe, register
 from detector.core.spec import FAKE_LOGIT_WEIGHTS, ModelSpec, Preprocessing
 
-layers = keras.layers
+if TYPE_CHECKING:
+    from detector.core._keras import keras
+
 
 #: Keys of a resolved member (what the card stores about each member).
 MEMBER_KEYS = ("name", "recipe", "params", "output", "temperature", "sha256")
@@ -106,6 +107,7 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
 
 def _prefixed_member(model: keras.Model, prefix: str, x):
     """Re-create ``model``'s layers, renamed with ``prefix``, on tensor ``x`` (flat)."""
+    from detector.core._keras import keras
 
     def rename(layer):
         config = layer.get_config()
@@ -116,6 +118,10 @@ def _prefixed_member(model: keras.Model, prefix: str, x):
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
+    from detector.core._keras import keras
+
+    layers = keras.layers
+
     if weights not in (None, "none"):
         raise ValueError("an ensemble takes its weights from its trained members")
     size = spec.input_size

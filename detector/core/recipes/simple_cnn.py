@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector.core._keras import keras
 from detector.core.recipes import Recipe, register
 from detector.core.recipes._common import conv_blocks, model_input, npr_residuals, output_head
 from detector.core.spec import ModelSpec, Preprocessing
 
-layers = keras.layers
+if TYPE_CHECKING:
+    from detector.core._keras import keras
 
 
 def _spec(params: dict[str, Any]) -> ModelSpec:
@@ -28,6 +28,10 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
+    from detector.core._keras import keras
+
+    layers = keras.layers
+
     if weights not in (None, "none"):
         raise ValueError("simple_cnn is trained from scratch; it has no pretrained weights")
     widths = spec.params["widths"]
