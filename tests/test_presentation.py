@@ -531,8 +531,9 @@ def test_preload_loads_the_best_model_in_the_background(trained_dir, monkeypatch
     thread.join(timeout=120)
     assert not thread.is_alive() and thread.daemon
     assert loaded == [detector.default_model_name(trained_dir)]
-    detector.load_model(None, trained_dir)  # the app's first request: already loaded
+    det = detector.load_model(None, trained_dir)  # the app's first request: already loaded
     assert loaded == [detector.default_model_name(trained_dir)]
+    assert det._compiled_predict is not None  # and its prediction path traced
     # no trained model: nothing to load, and no error
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -136,6 +136,12 @@ def test_the_prediction_path_is_folded_on_first_use_only(mobilenet):
     np.testing.assert_allclose(p, [p_cam], atol=1e-5)
     det.p_fake_batch(x)
     assert det._compiled_predict is compiled  # built once
+    det.prepare_prediction()  # an app's preload: the same path, not another
+    assert det._compiled_predict is compiled
+    fresh = Detector(model, card)
+    fresh.prepare_prediction()
+    assert fresh._compiled_predict is not None
+    np.testing.assert_allclose(fresh.p_fake_batch(x), p, atol=1e-6)
 
 
 def test_folded_predictions_match_model_predict(mobilenet):

@@ -50,9 +50,10 @@ def trained_models(directory: str | Path | None = None) -> list[ModelInfo]:
 def preload_best_model(directory: str | Path | None = None) -> threading.Thread:
     """Load the best trained model in a background thread and return the (started) thread.
 
-    An app calls this before its UI toolkit is imported, so that TensorFlow's start-up and the
-    model's load overlap with the toolkit's. A request that needs the model before the thread is
-    done waits for this load (`load_model` loads each model once) instead of starting another.
+    An app calls this before its UI toolkit is imported, so that TensorFlow's start-up, the
+    model's load and the tracing of its prediction path (`Detector.prepare_prediction`) overlap
+    with the toolkit's. A request that needs the model before the thread is done waits for this
+    load (`load_model` loads each model once) instead of starting another.
     Failures are logged; the request that needs the model then reports them.
     """
 
@@ -61,7 +62,7 @@ def preload_best_model(directory: str | Path | None = None) -> threading.Thread:
         if not trained:
             return
         try:
-            load_model(trained[0].name, directory)
+            load_model(trained[0].name, directory).prepare_prediction()
         except DetectorError as exc:
             log.warning("could not preload %s: %s", trained[0].name, exc)
 
