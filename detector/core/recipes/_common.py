@@ -28,6 +28,20 @@ def backbone_features(spec: ModelSpec, x, weights: str | None):
     return get_backbone(spec.params["backbone"]).build(x, weights=weights)
 
 
+def pooled_backbone_model(
+    spec: ModelSpec, weights: str | None, name: str, dropout: float | None = None
+):
+    """Input, the spec's backbone, global average pooling (``head_gap``), an optional dropout
+    (``head_dropout``) and the output head: the model of S2, S4 and the linear probe."""
+    from detector.core._keras import keras
+
+    inputs, x = model_input(spec)
+    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(backbone_features(spec, x, weights))
+    if dropout is not None:
+        x = keras.layers.Dropout(float(dropout), name="head_dropout")(x)
+    return keras.Model(inputs, output_head(x, spec), name=name)
+
+
 def output_head(x, spec: ModelSpec):
     """The final ``logits`` Dense layer and ``probs`` activation for the spec's convention."""
     from detector.core._keras import keras

@@ -5,12 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from detector.core.recipes import Recipe, register
-from detector.core.recipes._common import (
-    backbone_features,
-    backbone_spec,
-    model_input,
-    output_head,
-)
+from detector.core.recipes._common import backbone_spec, pooled_backbone_model
 from detector.core.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -22,14 +17,7 @@ def _spec(params: dict[str, Any]) -> ModelSpec:
 
 
 def _model(spec: ModelSpec, weights: str | None) -> keras.Model:
-    from detector.core._keras import keras
-
-    layers = keras.layers
-
-    inputs, x = model_input(spec)
-    features = backbone_features(spec, x, weights)
-    x = layers.GlobalAveragePooling2D(name="head_gap")(features)
-    return keras.Model(inputs, output_head(x, spec), name="linear_probe")
+    return pooled_backbone_model(spec, weights, "linear_probe")
 
 
 RECIPE = register(
