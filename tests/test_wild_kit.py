@@ -563,3 +563,30 @@ def test_wild_files_reads_the_published_files_of_a_split(tmp_path):
         csv.writer(f).writerows([cols, *rows])
     with pytest.raises(FileNotFoundError, match="not in the wild pool"):
         wild_files(kit, pool)
+
+
+def test_truth_command_prints_the_published_files_figure(wild_kit, trained_dir, tmp_path, capsys):
+    """`python -m training truth MODEL --data KIT --wild-files DIR` measures the kit's groups and
+    the wild test files as published, prints both, and writes them into the card on request."""
+    import json
+    import shutil
+
+    from training.__main__ import main
+
+    kit, pool, _ = wild_kit
+    models = tmp_path / "models"
+    shutil.copytree(trained_dir / "tiny_cnn", models / "tiny_cnn")
+    argv = ["truth", "tiny_cnn", "--data", str(kit), "--models-dir", str(models)]
+    assert main([*argv, "--wild-files", str(pool), "--update-card"]) == 0
+    out = capsys.readouterr().out
+    shown = json.loads(out[out.index("{") :])
+    card = json.loads((models / "tiny_cnn" / "card.json").read_text())
+    files = card["metrics"]["truth"]["wild_files_test"]["clean"]
+    assert files["n_fake"] + files["n_real"] == sum(
+        1 for r in _rows(kit) if r["split"] == "test" and r["origin"] == "wild"
+    )
+    assert 0.0 <= files["roc_auc"] <= 1.0
+    assert {"wild_test", "controls_test", "kit_test"} <= set(card["metrics"]["truth"])
+    assert shown["wild_files_auc"] == files["roc_auc"]
+    assert shown["wild_files_fpr"] == files["false_positive_rate"]
+    assert shown["wild_test_auc"] == card["metrics"]["truth"]["wild_test"]["clean"]["roc_auc"]
