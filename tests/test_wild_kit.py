@@ -590,3 +590,24 @@ def test_truth_command_prints_the_published_files_figure(wild_kit, trained_dir, 
     assert shown["wild_files_auc"] == files["roc_auc"]
     assert shown["wild_files_fpr"] == files["false_positive_rate"]
     assert shown["wild_test_auc"] == card["metrics"]["truth"]["wild_test"]["clean"]["roc_auc"]
+
+
+def test_add_wild_command_takes_the_shrink_range(wild_kit, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from training.data import wild
+    from training.data.__main__ import main
+
+    kit, pool, rows = wild_kit
+    monkeypatch.setattr(wild, "read_wild_manifest", lambda: rows)
+    mild = tmp_path / "mild"
+    shutil.copytree(kit, mild)
+    argv = ["add-wild", str(mild), "--wild", str(pool)]
+    assert main([*argv, "--wild-shrink", "0.85", "0.95"]) == 0
+    wild = [r for r in _rows(mild) if r["origin"] == "wild"]
+    scales = [float(r["scale"]) for r in wild]
+    # a file smaller than the window is shrunk less (up to not at all), never more
+    assert wild and min(scales) >= 0.85 - 1e-3 and max(scales) <= 1.0
+    assert sum(s <= 0.95 + 1e-3 for s in scales) > len(scales) // 2
+    assert main([*argv, "--wild-shrink", "0.9", "1.2"]) == 2
+    assert "--wild-shrink needs" in capsys.readouterr().err

@@ -121,6 +121,15 @@ def _add_wild_options(p: argparse.ArgumentParser) -> None:
         "--wild-limit", type=int, default=None, help="use only N wild images per class (tests)"
     )
     p.add_argument(
+        "--wild-shrink",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="range of the neutral shrink factor of the wild images (default 0.5 0.8; below 1, "
+        "which erases old compression grids)",
+    )
+    p.add_argument(
         "--wild-train-views",
         type=int,
         default=1,
@@ -149,6 +158,7 @@ def _spread(rows: list, per_class: int) -> list:
 
 
 def _add_wild(args: argparse.Namespace, kit: Path) -> int:
+    from .neutral import NeutralSettings
     from .wild import default_wild_dir, read_wild_manifest
     from .wild_kit import add_wild
 
@@ -164,8 +174,19 @@ def _add_wild(args: argparse.Namespace, kit: Path) -> int:
     if args.wild_limit:  # N per class, taken in turn from each source repository
         rows = _spread(rows, args.wild_limit)
     try:
+        settings = None
+        if args.wild_shrink:
+            low, high = args.wild_shrink
+            if not 0 < low <= high < 1:
+                raise ValueError(f"--wild-shrink needs 0 < LOW <= HIGH < 1, got {low} {high}")
+            settings = NeutralSettings(factor=(low, high))
         summary = add_wild(
-            kit, wild_dir, seed=args.seed, rows=rows, train_views=args.wild_train_views
+            kit,
+            wild_dir,
+            seed=args.seed,
+            rows=rows,
+            settings=settings,
+            train_views=args.wild_train_views,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
