@@ -266,3 +266,14 @@ def test_a_model_measured_weak_in_the_wild_says_so_on_every_answer():
         card, metrics={"truth": {"wild_test": {"clean": {"roc_auc": 0.91}}}}
     )
     assert measured_warning(strong) is None
+    # the files as published, when measured, are what an upload is: their figures are told
+    files = {"roc_auc": 0.67, "recall": 0.33, "false_positive_rate": 0.083}
+    published = dataclasses.replace(
+        card, metrics={"truth": {**weak, "wild_files_test": {"clean": files}}}
+    )
+    text = measured_warning(published)
+    assert text.startswith("Measured on files as published") and "ROC-AUC 0.67" in text
+    told = "it caught 33% of the AI-generated images, flagged 8% of the real ones and called 56%"
+    assert told in text
+    strong_files = {"truth": {**weak, "wild_files_test": {"clean": {**files, "roc_auc": 0.8}}}}
+    assert measured_warning(dataclasses.replace(card, metrics=strong_files)) is None

@@ -336,24 +336,33 @@ WEAK_WILD_AUC = 0.75
 def measured_warning(card: ModelCard) -> str | None:
     """A warning when the card's truth table shows the model weak on images from the wild
     (``python -m training truth``): its ROC-AUC there and the share of enlarged, shrunk or
-    re-encoded real photos it calls AI-generated."""
+    re-encoded real photos it calls AI-generated. When the card measured the wild test files as
+    published (``--wild-files``: own size, format and metadata, as an upload arrives), those
+    figures are used, with the share of AI-generated images caught and of real ones flagged."""
     truth = card.metrics.get("truth") if isinstance(card.metrics, dict) else None
     if not isinstance(truth, dict):
         return None
-    wild = truth.get("wild_test", {}).get("clean", {})
+    files = truth.get("wild_files_test", {}).get("clean", {})
+    wild = files if isinstance(files.get("roc_auc"), int | float) else None
+    wild = wild or truth.get("wild_test", {}).get("clean", {})
     auc = wild.get("roc_auc")
     if not isinstance(auc, int | float) or auc >= WEAK_WILD_AUC:
         return None
+    facts = []
+    caught, flagged = wild.get("recall"), wild.get("false_positive_rate")
+    if wild is files and isinstance(caught, int | float) and isinstance(flagged, int | float):
+        facts.append(f"caught {caught:.0%} of the AI-generated images")
+        facts.append(f"flagged {flagged:.0%} of the real ones")
     fpr = truth.get("controls_test", {}).get("clean", {}).get("false_positive_rate")
-    controls = (
-        f" and calls {fpr:.0%} of enlarged, shrunk or re-encoded real photos AI-generated"
-        if isinstance(fpr, int | float)
-        else ""
-    )
+    if isinstance(fpr, int | float):
+        facts.append(f"called {fpr:.0%} of enlarged, shrunk or re-encoded real photos AI-generated")
+    told = ""
+    if facts:
+        told = ": it " + " and ".join([", ".join(facts[:-1]), facts[-1]] if facts[:-1] else facts)
+    where = "files as published" if wild is files else "real generators and photos"
     return (
-        f"Measured on real generators and photos from sources it never trained on, this model "
-        f"reaches ROC-AUC {auc:.2f} (0.5 is chance){controls}: treat its score as weak "
-        "evidence (see its model card)."
+        f"Measured on {where} from sources it never trained on, this model reaches ROC-AUC "
+        f"{auc:.2f} (0.5 is chance){told}. Treat its score as weak evidence (see its model card)."
     )
 
 
