@@ -484,6 +484,7 @@ def test_model_table_shows_truth_columns_and_reference_rows(tmp_path):
             }
         },
         "controls_test": {"clean": {"false_positive_rate": 0.2}},
+        "wild_files_test": {"clean": {"roc_auc": 0.58, "roc_auc_ci95": [0.491, 0.667]}},
     }
     doc = {"name": "probe", "recipe": "linear_probe", "backbone": "mobilenet_v2"}
     (ref / "probe.json").write_text(json.dumps({**doc, "metrics": {"truth": truth}}))
@@ -494,6 +495,14 @@ def test_model_table_shows_truth_columns_and_reference_rows(tmp_path):
     row = text.splitlines()[-1]
     assert row.startswith("| `probe` | `linear_probe` |")
     assert "0.610 (0.52-0.69)" in row and "0.700" in row and "0.200" in row and "reference" in row
+    header = text.splitlines()[0].split(" | ")
+    cells = row.split(" | ")
+    assert cells[header.index("wild files as published")] == "0.580 (0.49-0.67)"
+    (ref / "probe.json").write_text(
+        json.dumps({**doc, "metrics": {"truth": truth | {"wild_files_test": {}}}})
+    )
+    row = table(str(models), reference=ref).splitlines()[-1].split(" | ")
+    assert row[header.index("wild files as published")] == "-"  # not measured
 
 
 def test_choose_ranks_models_and_averages_on_validation_only():

@@ -124,16 +124,7 @@ def _truth(args: argparse.Namespace) -> int:
         table["wild_files_test"] = truth_table(det, {"test": files}, {"clean": None})["wild_test"]
     if args.update_card:
         replace(det.card, metrics={**det.card.metrics, "truth": table}).save(root / det.name)
-    shown = headline(table, det.card.metrics.get("lofo"))
-    if "wild_files_test" in table:  # the figure asked for by --wild-files
-        files = table["wild_files_test"]["clean"]
-        shown.update(
-            wild_files_auc=files.get("roc_auc"),
-            wild_files_auc_ci95=files.get("roc_auc_ci95"),
-            wild_files_recall=files.get("recall"),
-            wild_files_fpr=files.get("false_positive_rate"),
-        )
-    print(json.dumps(shown, indent=2))
+    print(json.dumps(headline(table, det.card.metrics.get("lofo")), indent=2))
     return 0
 
 

@@ -23,6 +23,7 @@ REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("kit_test_auc", "kit test"),
     ("wild_test_auc", "wild test"),
+    ("wild_files_auc", "wild files as published"),
     ("wild_test_auc_q75", "wild JPEG q75"),
     ("wild_test_auc_resize", "wild 0.5x"),
     ("wild_photo_auc", "wild photo"),

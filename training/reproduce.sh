@@ -62,11 +62,14 @@ STEPS=(--steps-per-epoch 100 --seed 0)
 "$PY" -m training train ensemble --data "$KIT" --out assets/models/ensemble_lite0_mobilenetv2 \
   --title "Ensemble: EfficientNet-Lite0 and MobileNetV2, S4 recipe, on the kit and the wild pool" \
   --seed 0 --recipe-param members=assets/models/s4_efficientnet_lite0,data/models/s4_wild
-# ... and on the wild test images as published (own size, format and metadata): what a user sees.
+# Every shipped model also on the wild test images as published (own size, format and
+# metadata): what a user sees.
 WILD_DIR="${2:-$("$PY" -c 'from training.data.wild import default_wild_dir as d; print(d() or "")')}"
 if [ -n "$WILD_DIR" ]; then
-  "$PY" -m training truth ensemble_lite0_mobilenetv2 --data "$KIT" --wild-files "$WILD_DIR" \
-    --update-card
+  for MODEL in ensemble_lite0_mobilenetv2 s4_efficientnet_lite0 s1_attention_mobilenetv2 \
+    s2_mobilenetv2_fgsm s3_simple_cnn_npr; do
+    "$PY" -m training truth "$MODEL" --data "$KIT" --wild-files "$WILD_DIR" --update-card
+  done
 fi
 
 # Reference row (not shipped): a logistic regression on frozen ImageNet MobileNetV2 features,

@@ -231,6 +231,11 @@ def headline(table: dict[str, Any], lofo: dict[str, Any] | None = None) -> dict[
         "wild_recall": get("wild_test", "clean", "recall"),
         "wild_fpr": get("wild_test", "clean", "false_positive_rate"),
         "controls_fpr": get("controls_test", "clean", "false_positive_rate"),
+        # the wild test files as published (truth --wild-files), when measured
+        "wild_files_auc": get("wild_files_test", "clean", "roc_auc"),
+        "wild_files_auc_ci95": get("wild_files_test", "clean", "roc_auc_ci95"),
+        "wild_files_recall": get("wild_files_test", "clean", "recall"),
+        "wild_files_fpr": get("wild_files_test", "clean", "false_positive_rate"),
     }
     if lofo:
         recalls = [v["recall"] for v in lofo.get("families", {}).values()]
