@@ -269,16 +269,23 @@ def test_the_gradio_tabs_are_found():
 
 
 # ----------------------------------------------------------------------------------- import
+def run_fresh(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter (nothing imported yet) from the repository root; it
+    must exit cleanly."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def test_import_detector_loads_no_ui_serving_or_beam_code():
     prefixes = ("detector", *NOT_ON_IMPORT)
     code = (
         "import sys, detector\n"
         f"print('\\n'.join(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_fresh(code)
     loaded = done.stdout.split()
     assert "detector.core.models" in loaded  # the check sees what it should
     unwanted = [m for m in loaded if m.startswith(NOT_ON_IMPORT)]
@@ -305,10 +312,7 @@ def test_keras_loads_without_its_unused_optional_imports():
         "import sklearn.linear_model, matplotlib.pyplot; "
         "print(k.keras.__version__, sklearn.__version__)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_fresh(code)
     assert done.stdout.strip()
 
 
@@ -330,8 +334,5 @@ def test_listing_models_and_resolving_specs_load_no_keras():
         "    get_backbone(name).native_scale, get_backbone(name).last_conv_layer\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow')))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_fresh(code)
     assert done.stdout.strip() == "[]", f"loaded Keras: {done.stdout[:300]}"
