@@ -343,23 +343,22 @@ def measured_warning(card: ModelCard) -> str | None:
     if not isinstance(truth, dict):
         return None
     files = truth.get("wild_files_test", {}).get("clean", {})
-    wild = files if isinstance(files.get("roc_auc"), int | float) else None
-    wild = wild or truth.get("wild_test", {}).get("clean", {})
+    published = isinstance(files.get("roc_auc"), int | float)
+    wild = files if published else truth.get("wild_test", {}).get("clean", {})
     auc = wild.get("roc_auc")
     if not isinstance(auc, int | float) or auc >= WEAK_WILD_AUC:
         return None
     facts = []
     caught, flagged = wild.get("recall"), wild.get("false_positive_rate")
-    if wild is files and isinstance(caught, int | float) and isinstance(flagged, int | float):
+    if published and isinstance(caught, int | float) and isinstance(flagged, int | float):
         facts.append(f"caught {caught:.0%} of the AI-generated images")
         facts.append(f"flagged {flagged:.0%} of the real ones")
     fpr = truth.get("controls_test", {}).get("clean", {}).get("false_positive_rate")
     if isinstance(fpr, int | float):
         facts.append(f"called {fpr:.0%} of enlarged, shrunk or re-encoded real photos AI-generated")
-    told = ""
-    if facts:
-        told = ": it " + " and ".join([", ".join(facts[:-1]), facts[-1]] if facts[:-1] else facts)
-    where = "files as published" if wild is files else "real generators and photos"
+    listed = f"{', '.join(facts[:-1])} and {facts[-1]}" if len(facts) > 1 else "".join(facts)
+    told = f": it {listed}" if listed else ""
+    where = "files as published" if published else "real generators and photos"
     return (
         f"Measured on {where} from sources it never trained on, this model reaches ROC-AUC "
         f"{auc:.2f} (0.5 is chance){told}. Treat its score as weak evidence (see its model card)."
