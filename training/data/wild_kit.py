@@ -30,7 +30,14 @@ import numpy as np
 from . import tiles as T
 from .kit import encode_png
 from .kit_files import read_manifest, sha256_bytes, summarize, write_manifest
-from .neutral import CONTROLS, NeutralSettings, control_kinds, make_control, neutral_pixels
+from .neutral import (
+    CONTROLS,
+    NeutralResult,
+    NeutralSettings,
+    control_kinds,
+    make_control,
+    neutral_pixels,
+)
 from .wild import WildImage, assign_wild_splits, family_of, read_wild_manifest
 
 #: Controls made per real image of the wild pool, and per this many package real tiles.
@@ -135,9 +142,7 @@ def add_wild(
         rng = T.rng_for(seed, "wild", w.file)
         data = path.read_bytes()
         res = neutral_pixels(data, rng, settings)
-        rec = {**wild_row_fields(w, split), **_write(out, split, w.label, res.pixels, known)}
-        rec.update(scale=round(res.factor, 4), resample=res.resample, tile_y=res.window[1])
-        rec.update(tile_x=res.window[0], gen_params="")
+        rec = _wild_row(out, w, split, res, known)
         added.append(rec)
         if split == "train":
             added += _extra_views(out, w, data, res.pixels, seed, train_views, settings, known)
@@ -190,11 +195,23 @@ def _extra_views(
         if digest in seen:
             continue
         seen.add(digest)
-        rec = {**wild_row_fields(w, "train"), **_write(out, "train", w.label, res.pixels, known)}
-        rec.update(scale=round(res.factor, 4), resample=res.resample, tile_y=res.window[1])
-        rec.update(tile_x=res.window[0], gen_params=f"view={k}")
-        rows.append(rec)
+        rows.append(_wild_row(out, w, "train", res, known, gen_params=f"view={k}"))
     return rows
+
+
+def _wild_row(
+    out: Path,
+    w: WildImage,
+    split: str,
+    res: NeutralResult,
+    known: dict[str, str],
+    gen_params: str = "",
+) -> dict:
+    """Write a neutral view of a wild image; its manifest row."""
+    rec = {**wild_row_fields(w, split), **_write(out, split, w.label, res.pixels, known)}
+    rec.update(scale=round(res.factor, 4), resample=res.resample, tile_y=res.window[1])
+    rec.update(tile_x=res.window[0], gen_params=gen_params)
+    return rec
 
 
 def wild_splits(rows: list[WildImage], seed: int) -> dict[str, str]:
