@@ -25,7 +25,6 @@ told apart by these images, whatever their third digit says.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from training.augment import downscale, jpeg
+from training.data.kit_files import read_manifest
 from training.datasets import ImageSet
 
 #: The changes every group is scored under (``clean``: as stored).
@@ -106,8 +106,8 @@ def wild_files(kit: str | Path, wild_dir: str | Path, split: str = "test") -> Im
     """
     from detector.core.images import load_image
 
-    with (Path(kit) / "manifest.csv").open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("origin") == "wild" and r["split"] == split]
+    rows = read_manifest(Path(kit))
+    rows = [r for r in rows if r.get("origin") == "wild" and r["split"] == split]
     root = Path(wild_dir).resolve()
     images = []
     for r in rows:
