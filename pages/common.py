@@ -184,7 +184,7 @@ def show_agreement(views: list[cr.ModelOutcome]) -> None:
         st.warning(summary.text, icon=":material/balance:")
 
 
-def show_model_card(view: cr.ModelOutcome, stability: detector.Stability | None = None) -> None:
+def show_model_card(view: cr.ModelOutcome, stability: Stable = None) -> None:
     """One model's verdict card (with its stability check, when it had one), or why it failed."""
     if not view.ok:
         st.error(f"Model `{view.model}` failed: {view.error}", icon=":material/error:")
