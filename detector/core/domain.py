@@ -20,7 +20,7 @@ from detector.core.card import ModelCard
 from detector.core.exif import exif_summary, has_camera_exif
 from detector.core.images import ImageInfo
 from detector.core.jpeg import estimate_jpeg_quality
-from detector.core.patches import MAX_PATCHES, patch_grid
+from detector.core.patches import MAX_PATCHES, patch_grid, scene_box
 from detector.core.spec import Preprocessing
 
 #: An image whose longer side exceeds this many training tiles is "far larger".
@@ -297,11 +297,17 @@ def _native_warnings(
         else "This image is very elongated; "
     )
     shrunk = f"the whole picture shrunk to {size}x{size} px"
+    scene = scene_box(height, width, prep)
+    if scene is not None:
+        span = scene[2] - scene[0]
+        shrunk = f"its central {span}x{span} px square shrunk to {size}x{size} px"
+    extra = prep.whole_view or scene is not None
     if count > 1:
         cover = f"{_percent(covered)} of it"
         if covered >= 0.99:
             cover = "all of it" if covered == 1.0 else "nearly all of it"
-        whole = f", plus {shrunk}," if prep.whole_view else ""
+        whole = f", plus {shrunk} (half of the score)," if scene is not None else ""
+        whole = f", plus {shrunk}," if prep.whole_view else whole
         return [
             start + f"it is scored on {count} patches of {size}x{size} px at full resolution "
             f"spread over it (together they cover {cover}){whole} and their scores are "
@@ -320,7 +326,7 @@ def _native_warnings(
             f"model's {size} px input"
         )
         region = "that square"
-    if prep.whole_view:
+    if extra:
         return [
             start + f" and on {shrunk}, and the two scores are averaged; outside {region} "
             "the model sees the picture only shrunk, without its fine detail."

@@ -5,7 +5,9 @@ resolution. On a large photo a single central patch is a tiny fraction of the pi
 large image is scored on a regular grid of patches spread over it (`patch_grid`), all run
 through the model in one batch, and their logits are combined into one calibrated P(fake)
 (`combine`, then the model's temperature). An image too small to hold two patches side by side
-gets exactly the one centre crop it always got, so its score is unchanged.
+gets exactly the one centre crop it always got, so its score is unchanged. A card may add one
+view at another scale: the whole picture resized (``whole_view``), or the *scene view*, the
+picture shrunk to the scale the model learnt scenes at (``scene_side``, `scene_view`).
 
 `score_patches` is the same computation without the model card's threshold and labels, for
 evaluation and recalibration; `patch_map` draws the per-patch scores over the picture.
@@ -115,11 +117,13 @@ class Views:
         batch: float32 (N, size, size, 3), 0-255: one row per view.
         boxes: Each view's box in the image (the whole image for a whole-image view).
         whole: Which views are the whole image resized (not a patch).
+        scene: The last view is the scene view (`scene_view`).
     """
 
     batch: np.ndarray
     boxes: tuple[Box, ...]
     whole: tuple[bool, ...]
+    scene: bool = False
 
 
 def image_views(
@@ -160,12 +164,61 @@ def image_views(
         batch = np.concatenate([batch, view[None]])
         boxes.append((0, 0, height, width))
         whole.append(True)
-    return Views(batch, tuple(boxes), tuple(whole))
+    scene = scene_view(image, prep)
+    if scene is not None:
+        view, box = scene
+        batch = np.concatenate([batch, view[None]])
+        boxes.append(box)
+        whole.append(False)
+    return Views(batch, tuple(boxes), tuple(whole), scene=scene is not None)
+
+
+def scene_box(height: int, width: int, prep: Preprocessing) -> Box | None:
+    """The region of an H x W image its scene view shows (None: it gets none).
+
+    The scene view is the central ``size`` square of the image shrunk so that its shorter side
+    is ``prep.scene_side``: in the image's own pixels, the central square of side
+    ``size * shorter / scene_side``. Only a ``native_crop`` model with a ``scene_side`` reads
+    one, and only of an image whose shorter side is larger than ``scene_side``.
+    """
+    side = prep.scene_side
+    short = min(height, width)
+    if side is None or prep.resize != "native_crop" or short <= side:
+        return None
+    span = min(short, round(prep.size * short / side))
+    top, left = (height - span) // 2, (width - span) // 2
+    return top, left, top + span, left + span
+
+
+def scene_view(image: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, Box] | None:
+    """The scene view of an RGB uint8 image (float32 (size, size, 3), 0-255) and its box, or
+    None when the model reads none (`scene_box`).
+
+    The region is shrunk with pixel-area averaging, as the kit's neutral copies were made
+    (`training.data.neutral`), so no resampling pattern of its own is added.
+    """
+    box = scene_box(*image.shape[:2], prep)
+    if box is None:
+        return None
+    top, left, bottom, right = box
+    region = image[top:bottom, left:right]
+    view = cv2.resize(region, (prep.size, prep.size), interpolation=cv2.INTER_AREA)
+    return view.astype(np.float32), box
 
 
 # ----------------------------------------------------------------------------- combining
-def combine(fake_logits: Sequence[float] | np.ndarray) -> float:
+def combine(fake_logits: Sequence[float] | np.ndarray, *, scene: bool = False) -> float:
     """The whole-image logit of "fake": the mean of the views' fake logits.
+
+    With ``scene`` (a model card with a ``scene_side``), the last of several logits is the
+    scene view's, and it carries half the score: the mean of the native-resolution views and
+    the scene view's logit are averaged. The two are two readings of the picture at two
+    scales, the finest traces and the scale the model learnt scenes at; counted as one view
+    among up to 17, the scene view's say would shrink as the image grows. A single logit is
+    returned as it is (an image no larger than ``scene_side`` has no scene view). Because
+    ``scene_side`` lies in [size, 2 * size), an image with several native patches always has a
+    scene view, so "several logits" means "the last is the scene view" here, which lets the
+    batch scanners combine the bare logit arrays.
 
     The combined logit goes through the model's temperature and a sigmoid like a single
     patch's (`calibrate`), and it is averaged before the temperature, so a temperature fitted
@@ -188,6 +241,8 @@ def combine(fake_logits: Sequence[float] | np.ndarray) -> float:
     z = np.asarray(fake_logits, dtype=np.float64).ravel()
     if z.size == 0:
         raise ValueError("no patch logits to combine")
+    if scene and z.size > 1:
+        return float((z[:-1].mean() + z[-1]) / 2.0)
     return float(z.mean())
 
 
@@ -200,11 +255,15 @@ def patch_scores(logits: np.ndarray, views: Views, temperature: float) -> tuple[
     """One `PatchScore` per view, each with its own calibrated P(fake)."""
     probs = calibrate(logits, temperature)
     scores = []
-    for z, p, (top, left, bottom, right), whole in zip(
-        logits, probs, views.boxes, views.whole, strict=True
+    last = len(views.boxes) - 1
+    for i, (z, p, (top, left, bottom, right), whole) in enumerate(
+        zip(logits, probs, views.boxes, views.whole, strict=True)
     ):
         size = max(bottom - top, right - left)
-        scores.append(PatchScore(left, top, size, float(p), float(z), whole_image=whole))
+        scene = views.scene and i == last
+        scores.append(
+            PatchScore(left, top, size, float(p), float(z), whole_image=whole, scene_view=scene)
+        )
     return tuple(scores)
 
 
@@ -216,12 +275,14 @@ class PatchLogits(NamedTuple):
         logits: float64 (N,): each view's fake logit, before the temperature.
         boxes: Each view's box (top, left, bottom, right) in the image.
         whole: Which views are the whole image resized.
+        scene: The last view is the scene view.
     """
 
     combined_logit: float
     logits: np.ndarray
     boxes: tuple[Box, ...]
     whole: tuple[bool, ...]
+    scene: bool = False
 
 
 def score_patches(
@@ -262,7 +323,7 @@ def score_patches_batch(
         image_views(_rgb(image), prep, max_patches=limit, whole_view=whole_view) for image in images
     ]
     return [
-        PatchLogits(combine(z), z, v.boxes, v.whole)
+        PatchLogits(combine(z, scene=v.scene), z, v.boxes, v.whole, v.scene)
         for v, z in zip(views, score_views(det, views), strict=True)
     ]
 
@@ -308,8 +369,8 @@ def patch_map(
 
     Colours come from the Grad-CAM overlays' colormap (`detector.core.heatmaps.colorize`): P(fake)
     0 is the cold end, 1 the hot end. Where patches overlap, the more suspicious one is drawn
-    on top; a whole-image view tints the whole picture beneath the patches. Pixels no patch
-    covers are left as they are.
+    on top; a whole-image view tints the whole picture (a scene view its region) beneath the
+    patches. Pixels no patch covers are left as they are.
 
     Args:
         image: RGB uint8 (H, W, 3): the scored image, or a resized copy of it (then give
@@ -336,10 +397,8 @@ def patch_map(
     source_height, source_width = size or (height, width)
     scale_y, scale_x = height / source_height, width / source_width
     colours = colorize(np.array([[p.p_fake for p in patches]]), colormap)[0].astype(np.float32)
-    # whole-image views first, then patches from the least to the most suspicious
-    order = sorted(
-        range(len(patches)), key=lambda i: (not patches[i].whole_image, patches[i].p_fake)
-    )
+    # whole-image and scene views first, then patches from the least to the most suspicious
+    order = sorted(range(len(patches)), key=lambda i: (not _beneath(patches[i]), patches[i].p_fake))
     boxes = {}
     for i in order:
         t, left, b, r = patches[i].box
@@ -351,11 +410,17 @@ def patch_map(
     thickness = max(1, round(min(height, width) / 150))
     for i in order:
         top, left, bottom, right = boxes[i]
-        if patches[i].whole_image or bottom <= top or right <= left:
+        if _beneath(patches[i]) or bottom <= top or right <= left:
             continue
         colour = tuple(int(c) for c in colours[i])
         cv2.rectangle(out, (left, top), (right - 1, bottom - 1), colour, thickness)
     return out
+
+
+def _beneath(patch: PatchScore) -> bool:
+    """A view drawn as a tint beneath the patches, without an outline: one that spans the
+    picture at a smaller scale (the whole image, or the scene view)."""
+    return patch.whole_image or patch.scene_view
 
 
 def _clip(box: Box, height: int, width: int) -> Box:

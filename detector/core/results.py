@@ -28,6 +28,9 @@ class PatchScore:
         p_fake: This view's calibrated P(fake) on its own (the model's temperature applied).
         fake_logit: This view's logit of "fake", before the temperature.
         whole_image: The view is the whole picture resized to the model input, not a patch.
+        scene_view: The view is the scene view: the picture shrunk to the scale the model
+            learnt scenes at, its central square (``x``, ``y``, ``size`` in image pixels);
+            it carries half the whole-image score (`detector.core.patches.combine`).
     """
 
     x: int
@@ -36,6 +39,7 @@ class PatchScore:
     p_fake: float
     fake_logit: float
     whole_image: bool = False
+    scene_view: bool = False
 
     @property
     def box(self) -> Box:
@@ -43,7 +47,7 @@ class PatchScore:
         return self.y, self.x, self.y + self.size, self.x + self.size
 
     def to_dict(self) -> dict[str, Any]:
-        """A compact JSON-ready dict (``whole_image`` only when true)."""
+        """A compact JSON-ready dict (``whole_image`` and ``scene_view`` only when true)."""
         data: dict[str, Any] = {
             "x": int(self.x),
             "y": int(self.y),
@@ -53,6 +57,8 @@ class PatchScore:
         }
         if self.whole_image:
             data["whole_image"] = True
+        if self.scene_view:
+            data["scene_view"] = True
         return data
 
 

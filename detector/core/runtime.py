@@ -255,7 +255,7 @@ class Detector:
         self, views: Views, logits: np.ndarray, seconds: float, warnings: tuple[str, ...] = ()
     ) -> Prediction:
         """The combined verdict on one image's views, with every view's own score."""
-        p_fake = float(calibrate(combine(logits), self.temperature))
+        p_fake = float(calibrate(combine(logits, scene=views.scene), self.temperature))
         patches = patch_scores(logits, views, self.temperature)
         return self._prediction(p_fake, seconds, warnings, patches)
 

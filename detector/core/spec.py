@@ -63,6 +63,16 @@ class Preprocessing:
             as one more view beside the native-resolution patches (`detector.core.patches`). Off by
             default: resizing a large photo to the input wipes out the pixel-level traces these
             models read, so a model card turns it on only where it was measured to help.
+        scene_side: With ``native_crop``, also score one *scene view*: the image shrunk so its
+            shorter side is ``scene_side`` px, its central ``size`` x ``size`` square. Models
+            trained on the kit's wild tiles learnt from pictures shrunk to about this scale
+            (a tile shows most of a scene), while uploads are read at full resolution; the
+            scene view shows them the picture as they learnt it. Only an image whose shorter
+            side is larger than ``scene_side`` gets one (a smaller image's scene view would be
+            its own centre crop), and it carries half the whole-image score
+            (`detector.core.patches.combine`). None (the default): off; a card turns it on
+            where it was measured to help (``python -m training scene-view``). It must lie in
+            [size, 2 * size) and cannot be combined with ``whole_view``.
     """
 
     size: int
@@ -71,6 +81,7 @@ class Preprocessing:
     scale: ValueScale = "unit"
     grid: int = 1
     whole_view: bool = False
+    scene_side: int | None = None
 
     def __post_init__(self) -> None:
         if self.size < 8:
@@ -85,6 +96,22 @@ class Preprocessing:
             raise ValueError(f"crop grid must be a whole number of pixels >= 1, got {self.grid!r}")
         if not isinstance(self.whole_view, bool):
             raise ValueError(f"whole_view must be true or false, got {self.whole_view!r}")
+        if self.scene_side is not None:
+            self._check_scene_side()
+
+    def _check_scene_side(self) -> None:
+        side = self.scene_side
+        if isinstance(side, bool) or not isinstance(side, int):
+            raise ValueError(f"scene_side must be a whole number of pixels, got {side!r}")
+        if self.resize != "native_crop":
+            raise ValueError(f"scene_side needs the native_crop resize mode, not {self.resize!r}")
+        if self.whole_view:
+            raise ValueError("scene_side and whole_view cannot both be set: choose one")
+        if not self.size <= side < 2 * self.size:
+            raise ValueError(
+                f"scene_side must lie in [{self.size}, {2 * self.size}) for a {self.size} px "
+                f"input, got {side}"
+            )
 
     def crop_box(
         self, height: int, width: int, rng: np.random.Generator | None = None

@@ -219,17 +219,20 @@ def model_inputs(
     return compact if np.array_equal(compact, batch) else batch
 
 
-def whole_image_p_fake(model: Any, inputs: Sequence[np.ndarray], temperature: float) -> list[float]:
+def whole_image_p_fake(
+    model: Any, inputs: Sequence[np.ndarray], temperature: float, *, scene: bool = False
+) -> list[float]:
     """Each image's calibrated P(fake) from its `model_inputs`, as `Detector.predict` gives it.
 
     The views of all the images go through the model in one run (which the model chunks);
-    each image's fake logits are combined by their mean (`detector.core.patches.combine`), divided
-    by the temperature and put through a sigmoid.
+    each image's fake logits are combined (`detector.core.patches.combine`: their mean, the
+    scene view weighing half), divided by the temperature and put through a sigmoid.
 
     Args:
         model: A `Detector` (anything with its ``fake_logits_batch``).
         inputs: One (N_i, size, size, 3) array per image.
         temperature: The model card's temperature.
+        scene: The model's card has a ``scene_side`` (`uses_scene_view`).
 
     Returns:
         One P(fake) in [0, 1] per image.
@@ -239,9 +242,14 @@ def whole_image_p_fake(model: Any, inputs: Sequence[np.ndarray], temperature: fl
     logits = np.asarray(model.fake_logits_batch(np.concatenate(inputs)), dtype=np.float64)
     ends = np.cumsum([len(x) for x in inputs])
     return [
-        float(np.clip(calibrate(combine(z), temperature), 0.0, 1.0))
+        float(np.clip(calibrate(combine(z, scene=scene), temperature), 0.0, 1.0))
         for z in np.split(logits, ends[:-1])
     ]
+
+
+def uses_scene_view(prep: Preprocessing) -> bool:
+    """Whether a model with this preprocessing adds a scene view to large images."""
+    return prep.resize == "native_crop" and prep.scene_side is not None
 
 
 _InputKey = tuple[Preprocessing, int]
@@ -308,7 +316,12 @@ def _score_batch(det: Any, decoded: Sequence[Any]) -> dict[int, tuple[float, flo
             good.append(i)
     started = time.perf_counter()
     try:
-        probs = whole_image_p_fake(det, [decoded[i][key] for i in good], det.temperature)
+        probs = whole_image_p_fake(
+            det,
+            [decoded[i][key] for i in good],
+            det.temperature,
+            scene=uses_scene_view(det.spec.preprocessing),
+        )
     except Exception as exc:  # one failing model must not stop the others
         log.exception("model %s failed on a batch", det.name)
         return {**results, **dict.fromkeys(good, f"model_failed: {type(exc).__name__}: {exc}")}

@@ -32,7 +32,12 @@ import numpy as np
 from detector.core.errors import DetectorError, error_text
 from detector.core.models import load_model, resolve_model_names, trained_cards
 from detector.core.patches import MAX_PATCHES
-from detector.scale.batch import SCAN_FIELDS, model_inputs, whole_image_p_fake
+from detector.scale.batch import (
+    SCAN_FIELDS,
+    model_inputs,
+    uses_scene_view,
+    whole_image_p_fake,
+)
 from detector.scale.beam_steps import (
     _decode,
     _error_rows,
@@ -144,7 +149,12 @@ def _define_beam_types() -> dict[str, type]:
             if self._card is None:  # the card, not the model: a shared model is a proxy
                 self._card = trained_cards(self.models_dir)[self.model_name]
             try:
-                probs = whole_image_p_fake(model, batch, self._card.temperature)
+                probs = whole_image_p_fake(
+                    model,
+                    batch,
+                    self._card.temperature,
+                    scene=uses_scene_view(self._card.spec.preprocessing),
+                )
             except Exception as exc:  # one failing batch must not fail the pipeline
                 log.exception("model %s failed on a batch", self.model_name)
                 failed = (None, None, f"model_failed: {type(exc).__name__}: {exc}")

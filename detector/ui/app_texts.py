@@ -45,8 +45,10 @@ tab shows first: `{"label", "title", "basis", "reasons", "order"}`, `label` one 
 first match wins; each reason `{"source", "text", "strength"}`. `stability` says whether the
 verdict survives JPEG q90 and a 0.75x resize. `patches` lists
 the views the score combines, each `{"x", "y", "size", "p_fake", "fake_logit"}` (`"whole_image":
-true` for the whole picture resized): a native-resolution model scores a large image on up to 16
-patches and `p_fake` combines them (mean logit), a small image on its central crop. `/explain`
+true` for the whole picture resized, `"scene_view": true` for its central square shrunk to the
+scale the model learnt scenes at, which counts for half): a native-resolution model scores a
+large image on up to 16 patches and `p_fake` combines them (mean logit), a small image on its
+central crop. `/explain`
 adds `method` and `patch`, the index in `patches` its heatmap explains (the most suspicious).
 `/compare` returns `{"agreement": {...}, "models": [...]}` where a model that failed has an
 `error` and no score (there and in `/explain`, `headline` is the model's verdict in words).

@@ -100,7 +100,8 @@ class PatchView:
             P(fake) (`detector.patch_map`); None when the image had a single view (no map).
         caption: One line: how the image was scored and, with several patches, the most
             suspicious one and which patch the explanation explains.
-        count: Patches scored at full resolution (a resized whole-picture view not counted).
+        count: Patches scored at full resolution (a resized whole-picture or scene view not
+            counted).
         single: The image had a single view (one patch, or the whole picture resized).
         explained: Which patch the explanation explains, for the overlay's caption (e.g.
             ``"explains the patch at (112, 32), the most suspicious of 16"``); "" when single.
@@ -114,7 +115,11 @@ class PatchView:
 
 
 def _place(patch: PatchScore) -> str:
-    return "on the whole picture" if patch.whole_image else f"at ({patch.x}, {patch.y})"
+    if patch.whole_image:
+        return "on the whole picture"
+    if patch.scene_view:
+        return "on the picture shrunk (its central square)"
+    return f"at ({patch.x}, {patch.y})"
 
 
 def _single_caption(patches: Sequence[PatchScore]) -> str:
@@ -150,12 +155,14 @@ def patch_view(
     patches = prediction.patches
     if len(patches) <= 1:
         return PatchView(None, _single_caption(patches), len(patches), single=True)
-    crops = [p for p in patches if not p.whole_image]
+    crops = [p for p in patches if not (p.whole_image or p.scene_view)]
     sides = {p.size for p in crops}
     what = f"{len(crops)} patch{'es' if len(crops) != 1 else ''}"
     what += f" of {sides.pop()} px" if len(sides) == 1 else ""
     what += " at full resolution"
-    what += " and the whole picture resized" if len(crops) < len(patches) else ""
+    what += " and the whole picture resized" if any(p.whole_image for p in patches) else ""
+    if any(p.scene_view for p in patches):
+        what += " and the picture shrunk to the scale the model learnt (half of the score)"
     top = prediction.top_patch
     assert top is not None
     caption = (
@@ -166,7 +173,7 @@ def patch_view(
     if explained is not None and 0 <= explained < len(patches):
         title = METHOD_TITLES.get(method, method)
         chosen = patches[explained]
-        kind = "view" if chosen.whole_image else "patch"
+        kind = "view" if chosen.whole_image or chosen.scene_view else "patch"
         if explained == top:
             caption += f"; the {title} explains that {kind}"
             rank = f"the most suspicious of {len(patches)}"

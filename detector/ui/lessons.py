@@ -43,6 +43,12 @@ PIPELINE_READS = {
 PIPELINE_WHOLE_VIEW = (
     " The whole picture, shrunk to {size} x {size} pixels, is scored as one more view."
 )
+#: Added for a ``native_crop`` model that also scores a scene view (``scene_side``).
+PIPELINE_SCENE_VIEW = (
+    " A picture larger than that is also shrunk until its shorter side is {scene} pixels, the "
+    "scale the model learnt whole scenes at, and its central {size} x {size} square is scored "
+    "as one more view, which counts for half of the verdict."
+)
 LESSON_HEATMAP = """A heatmap tries to answer "where did the model look?". **Grad-CAM**
 follows the score back into the network's last layer of image features and colours the places
 whose features raised the *AI-generated* score the most. **Grad-CAM++** weighs those features
@@ -84,6 +90,8 @@ def lesson_pipeline(preprocessing: Preprocessing | int, threshold: float) -> str
     reads = PIPELINE_READS[mode].format(size=size, patches=MAX_PATCHES)
     if prep is not None and mode == "native_crop" and prep.whole_view:
         reads += PIPELINE_WHOLE_VIEW.format(size=size)
+    if prep is not None and mode == "native_crop" and prep.scene_side is not None:
+        reads += PIPELINE_SCENE_VIEW.format(size=size, scene=prep.scene_side)
     return LESSON_PIPELINE.format(reads=reads, threshold=percent(threshold))
 
 
