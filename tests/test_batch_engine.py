@@ -56,9 +56,9 @@ def test_the_cli_and_both_apps_give_the_same_rows(models_env, folder, capsys, mo
     calls: list[int] = []
     real = engine.whole_image_p_fake
 
-    def counted(model, inputs, temperature):
+    def counted(model, inputs, temperature, **options):
         calls.append(len(inputs))
-        return real(model, inputs, temperature)
+        return real(model, inputs, temperature, **options)
 
     monkeypatch.setattr(engine, "whole_image_p_fake", counted)
     files = sorted(folder.iterdir())

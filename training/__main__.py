@@ -128,6 +128,22 @@ def _truth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scene_view(args: argparse.Namespace) -> int:
+    from detector.core.models import load_model, models_dir
+    from training.scene_view import SCENE_SIDE, measure, write_choice
+    from training.truth import wild_files
+
+    root = models_dir(args.models_dir)
+    det = load_model(args.model, root, cache=False)
+    files = wild_files(args.data, args.wild_files, split="val")
+    side = args.side or SCENE_SIDE
+    result = measure(det, files, side, progress=not args.quiet)
+    if args.write:
+        write_choice(root / det.name, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -206,6 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score the wild test images as published, from the wild pool in DIR",
     )
     tt.set_defaults(func=_truth)
+    sv = sub.add_parser(
+        "scene-view",
+        help="measure on the wild validation files whether a scene view helps a model; "
+        "--write turns it on or off in its card",
+    )
+    sv.add_argument("model")
+    sv.add_argument("--data", required=True, help="the kit (its manifest names the split)")
+    sv.add_argument("--wild-files", required=True, metavar="DIR", help="the wild pool")
+    sv.add_argument("--models-dir")
+    sv.add_argument(
+        "--side", type=int, default=None, help="shorter side of the scene view (default: the kit's)"
+    )
+    sv.add_argument("--write", action="store_true", help="store the result and choice in the card")
+    sv.add_argument("--quiet", action="store_true", help="no progress bars")
+    sv.set_defaults(func=_scene_view)
     return parser
 
 
@@ -282,10 +313,12 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the training CLI."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from detector.core.errors import DetectorError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, DetectorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -63,9 +63,16 @@ STEPS=(--steps-per-epoch 100 --seed 0)
   --title "Ensemble: EfficientNet-Lite0 and MobileNetV2, S4 recipe, on the kit and the wild pool" \
   --seed 0 --recipe-param members=assets/models/s4_efficientnet_lite0,data/models/s4_wild
 # Every shipped model also on the wild test images as published (own size, format and
-# metadata): what a user sees.
+# metadata): what a user sees. First, whether a scene view (the upload also read shrunk to the
+# kit's 320 px scene scale) helps each 224 px model, measured on the wild validation files; its
+# card turns the view on or off by the rule of training/scene_view.py (S3 reads 128 px patches
+# of pixel residuals: the kit's scene is beyond one view of its input).
 WILD_DIR="${2:-$("$PY" -c 'from training.data.wild import default_wild_dir as d; print(d() or "")')}"
 if [ -n "$WILD_DIR" ]; then
+  for MODEL in ensemble_lite0_mobilenetv2 s4_efficientnet_lite0 s1_attention_mobilenetv2 \
+    s2_mobilenetv2_fgsm; do
+    "$PY" -m training scene-view "$MODEL" --data "$KIT" --wild-files "$WILD_DIR" --write --quiet
+  done
   for MODEL in ensemble_lite0_mobilenetv2 s4_efficientnet_lite0 s1_attention_mobilenetv2 \
     s2_mobilenetv2_fgsm s3_simple_cnn_npr; do
     "$PY" -m training truth "$MODEL" --data "$KIT" --wild-files "$WILD_DIR" --update-card
