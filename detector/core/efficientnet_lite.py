@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 from typing import Final, NamedTuple
 
-import keras
 import numpy as np
 
+from detector.core._keras import keras
 from detector.core.mobilenet_v2 import LayerSpec
 
 __all__ = [

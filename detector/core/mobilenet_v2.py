@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:  # imported by the functions that build layers: the tables need no Keras
-    import keras
+    from detector.core._keras import keras
 
 __all__ = [
     "BN_EPSILON",
@@ -240,7 +240,7 @@ def backbone_layer_names(prefix: str = DEFAULT_PREFIX) -> list[str]:
 
 
 def _bn(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
-    import keras
+    from detector.core._keras import keras
 
     return keras.layers.BatchNormalization(
         axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name
@@ -248,7 +248,7 @@ def _bn(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
 
 
 def _relu6(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
-    import keras
+    from detector.core._keras import keras
 
     return keras.layers.ReLU(max_value=6.0, name=name)(x)
 
@@ -256,7 +256,7 @@ def _relu6(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
 def _conv(
     x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str
 ) -> keras.KerasTensor:
-    import keras
+    from detector.core._keras import keras
 
     return keras.layers.Conv2D(
         filters,
@@ -269,7 +269,7 @@ def _conv(
 
 
 def _inverted_residual(x: keras.KerasTensor, block: _BlockConfig, prefix: str) -> keras.KerasTensor:
-    import keras
+    from detector.core._keras import keras
 
     name = f"{prefix}_block{block.index}"
     shortcut = x
@@ -323,7 +323,7 @@ def build_mobilenet_v2(
     Raises:
         ValueError: If the input does not have 3 channels or the data format is channels-first.
     """
-    import keras
+    from detector.core._keras import keras
 
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
