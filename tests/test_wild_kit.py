@@ -620,3 +620,41 @@ def test_add_wild_command_takes_the_shrink_range(wild_kit, tmp_path, capsys, mon
     assert sum(s <= 0.95 + 1e-3 for s in scales) > len(scales) // 2
     assert main([*argv, "--wild-shrink", "0.9", "1.2"]) == 2
     assert "--wild-shrink needs" in capsys.readouterr().err
+
+
+def test_add_wild_command_takes_the_context_range(wild_kit, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from training.data import wild
+    from training.data import wild_kit as wk
+    from training.data.__main__ import main
+
+    kit, pool, rows = wild_kit
+    monkeypatch.setattr(wild, "read_wild_manifest", lambda: rows)
+    seen = []
+    real = wk.add_wild
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["settings"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wk, "add_wild", spy)
+    near = tmp_path / "near"
+    shutil.copytree(kit, near)
+    argv = ["add-wild", str(near), "--wild", str(pool)]
+    assert main([*argv, "--wild-context", "3", "4", "--wild-shrink", "0.8", "0.9"]) == 0
+    assert seen[-1].context == (3.0, 4.0) and seen[-1].factor == (0.8, 0.9)
+    assert main([*argv, "--wild-context", "0.5", "2"]) == 2
+    assert "--wild-context needs" in capsys.readouterr().err
+
+
+def test_a_larger_context_reads_a_gallery_image_near_its_own_scale():
+    """With the default context a 1024 px file is shrunk as a whole before its window is cut
+    (the window then lies within the first 768 px); with context 3-4 it is not, and windows
+    reach across the whole file."""
+    data = _encode(photo_array(1024, 1024, 3), "PNG")
+    default = [N.neutral_pixels(data, np.random.default_rng(i)).window for i in range(12)]
+    near = N.NeutralSettings(context=(3.0, 4.0))
+    native = [N.neutral_pixels(data, np.random.default_rng(i), near).window for i in range(12)]
+    assert max(max(box[2:]) for box in default) <= 768
+    assert max(max(box[2:]) for box in native) > 800

@@ -130,6 +130,16 @@ def _add_wild_options(p: argparse.ArgumentParser) -> None:
         "which erases old compression grids)",
     )
     p.add_argument(
+        "--wild-context",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="range of how many windows fit across a large file's shorter side, which sets the "
+        "scale a window is read at (default 1.0 1.5: a window shows most of the scene; larger "
+        "values keep a gallery image near its own resolution)",
+    )
+    p.add_argument(
         "--wild-train-views",
         type=int,
         default=1,
@@ -175,11 +185,19 @@ def _add_wild(args: argparse.Namespace, kit: Path) -> int:
         rows = _spread(rows, args.wild_limit)
     try:
         settings = None
+        changes: dict = {}
         if args.wild_shrink:
             low, high = args.wild_shrink
             if not 0 < low <= high < 1:
                 raise ValueError(f"--wild-shrink needs 0 < LOW <= HIGH < 1, got {low} {high}")
-            settings = NeutralSettings(factor=(low, high))
+            changes["factor"] = (low, high)
+        if args.wild_context:
+            low, high = args.wild_context
+            if not 1 <= low <= high:
+                raise ValueError(f"--wild-context needs 1 <= LOW <= HIGH, got {low} {high}")
+            changes["context"] = (low, high)
+        if changes:
+            settings = NeutralSettings(**changes)
         summary = add_wild(
             kit,
             wild_dir,
