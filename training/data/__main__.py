@@ -120,24 +120,18 @@ def _add_wild_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wild-limit", type=int, default=None, help="use only N wild images per class (tests)"
     )
-    p.add_argument(
+    _range_option(
+        p,
         "--wild-shrink",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("LOW", "HIGH"),
-        help="range of the neutral shrink factor of the wild images (default 0.5 0.8; below 1, "
-        "which erases old compression grids)",
+        "range of the neutral shrink factor of the wild images (default 0.5 0.8; below 1, which "
+        "erases old compression grids)",
     )
-    p.add_argument(
+    _range_option(
+        p,
         "--wild-context",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("LOW", "HIGH"),
-        help="range of how many windows fit across a large file's shorter side, which sets the "
-        "scale a window is read at (default 1.0 1.5: a window shows most of the scene; larger "
-        "values keep a gallery image near its own resolution)",
+        "range of how many windows fit across a large file's shorter side, which sets the scale "
+        "a window is read at (default 1.0 1.5: a window shows most of the scene; larger values "
+        "keep a gallery image near its own resolution)",
     )
     p.add_argument(
         "--wild-train-views",
@@ -147,6 +141,11 @@ def _add_wild_options(p: argparse.ArgumentParser) -> None:
         help="neutral views (random windows and shrinks) of each wild train image (default 1; "
         "validation and test keep one)",
     )
+
+
+def _range_option(p: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A LOW HIGH pair of floats (checked where it is used)."""
+    p.add_argument(flag, type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help=help)
 
 
 def _spread(rows: list, per_class: int) -> list:
