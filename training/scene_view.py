@@ -32,6 +32,7 @@ from sklearn.metrics import roc_auc_score
 from detector.core.patches import calibrate, combine, image_views, score_views
 from training.data.neutral import NeutralSettings
 from training.datasets import ImageSet
+from training.truth import classification_metrics
 
 #: The kit's scene scale: a neutral copy's shorter side before its 256 px window is cut is
 #: ``side * context`` (context 1.0-1.5), 320 px at the middle of the range.
@@ -102,16 +103,12 @@ def paired_auc_gain(
     return [round(float(low), 4), round(float(high), 4)]
 
 
-def _rates(labels: np.ndarray, p: np.ndarray, controls: np.ndarray, threshold: float) -> dict:
-    y = labels.astype(bool)
-    return {
-        "roc_auc": round(float(roc_auc_score(y, p)), 4),
-        "recall": round(float((p[y] >= threshold).mean()), 4),
-        "false_positive_rate": round(float((p[~y] >= threshold).mean()), 4),
-        "enlarged_2x_flagged": round(float((controls >= threshold).mean()), 4)
-        if len(controls)
-        else None,
-    }
+def _rates(files: ImageSet, p: np.ndarray, controls: np.ndarray, threshold: float) -> dict:
+    """The truth table's figures for the files (`training.truth.classification_metrics`), and
+    the share of the enlarged reals flagged."""
+    entry = classification_metrics(files, p, threshold, by_content=False)
+    flagged = round(float((controls >= threshold).mean()), 4) if len(controls) else None
+    return {**entry, "enlarged_2x_flagged": flagged}
 
 
 def measure(
@@ -140,10 +137,8 @@ def measure(
     controls = scene_logits(det, enlarged(reals), side, progress=label)
     p_without = calibrate(scored.without, temperature)
     p_with = calibrate(scored.with_scene, temperature)
-    without = _rates(files.labels, p_without, calibrate(controls.without, temperature), threshold)
-    with_scene = _rates(
-        files.labels, p_with, calibrate(controls.with_scene, temperature), threshold
-    )
+    without = _rates(files, p_without, calibrate(controls.without, temperature), threshold)
+    with_scene = _rates(files, p_with, calibrate(controls.with_scene, temperature), threshold)
     result = {
         "side": side,
         "split": "val",

@@ -306,8 +306,8 @@ def _native_warnings(
         cover = f"{_percent(covered)} of it"
         if covered >= 0.99:
             cover = "all of it" if covered == 1.0 else "nearly all of it"
-        whole = f", plus {shrunk} (half of the score)," if scene is not None else ""
-        whole = f", plus {shrunk}," if prep.whole_view else whole
+        half = " (half of the score)" if scene is not None else ""
+        whole = f", plus {shrunk}{half}," if extra else ""
         return [
             start + f"it is scored on {count} patches of {size}x{size} px at full resolution "
             f"spread over it (together they cover {cover}){whole} and their scores are "

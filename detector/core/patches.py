@@ -178,12 +178,13 @@ def scene_box(height: int, width: int, prep: Preprocessing) -> Box | None:
 
     The scene view is the central ``size`` square of the image shrunk so that its shorter side
     is ``prep.scene_side``: in the image's own pixels, the central square of side
-    ``size * shorter / scene_side``. Only a ``native_crop`` model with a ``scene_side`` reads
-    one, and only of an image whose shorter side is larger than ``scene_side``.
+    ``size * shorter / scene_side``. Only a model with a ``scene_side`` (which `Preprocessing`
+    allows with ``native_crop`` alone) reads one, and only of an image whose shorter side is
+    larger than ``scene_side``.
     """
     side = prep.scene_side
     short = min(height, width)
-    if side is None or prep.resize != "native_crop" or short <= side:
+    if side is None or short <= side:
         return None
     span = min(short, round(prep.size * short / side))
     top, left = (height - span) // 2, (width - span) // 2

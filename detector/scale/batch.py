@@ -249,7 +249,7 @@ def whole_image_p_fake(
 
 def uses_scene_view(prep: Preprocessing) -> bool:
     """Whether a model with this preprocessing adds a scene view to large images."""
-    return prep.resize == "native_crop" and prep.scene_side is not None
+    return prep.scene_side is not None
 
 
 _InputKey = tuple[Preprocessing, int]

@@ -90,7 +90,7 @@ def lesson_pipeline(preprocessing: Preprocessing | int, threshold: float) -> str
     reads = PIPELINE_READS[mode].format(size=size, patches=MAX_PATCHES)
     if prep is not None and mode == "native_crop" and prep.whole_view:
         reads += PIPELINE_WHOLE_VIEW.format(size=size)
-    if prep is not None and mode == "native_crop" and prep.scene_side is not None:
+    if prep is not None and prep.scene_side is not None:  # native_crop only (Preprocessing)
         reads += PIPELINE_SCENE_VIEW.format(size=size, scene=prep.scene_side)
     return LESSON_PIPELINE.format(reads=reads, threshold=percent(threshold))
 
